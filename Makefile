@@ -1,0 +1,57 @@
+# Rosetta Stone of deep-learning frameworks.
+#   make html   fresh benchmarks, then the book (_build/html)
+#   make test   the fast tests; make test-slow: end to end, browser, fidelity (CI runs both)
+# FRAMEWORKS=pytorch,jax  PROFILE=full|quick|smoke  DATASET=auto|cifar10|fashion-mnist|synthetic
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+PY := .envs/main/bin/python
+FRAMEWORKS ?=
+PROFILE ?=
+DATASET ?= auto
+PORT ?= 8000
+BENCH_ARGS = $(if $(FRAMEWORKS),--frameworks $(FRAMEWORKS)) $(if $(PROFILE),--profile $(PROFILE)) --dataset $(DATASET)
+LEGACY_ENVS := mxnet chainer cntk caffe2
+
+.PHONY: html book bench envs legacy-envs test test-slow serve clean
+.DELETE_ON_ERROR:
+
+html: bench book
+
+book: .envs/main/.installed book/_static/vendor/VERSIONS
+	.envs/main/bin/jupyter-book build . --all -W -n --keep-going
+
+bench: .envs/main/.installed
+	$(PY) code/bench.py --resume $(BENCH_ARGS)
+
+# Every environment: the system packages, the main one, the Vega JS, and the legacy frameworks'
+# (each of those may fail on its own: its framework is then `skipped`, with the reason).
+envs: .envs/main/.installed book/_static/vendor/VERSIONS legacy-envs
+
+.envs/system.installed: tools/setup-system.sh
+	tools/setup-system.sh
+	@mkdir -p .envs && touch $@
+
+.envs/main/.installed: envs/main/requirements.txt .envs/system.installed
+	tools/make-env.sh main
+
+book/_static/vendor/VERSIONS: tools/vendor-js.sh
+	tools/vendor-js.sh
+
+legacy-envs: .envs/system.installed
+	@for env in $(LEGACY_ENVS); do [ ! -d envs/$$env ] || tools/make-env.sh $$env || \
+	  echo "environment $$env was not created: its frameworks will be reported as skipped"; done
+
+test: .envs/main/.installed book/_static/vendor/VERSIONS
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: .envs/main/.installed book/_static/vendor/VERSIONS
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+serve:
+	@[ -f _build/html/index.html ] || { echo "no book yet: run make book (or make html) first"; exit 1; }
+	$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
+
+# Builds and caches go; results (data/results/) always stay.
+clean:
+	rm -rf _build data/cache .pytest_cache
+	find code tests book -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,257 @@
+"""The orchestrator: run each framework in its own environment, with a time limit, into one run.
+
+    python code/bench.py --frameworks pytorch,jax --profile quick --dataset auto
+
+Each framework runs code/harness.py as a subprocess with its environment's interpreter
+(.envs/<env>/bin/python, or ROSETTA_PYTHON_<ENV> / ROSETTA_PYTHON where an image already has the
+frameworks). One that fails, hangs or has no environment is recorded as such and the others go
+on. Ctrl-C marks the run incomplete; `--resume` (what `make html` passes) continues the newest
+incomplete run with the same profile and dataset, skipping frameworks already done.
+"""
+import argparse
+import datetime
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import json
+
+import common
+import datasets
+import results
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def gpu_name():
+    """The first NVIDIA GPU's name, or None: decides the default profile."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = out.stdout.strip().splitlines() if out.returncode == 0 else []
+    return names[0].strip() if names else None
+
+
+def python_for(framework):
+    """(interpreter, None) for the framework, or (None, why not and what to do).
+
+    ROSETTA_PYTHON_<FRAMEWORK> (KERAS_JAX for keras-jax), ROSETTA_PYTHON_<ENV> (MAIN, MXNET, ...)
+    or ROSETTA_PYTHON name an interpreter that already has the framework, most specific first.
+    """
+    env = common.FRAMEWORKS[framework]["env"]
+    names = ["ROSETTA_PYTHON_" + n for n in (framework.upper().replace("-", "_"), env.upper())]
+    var = next((v for v in names + ["ROSETTA_PYTHON"] if os.environ.get(v)), None)
+    if var:
+        python = shutil.which(os.environ[var])
+        return (python, None) if python else (None, "{}={} is not an interpreter that exists".format(
+            var, os.environ[var]))
+    path = os.path.join(common.ROOT, ".envs", env, "bin", "python")
+    if os.path.exists(path):
+        return path, None
+    return None, ("no environment for {0}: .envs/{1} does not exist. Create it with `make envs` "
+                  "(or point {2} at an interpreter that has {0}).".format(framework, env, names[1]))
+
+
+def _pump(stream, lines):
+    for line in iter(stream.readline, ""):
+        lines.put(line)
+    lines.put(None)
+
+
+def run_framework(framework, profile, dataset, run_path, run_id, timeout, show):
+    """Run one framework's harness; always returns a result document."""
+    spec = common.FRAMEWORKS[framework]
+    python, why_not = python_for(framework)
+    if python is None:
+        return results.new_result(framework, profile, dataset, run=run_id, status="skipped", error=why_not)
+    out = os.path.join(run_path, ".{}.partial".format(framework))
+    log_path = os.path.join(run_path, framework + ".log")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **spec.get("vars", {}))
+    cmd = [python, os.path.join(HERE, "harness.py"), framework, "--profile", profile,
+           "--dataset", dataset, "--out", out, "--run", run_id]
+    start, timed_out = time.monotonic(), False
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+                                errors="replace", start_new_session=True)
+        lines = queue.Queue()
+        threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+        try:
+            while True:
+                left = timeout - (time.monotonic() - start)
+                try:
+                    line = lines.get(timeout=max(0.0, min(left, 1.0)))
+                except queue.Empty:
+                    if left <= 0:
+                        timed_out = True
+                        break
+                    show(framework, None, time.monotonic() - start)
+                    continue
+                if line is None:
+                    break
+                log.write(line)
+                show(framework, _progress(line), time.monotonic() - start)
+        finally:
+            _kill(proc)
+    return _collect(framework, profile, dataset, run_id, out, log_path, proc.returncode, timed_out, timeout)
+
+
+def _progress(line):
+    """A `PROGRESS {json}` line's fields, or None for anything else the framework printed."""
+    if not line.startswith("PROGRESS "):
+        return None
+    try:
+        fields = json.loads(line[len("PROGRESS "):])
+    except ValueError:
+        return None
+    return fields if isinstance(fields, dict) else None
+
+
+def _kill(proc):
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def _collect(framework, profile, dataset, run_id, out, log_path, code, timed_out, timeout):
+    doc, reason = results.read_result(out) if os.path.exists(out) else (None, "no result written")
+    if os.path.exists(out):
+        os.remove(out)
+    if doc is not None and not timed_out:
+        return doc
+    with open(log_path, errors="replace") as f:
+        tail = "".join(f.readlines()[-15:]).strip()
+    why = ("timed out after {:.0f} s".format(timeout) if timed_out else
+           "exited with code {} ({})".format(code, reason))
+    result = results.new_result(framework, profile, dataset, run=run_id, status="failed",
+                                error="{}. Last lines of {}:\n{}".format(why, os.path.basename(log_path), tail))
+    if doc is not None:  # timed out after writing: keep what it measured, but it is not ok
+        result.update({k: v for k, v in doc.items() if k not in ("status", "error")})
+    return result
+
+
+class Progress:
+    """One terminal line per framework, rewritten in place on a terminal."""
+
+    def __init__(self, frameworks, stream=sys.stderr):
+        self.names, self.stream, self.last = frameworks, stream, {}
+        self.tty = stream.isatty()
+
+    def __call__(self, framework, fields, elapsed):
+        if fields:
+            self.last[framework] = fields
+        elif not self.tty:
+            return
+        f = self.last.get(framework, {})
+        epoch = "epoch {}/{} loss {:.3f}".format(f["epoch"], f["epochs"], f["loss"]) if f else "starting"
+        line = "[{}/{}] {:<17} {:<28} elapsed {:5.0f} s".format(
+            self.names.index(framework) + 1, len(self.names), framework, epoch, elapsed)
+        self.stream.write(("\r" + line + "\033[K") if self.tty else line + "\n")
+        self.stream.flush()
+
+    def done(self, result):
+        acc = "{:.1%}".format(result["accuracy"]) if result.get("accuracy") is not None else "-"
+        train = "{:.1f} s".format(result["train_seconds"]) if result.get("train_seconds") else "-"
+        self.stream.write("{}{:<17} {:<8} train {:>9}  accuracy {:>6}{}\n".format(
+            "\r\033[K" if self.tty else "", result["framework"], result["status"], train, acc,
+            "  " + result["error"].splitlines()[0] if result.get("error") else ""))
+        self.stream.flush()
+
+
+def find_resumable(profile, dataset):
+    """The newest local run left incomplete with this profile and dataset, or None."""
+    root = os.path.join(common.RESULTS_DIR, "runs")
+    for name in sorted(os.listdir(root) if os.path.isdir(root) else [], reverse=True):
+        meta = results._read_plain(os.path.join(root, name, "run.json"))[0] or {}
+        if meta.get("profile") == profile and meta.get("dataset") == dataset:
+            return os.path.join(root, name) if meta.get("status") == "incomplete" else None
+    return None
+
+
+def start_run(frameworks, profile, dataset, device, resume):
+    path = find_resumable(profile, dataset) if resume else None
+    if path:
+        meta = results._read_plain(os.path.join(path, "run.json"))[0]
+        meta["frameworks"] = list(dict.fromkeys(meta["frameworks"] + frameworks))
+        sys.stderr.write("resuming incomplete run {}\n".format(meta["run"]))
+        return path, meta
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + profile
+    run_id = next(r for r in [stamp] + ["{}-{}".format(stamp, i) for i in range(2, 100)]
+                  if not os.path.exists(results.run_dir(r)))
+    path = results.run_dir(run_id)
+    meta = dict(schema=results.SCHEMA, run=run_id, profile=profile, dataset=dataset, device=device,
+                frameworks=frameworks, started=results.now(), finished=None, status="incomplete")
+    return path, meta
+
+
+def bench(frameworks, profile, dataset, resume=False, timeout=None):
+    gpu = gpu_name()
+    profile = profile or ("full" if gpu else "quick")
+    common.profile(profile)
+    dataset = datasets.resolve(dataset)
+    datasets.prepare(dataset)
+    path, meta = start_run(frameworks, profile, dataset, gpu or results.cpu_name(), resume)
+    try:
+        os.makedirs(path, exist_ok=True)
+        results.write_json(os.path.join(path, "run.json"), meta)
+    except OSError as e:
+        raise common.UsageError("cannot write the results folder {} ({}): make it writable, or set "
+                                "ROSETTA_RESULTS_DIR to a folder that is".format(path, e))
+    sys.stderr.write("run {}: profile {}, dataset {}, device {}\n".format(
+        meta["run"], profile, dataset, meta["device"]))
+    show = Progress(frameworks)
+    for framework in frameworks:
+        done, _ = results.read_result(os.path.join(path, framework + ".json"))
+        if done and done["status"] == "ok":
+            sys.stderr.write("{:<17} done already in this run\n".format(framework))
+            continue
+        limit = timeout or common.profile(profile)["timeout"]
+        result = run_framework(framework, profile, dataset, path, meta["run"], limit, show)
+        results.write_json(os.path.join(path, framework + ".json"), result)
+        show.done(result)
+    meta.update(status="complete", finished=results.now())
+    results.write_json(os.path.join(path, "run.json"), meta)
+    results.set_latest(path)
+    sys.stderr.write("results in {}\n".format(os.path.relpath(path, common.ROOT)))
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--frameworks", default="",
+                        help="comma-separated names (default: every implemented framework)")
+    parser.add_argument("--profile", default="", help="full, quick or smoke (default: full on a GPU, else quick)")
+    parser.add_argument("--dataset", default="auto", help="auto, cifar10, fashion-mnist or synthetic")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the newest incomplete run of this profile and dataset")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per framework")
+    args = parser.parse_args(argv)
+    try:
+        frameworks = (common.parse_frameworks(args.frameworks) if args.frameworks
+                      else common.implemented_frameworks())
+        if args.profile:
+            common.profile(args.profile)
+        common.check_choice("dataset", args.dataset, common.DATASETS)
+        bench(frameworks, args.profile or None, args.dataset, args.resume, args.timeout)
+    except (common.UsageError, datasets.DatasetError) as e:
+        sys.stderr.write("error: {}\n".format(e))
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted: the run is marked incomplete; `make html` (or bench.py "
+                         "--resume) continues it\n")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

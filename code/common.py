@@ -1,0 +1,88 @@
+"""The one place for hyperparameters, profiles and framework names.
+
+Imported by every framework module and by the harness, in every environment:
+keep it importable on Python 3.6 (no dataclasses, no walrus, standard library only).
+"""
+import os
+from collections import OrderedDict
+
+# The seed's hyperparameters, shared by every framework.
+BATCH_SIZE = 64
+LR = 0.01
+MOMENTUM = 0.9
+N_CLASSES = 10
+SEED = 42
+N_PARAMS = 3441592  # the seed's model, as Keras 2 counted it
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_DIR = os.environ.get("ROSETTA_DATA_DIR", os.path.join(ROOT, "data"))
+RESULTS_DIR = os.environ.get("ROSETTA_RESULTS_DIR", os.path.join(DATA_DIR, "results"))
+
+# n_train / n_test of None mean the whole split (50,000 / 10,000 images for CIFAR-10;
+# Fashion-MNIST's 60,000 training images are cut to 50,000 so epochs are comparable).
+PROFILES = OrderedDict([
+    ("full", dict(epochs=10, n_train=50000, n_test=10000, timeout=3600,
+                  about="the seed's configuration: 10 epochs over 50,000 images, batch 64")),
+    ("quick", dict(epochs=3, n_train=3200, n_test=1280, timeout=900,
+                   about="a CPU-sized run: 3 epochs over 3,200 images")),
+    ("smoke", dict(epochs=2, n_train=256, n_test=128, timeout=300,
+                   about="a few steps, for tests: 2 epochs over 256 images")),
+])
+
+# name -> module in code/, environment (envs/<env>/), tab label, extra environment variables.
+FRAMEWORKS = OrderedDict([
+    ("pytorch", dict(module="cnn_pytorch", env="main", label="PyTorch")),
+    ("tensorflow", dict(module="cnn_tensorflow", env="main", label="TensorFlow")),
+    ("keras-tensorflow", dict(module="cnn_keras", env="main", label="Keras 3",
+                              vars={"KERAS_BACKEND": "tensorflow"})),
+    ("keras-jax", dict(module="cnn_keras", env="main", label="Keras 3",
+                       vars={"KERAS_BACKEND": "jax"})),
+    ("keras-torch", dict(module="cnn_keras", env="main", label="Keras 3",
+                         vars={"KERAS_BACKEND": "torch"})),
+    ("jax", dict(module="cnn_jax", env="main", label="JAX")),
+    ("mxnet", dict(module="cnn_mxnet", env="mxnet", label="MXNet")),
+    ("chainer", dict(module="cnn_chainer", env="chainer", label="Chainer")),
+    ("cntk", dict(module="cnn_cntk", env="cntk", label="CNTK")),
+    ("keras-cntk", dict(module="cnn_keras2", env="cntk", label="Keras 2 (CNTK)",
+                        vars={"KERAS_BACKEND": "cntk"})),
+    ("caffe2", dict(module="cnn_caffe2", env="caffe2", label="Caffe2")),
+])
+
+DATASETS = ("auto", "cifar10", "fashion-mnist", "synthetic")
+
+
+class UsageError(ValueError):
+    """Bad input from the command line or the environment: the message says what to do."""
+
+
+def check_choice(kind, value, choices):
+    if value not in choices:
+        raise UsageError("unknown {} {!r}: choose one of {}".format(kind, value, ", ".join(choices)))
+    return value
+
+
+def parse_frameworks(text):
+    """'pytorch,jax' -> ['pytorch', 'jax'], in the order given, each name checked."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError("no framework named: give FRAMEWORKS=pytorch,jax,...")
+    for name in names:
+        check_choice("framework", name, list(FRAMEWORKS))
+    return names
+
+
+def implemented_frameworks():
+    """The frameworks whose module exists in code/: the default set to run and to show."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return [n for n, f in FRAMEWORKS.items()
+            if os.path.exists(os.path.join(here, f["module"] + ".py"))]
+
+
+def profile(name):
+    return PROFILES[check_choice("profile", name, list(PROFILES))]
+
+# Precision policy of the default tier: strict float32 everywhere, TF32 off for convolutions
+# and matrix products alike (the seed's GPUs had no TF32, and frameworks' defaults differ).
+# ROSETTA_TF32=1 allows it everywhere instead; each result records what the framework reports.
+FLOAT = "float32"
+TF32 = os.environ.get("ROSETTA_TF32", "0") == "1"

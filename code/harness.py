@@ -1,0 +1,98 @@
+"""Run one framework module through the seed's steps, time each phase, write one JSON result.
+
+    python code/harness.py FRAMEWORK --profile quick --dataset fashion-mnist --out result.json
+
+The orchestrator (bench.py) runs this in the framework's own environment. Progress goes to
+stdout as lines `PROGRESS {json}`; the result goes to --out, written atomically, also when the
+framework fails. Python 3.6 compatible.
+"""
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+
+import numpy as np
+
+import common
+import datasets
+import results
+
+
+def progress(**fields):
+    print("PROGRESS " + json.dumps(fields), flush=True)
+
+
+def evaluate(y_pred, y_test):
+    """Accuracy on the predicted images: the same NumPy code for every framework."""
+    y_pred = np.asarray(y_pred).reshape(-1)
+    y_true = np.asarray(y_test).reshape(len(y_test), -1).argmax(1) if np.ndim(y_test) > 1 else y_test
+    return float(np.mean(y_pred == y_true[:len(y_pred)]))
+
+
+def timed(phases, name, fn, *args):
+    start = time.perf_counter()
+    value = fn(*args)
+    phases[name] = time.perf_counter() - start
+    return value
+
+
+def run(framework, profile_name, dataset, result):
+    """The seed's steps; `result` is filled in as they go, so a failure keeps what was measured."""
+    spec, prof = common.FRAMEWORKS[framework], common.profile(profile_name)
+    for key, value in spec.get("vars", {}).items():
+        os.environ.setdefault(key, value)
+    phases = result["phase_seconds"]
+    module = timed(phases, "import", importlib.import_module, spec["module"])
+    info = module.runtime_info()
+    result.update(info, framework_version=info.pop("version"))
+    x_train, x_test, y_train, y_test = timed(phases, "data", module.load_data, dataset, prof)
+    model = timed(phases, "build", module.create_model)
+    result["params"] = int(module.count_params(model))
+    trainer = timed(phases, "init", module.init_model, model)
+    for epoch in range(prof["epochs"]):
+        start = time.perf_counter()
+        loss = module.train_epoch(trainer, datasets.minibatches(x_train, y_train, epoch=epoch))
+        result["epoch_seconds"].append(time.perf_counter() - start)
+        result["losses"].append(float(loss))
+        progress(epoch=epoch + 1, epochs=prof["epochs"], seconds=result["epoch_seconds"][-1], loss=float(loss))
+    phases["train"] = sum(result["epoch_seconds"])
+    batches = datasets.minibatches(x_test, None, shuffle=False)
+    y_pred = timed(phases, "predict", module.predict, trainer, batches)
+    result["accuracy"] = evaluate(y_pred, y_test)
+    result["n_predicted"] = int(len(np.asarray(y_pred).reshape(-1)))
+    if result["params"] != common.N_PARAMS:
+        raise AssertionError("{} has {:,} parameters, the seed's model has {:,}".format(
+            framework, result["params"], common.N_PARAMS))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("framework", choices=list(common.FRAMEWORKS))
+    parser.add_argument("--profile", default="smoke", choices=list(common.PROFILES))
+    parser.add_argument("--dataset", default="synthetic", choices=common.DATASETS[1:])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--run", default="")
+    args = parser.parse_args(argv)
+    prof = common.profile(args.profile)
+    result = results.new_result(args.framework, args.profile, args.dataset, run=args.run,
+                                epochs=prof["epochs"], n_train=prof["n_train"], n_test=prof["n_test"],
+                                python=platform.python_version(), cpu=results.cpu_name())
+    try:
+        run(args.framework, args.profile, args.dataset, result)
+        result["status"] = "ok"
+    except BaseException as e:  # KeyboardInterrupt too: what was measured is kept
+        result.update(status="failed", error="".join(traceback.format_exception_only(type(e), e)).strip(),
+                      traceback=traceback.format_exc())
+    result["train_seconds"] = sum(result["epoch_seconds"]) if result["epoch_seconds"] else None
+    result["predict_seconds"] = result["phase_seconds"].get("predict")
+    result["finished"] = results.now()
+    results.write_json(args.out, result)
+    return 0 if result["status"] == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

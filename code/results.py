@@ -1,0 +1,130 @@
+"""Result documents: the schema, atomic writes, run folders, and reading them back safely.
+
+    data/results/runs/<run>/run.json          the run: profile, dataset, frameworks, status
+    data/results/runs/<run>/<framework>.json  one result per framework
+    data/results/runs/<run>/<framework>.log   what the framework printed
+    data/results/reference/<run>/...          committed reference runs (a GPU's full profile)
+    data/results/latest                       the newest complete local run, as 'runs/<run>'
+
+Python 3.6 compatible: the harness writes results from every environment.
+"""
+import datetime
+import json
+import os
+import platform
+import tempfile
+
+from common import BATCH_SIZE, FLOAT, LR, MOMENTUM, RESULTS_DIR, TF32
+
+SCHEMA = 1
+STATUSES = ("ok", "failed", "skipped")
+REQUIRED = {"schema": int, "framework": str, "status": str, "dataset": str, "profile": str,
+            "run": str, "epoch_seconds": list, "phase_seconds": dict}
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def new_result(framework, profile, dataset, run="", status="failed", error=None, **extra):
+    result = dict(schema=SCHEMA, run=run, framework=framework, status=status, error=error,
+                  dataset=dataset, profile=profile, batch_size=BATCH_SIZE, lr=LR, momentum=MOMENTUM,
+                  float=FLOAT, tf32_policy=TF32, started=now(), finished=None, framework_version=None,
+                  device=None, gpu=None, cpu=cpu_name(), params=None, epoch_seconds=[], losses=[],
+                  phase_seconds={}, train_seconds=None, predict_seconds=None, accuracy=None)
+    result.update(extra)
+    return result
+
+
+def write_json(path, doc):
+    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def problems(doc):
+    """What makes `doc` not a result of this schema: an empty list when it is one."""
+    if not isinstance(doc, dict):
+        return ["not a JSON object"]
+    found = ["{} missing or not {}".format(k, t.__name__) for k, t in sorted(REQUIRED.items())
+             if not isinstance(doc.get(k), t)]
+    if doc.get("schema") not in (None, SCHEMA) and isinstance(doc.get("schema"), int):
+        found.append("schema {} is not {}".format(doc["schema"], SCHEMA))
+    if doc.get("status") not in STATUSES:
+        found.append("status {!r} is not one of {}".format(doc.get("status"), ", ".join(STATUSES)))
+    return found
+
+
+def read_result(path):
+    """(result, None) for a valid result file, (None, reason) for anything else."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        return None, "{}: not valid JSON ({})".format(path, e)
+    found = problems(doc)
+    return (None, "{}: not a result ({})".format(path, "; ".join(found))) if found else (doc, None)
+
+
+def run_dir(run, kind="runs"):
+    return os.path.join(RESULTS_DIR, kind, run)
+
+
+def latest_run():
+    """The newest complete local run's folder, or None."""
+    try:
+        with open(os.path.join(RESULTS_DIR, "latest")) as f:
+            rel = f.read().strip()
+    except OSError:
+        return None
+    path = os.path.join(RESULTS_DIR, rel)
+    return path if rel and os.path.isdir(path) else None
+
+
+def set_latest(path):
+    rel = os.path.relpath(path, RESULTS_DIR)
+    fd, tmp = tempfile.mkstemp(dir=RESULTS_DIR, prefix=".tmp-latest")
+    with os.fdopen(fd, "w") as f:
+        f.write(rel + "\n")
+    os.replace(tmp, os.path.join(RESULTS_DIR, "latest"))
+
+
+def load_run(path):
+    """A run folder -> (run.json or {}, [results], [reasons for files that were skipped])."""
+    meta, _ = _read_plain(os.path.join(path, "run.json"))
+    found, skipped = [], []
+    for name in sorted(os.listdir(path)):
+        if name.endswith(".json") and name != "run.json" and not name.startswith("."):
+            doc, reason = read_result(os.path.join(path, name))
+            (found.append(doc) if doc else skipped.append(reason))
+    return meta or {}, found, skipped
+
+
+def _read_plain(path):
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        return (doc, None) if isinstance(doc, dict) else (None, "not an object")
+    except (OSError, ValueError) as e:
+        return None, str(e)

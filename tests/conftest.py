@@ -1,0 +1,37 @@
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CODE = os.path.join(ROOT, "code")
+sys.path.insert(0, CODE)
+# Tests never touch the real results: every run they make lands in a temporary folder.
+os.environ["ROSETTA_RESULTS_DIR"] = tempfile.mkdtemp(prefix="rosetta-results-")
+
+
+def env_python(framework):
+    """The interpreter that runs `framework`, or skip the test where its environment is missing."""
+    import bench
+    python, why_not = bench.python_for(framework)
+    if python is None:
+        pytest.skip(why_not)
+    return python
+
+
+def run(cmd, timeout=600, **kwargs):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, **kwargs)
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+    """A fresh results folder for one test, in this process and in the ones it starts."""
+    import common
+    import results
+    path = str(tmp_path / "results")
+    monkeypatch.setenv("ROSETTA_RESULTS_DIR", path)
+    monkeypatch.setattr(common, "RESULTS_DIR", path)
+    monkeypatch.setattr(results, "RESULTS_DIR", path)
+    return path

@@ -1,0 +1,165 @@
+"""The orchestrator under faults: every framework's fate is recorded and the others still run.
+
+Faulty frameworks are stand-in interpreters (ROSETTA_PYTHON_<FRAMEWORK>) that the orchestrator
+starts exactly as it starts a real one; PyTorch runs for real beside them.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import CODE, ROOT
+import bench
+import common
+import results
+
+FAKE = '''#!{python}
+import json, os, signal, sys, time
+sys.path.insert(0, {code!r})
+MODE = {mode!r}
+framework, opts = sys.argv[2], dict(zip(sys.argv[3::2], sys.argv[4::2]))
+if MODE == "raises":
+    raise RuntimeError("the framework exploded")
+if MODE == "hangs":
+    time.sleep(600)
+if MODE == "garbage":
+    sys.stdout.buffer.write(bytes(range(256)) * 8)
+    print("\\nPROGRESS {{broken\\nPROGRESS [1, 2]", flush=True)
+    sys.exit(3)
+if MODE == "killed":
+    print('PROGRESS {{"epoch": 1, "epochs": 2, "seconds": 1.0, "loss": 2.3}}', flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+if MODE == "slow":
+    time.sleep(600)
+import results
+r = results.new_result(framework, opts["--profile"], opts["--dataset"], run=opts["--run"], status="ok",
+                       params=3441592, epoch_seconds=[1.0, 0.5], train_seconds=1.5, accuracy=0.5)
+results.write_json(opts["--out"], r)
+'''
+
+
+def fake(tmp_path, monkeypatch, framework, mode):
+    path = tmp_path / "fake-{}-{}".format(mode, framework)
+    path.write_text(FAKE.format(python=sys.executable, code=CODE, mode=mode))
+    path.chmod(0o755)
+    monkeypatch.setenv("ROSETTA_PYTHON_" + framework.upper().replace("-", "_"), str(path))
+    return str(path)
+
+
+def load(run_path, framework):
+    with open(os.path.join(run_path, framework + ".json")) as f:
+        return json.load(f)
+
+
+def test_faults_are_recorded_and_the_others_still_run(tmp_path, monkeypatch, results_dir):
+    fake(tmp_path, monkeypatch, "tensorflow", "raises")
+    fake(tmp_path, monkeypatch, "keras-torch", "garbage")
+    fake(tmp_path, monkeypatch, "keras-tensorflow", "killed")
+    monkeypatch.setenv("ROSETTA_PYTHON_JAX", str(tmp_path / "no-such-python"))
+    names = ["tensorflow", "keras-torch", "pytorch", "keras-tensorflow", "jax"]
+    path = bench.bench(names, "smoke", "synthetic", timeout=300)
+
+    raised = load(path, "tensorflow")
+    assert raised["status"] == "failed" and "the framework exploded" in raised["error"]
+    garbage = load(path, "keras-torch")
+    assert garbage["status"] == "failed" and "exited with code 3" in garbage["error"]
+    killed = load(path, "keras-tensorflow")
+    assert killed["status"] == "failed" and "exited with code -9" in killed["error"]
+    missing = load(path, "jax")
+    assert missing["status"] == "skipped" and "ROSETTA_PYTHON_JAX" in missing["error"]
+    real = load(path, "pytorch")
+    assert real["status"] == "ok" and real["params"] == 3441592 and len(real["epoch_seconds"]) == 2
+    assert 0 <= real["accuracy"] <= 1 and real["dataset"] == "synthetic" and real["profile"] == "smoke"
+    for name in names:
+        doc, reason = results.read_result(os.path.join(path, name + ".json"))
+        assert doc is not None, reason
+    with open(os.path.join(path, "run.json")) as f:
+        assert json.load(f)["status"] == "complete"
+    assert results.latest_run() == path
+    assert not [n for n in os.listdir(path) if n.startswith(".")]  # no partial files left behind
+
+
+def test_a_hanging_framework_is_killed_at_its_limit(tmp_path, monkeypatch, results_dir):
+    fake(tmp_path, monkeypatch, "jax", "hangs")
+    fake(tmp_path, monkeypatch, "pytorch", "ok")
+    start = time.monotonic()
+    path = bench.bench(["jax", "pytorch"], "smoke", "synthetic", timeout=3)
+    assert time.monotonic() - start < 60
+    hung = load(path, "jax")
+    assert hung["status"] == "failed" and hung["error"].startswith("timed out after 3 s")
+    assert load(path, "pytorch")["status"] == "ok"
+
+
+def test_missing_environment_is_skipped_with_the_fix(monkeypatch, results_dir):
+    monkeypatch.setattr(common, "ROOT", results_dir)  # no .envs/ there
+    for var in [v for v in os.environ if v.startswith("ROSETTA_PYTHON")]:
+        monkeypatch.delenv(var)
+    python, why_not = bench.python_for("mxnet")
+    assert python is None and "make envs" in why_not and ".envs/mxnet" in why_not
+
+
+def start_bench(args, env):
+    return subprocess.Popen([sys.executable, os.path.join(CODE, "bench.py")] + args, cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_interrupted_run_is_marked_incomplete_and_resumed(tmp_path, monkeypatch, results_dir):
+    fake(tmp_path, monkeypatch, "pytorch", "ok")
+    earlier = bench.bench(["pytorch"], "smoke", "synthetic")
+    with open(os.path.join(earlier, "pytorch.json")) as f:
+        before = f.read()
+    fake(tmp_path, monkeypatch, "jax", "slow")
+    args = ["--frameworks", "pytorch,jax", "--profile", "smoke", "--dataset", "synthetic"]
+    proc = start_bench(args, dict(os.environ))
+    run_root = os.path.join(results_dir, "runs")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = [r for r in sorted(os.listdir(run_root)) if os.path.join(run_root, r) != earlier]
+        if runs and os.path.exists(os.path.join(run_root, runs[-1], "pytorch.json")):
+            break
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "marked incomplete" in err
+    interrupted = os.path.join(run_root, runs[-1])
+    with open(os.path.join(interrupted, "run.json")) as f:
+        assert json.load(f)["status"] == "incomplete"
+    assert results.latest_run() == earlier  # the newest *complete* run is still the earlier one
+    with open(os.path.join(earlier, "pytorch.json")) as f:
+        assert f.read() == before
+
+    fake(tmp_path, monkeypatch, "jax", "ok")
+    proc = start_bench(args + ["--resume"], dict(os.environ))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "resuming incomplete run " + runs[-1] in err and "pytorch           done already" in err
+    with open(os.path.join(interrupted, "run.json")) as f:
+        assert json.load(f)["status"] == "complete"
+    assert load(interrupted, "jax")["status"] == "ok" and results.latest_run() == interrupted
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--frameworks", "pytorch,theano"], "unknown framework 'theano': choose one of pytorch"),
+    (["--profile", "huge"], "unknown profile 'huge': choose one of full, quick, smoke"),
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet': choose one of auto"),
+])
+def test_bad_names_give_a_clear_error(args, message, results_dir):
+    proc = start_bench(args, dict(os.environ))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and message in err
+    assert not os.path.exists(os.path.join(results_dir, "runs"))
+
+
+def test_unwritable_results_folder_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = dict(os.environ, ROSETTA_RESULTS_DIR=str(blocker / "results"))
+    proc = start_bench(["--frameworks", "pytorch", "--profile", "smoke", "--dataset", "synthetic"], env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "cannot write the results folder" in err and "ROSETTA_RESULTS_DIR" in err

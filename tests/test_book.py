@@ -1,0 +1,86 @@
+"""End to end: `make html` runs the benchmark and builds the book from what it measured."""
+import glob
+import json
+import os
+import re
+
+import pytest
+
+from conftest import ROOT, run
+import common
+
+pytestmark = pytest.mark.slow
+HTML = os.path.join(ROOT, "_build", "html", "book")
+STEPS = ["01-load-data", "02-model", "03-loss-optimizer", "04-train", "05-predict", "06-evaluate"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    results_dir = str(tmp_path_factory.mktemp("results"))
+    out = run(["make", "html", "PROFILE=smoke", "DATASET=synthetic"], timeout=3000,
+              env=dict(os.environ, ROSETTA_RESULTS_DIR=results_dir))
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    with open(os.path.join(results_dir, "latest")) as f:
+        run_path = os.path.join(results_dir, f.read().strip())
+    return run_path
+
+
+def page(name):
+    with open(os.path.join(HTML, name + ".html")) as f:
+        return f.read()
+
+
+def text(name):
+    """A page's text, as a reader sees it: highlighting splits code into many spans."""
+    return re.sub(r"<[^>]+>", "", page(name)).replace("&quot;", '"')
+
+
+def test_every_framework_has_a_result(built):
+    for name in common.implemented_frameworks():
+        with open(os.path.join(built, name + ".json")) as f:
+            doc = json.load(f)
+        assert doc["status"] == "ok", (name, doc["error"])
+        assert doc["params"] == 3441592 and doc["profile"] == "smoke" and doc["dataset"] == "synthetic"
+
+
+def test_step_chapters_have_synchronized_tabs_with_the_modules_code(built):
+    tabs = {spec["module"] for spec in common.FRAMEWORKS.values()} & {
+        os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "code", "cnn_*.py"))}
+    for step in STEPS:
+        html = page(step)
+        assert html.count('data-sync-group="framework"') >= len(tabs), step
+        for key in (m[len("cnn_"):] for m in tabs):
+            assert 'data-sync-id="{}"'.format(key) in html, (step, key)
+    assert "nn.Conv2d(3, 50, 3" in text("02-model") and "optimizer.step()" in text("04-train")
+
+
+def test_results_page_has_the_charts_of_this_run(built):
+    html = page("results")
+    assert html.count('class="rosetta-chart"') >= 1 and "vegaEmbed" in html
+    with open(os.path.join(built, "run.json")) as f:
+        meta = json.load(f)
+    assert "synthetic dataset, smoke profile" in html and meta["started"][:10] in html
+    for name in common.implemented_frameworks():
+        assert "&quot;framework&quot;" not in html  # charts are data, not escaped HTML
+        assert name in html
+
+
+def test_no_page_loads_anything_from_the_network(built):
+    for path in glob.glob(os.path.join(ROOT, "_build", "html", "**", "*.html"), recursive=True):
+        with open(path) as f:
+            html = f.read()
+        external = re.findall(r'<(?:script|link|img|iframe)[^>]+(?:src|href)="((?:https?:)?//[^"]+)"', html)
+        assert not external, (path, external)
+    assert os.path.exists(os.path.join(ROOT, "_build", "html", "_static", "vendor", "vega-embed.min.js"))
+
+
+def test_make_bench_quick_pytorch_writes_a_complete_result(tmp_path):
+    out = run(["make", "bench", "PROFILE=quick", "FRAMEWORKS=pytorch", "DATASET=synthetic"], timeout=1200,
+              env=dict(os.environ, ROSETTA_RESULTS_DIR=str(tmp_path)))
+    assert out.returncode == 0, out.stderr[-3000:]
+    with open(str(tmp_path / "latest")) as f:
+        run_path = str(tmp_path / f.read().strip())
+    with open(os.path.join(run_path, "pytorch.json")) as f:
+        doc = json.load(f)
+    assert doc["status"] == "ok" and doc["params"] == 3441592 and doc["profile"] == "quick"
+    assert len(doc["epoch_seconds"]) == common.PROFILES["quick"]["epochs"]

@@ -1,0 +1,55 @@
+"""Each framework module, in its own environment: the seed's model, its outputs, and learning."""
+import json
+import os
+
+import pytest
+
+from conftest import ROOT, env_python, run
+import common
+
+
+def check(framework):
+    out = run([env_python(framework), os.path.join(ROOT, "tests", "module_check.py"), framework],
+              timeout=900, env=dict(os.environ, **common.FRAMEWORKS[framework].get("vars", {})))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module", params=common.implemented_frameworks())
+def checked(request):
+    return request.param, check(request.param)
+
+
+def test_parameter_count_is_the_seeds(checked):
+    framework, c = checked
+    assert c["params"] == common.N_PARAMS == 3441592, framework
+
+
+def test_data_layout_matches_the_module(checked):
+    framework, c = checked
+    assert c["x_shape"][0] == 512 and sorted(c["x_shape"][1:]) == [3, 32, 32]
+    assert c["x_shape"][1:] in ([3, 32, 32], [32, 32, 3])
+    assert c["info"]["layout"] == ("NCHW" if c["x_shape"][1] == 3 else "NHWC")
+
+
+def test_predictions_are_class_indices_for_every_full_test_batch(checked):
+    framework, c = checked
+    assert c["pred_shape"] == [128] and c["pred_kind"] in "iu"
+    assert 0 <= c["pred_min"] <= c["pred_max"] < common.N_CLASSES
+
+
+def test_loss_falls_on_learnable_data(checked):
+    framework, c = checked
+    losses = c["losses"]
+    assert 2.0 < losses[0] < 2.6, losses  # about ln(10) = 2.30 at the start
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert c["accuracy"] > 0.5, c["accuracy"]
+
+
+def test_runtime_info_states_device_and_precision(checked):
+    framework, c = checked
+    info = c["info"]
+    assert info["version"] and info["device"] in ("cpu", "gpu")
+    assert info["tf32_conv"] in (True, False) and info["tf32_matmul"] in (True, False)
+    if not common.TF32:
+        assert not info["tf32_conv"] and not info["tf32_matmul"]

@@ -1,0 +1,81 @@
+"""The results chapter's pieces: what the book shows for odd, failed, missing and hostile results."""
+import json
+import os
+
+import report
+import results
+
+HOSTILE = '<script>alert("pwned")</script></script><img src=x onerror=alert(1)>'
+
+
+def make_run(root, docs, name="20260101-000000-smoke", extra_files=()):
+    path = os.path.join(root, "runs", name)
+    os.makedirs(path)
+    results.write_json(os.path.join(path, "run.json"), dict(
+        run=name, profile="smoke", dataset="synthetic", device="Test CPU", started="2026-01-01T00:00:00",
+        status="complete", frameworks=[d["framework"] for d in docs]))
+    for doc in docs:
+        results.write_json(os.path.join(path, doc["framework"] + ".json"), doc)
+    for filename, text in extra_files:
+        with open(os.path.join(path, filename), "w") as f:
+            f.write(text)
+    with open(os.path.join(root, "latest"), "w") as f:
+        f.write("runs/" + name + "\n")
+    return path
+
+
+def ok(framework, seconds, accuracy):
+    return results.new_result(framework, "smoke", "synthetic", status="ok", params=3441592,
+                              epoch_seconds=[seconds * 0.6, seconds * 0.4], train_seconds=seconds,
+                              accuracy=accuracy, framework_version="1.0", n_train=256)
+
+
+def test_failed_and_skipped_frameworks_are_shown_not_dropped(tmp_path):
+    make_run(str(tmp_path), [
+        ok("pytorch", 6.0, 0.31),
+        results.new_result("jax", "smoke", "synthetic", status="failed", error="RuntimeError: boom"),
+        results.new_result("mxnet", "smoke", "synthetic", status="skipped", error="no environment for mxnet"),
+    ])
+    runs = report.load_runs(str(tmp_path))
+    assert len(runs) == 1
+    page = report.results_html(runs)
+    for text in ("pytorch", "31.0%", "6.00", "failed", "RuntimeError: boom", "skipped", "no environment for mxnet"):
+        assert text in page
+    assert {r["framework"]: r["status"] for r in report.rows(runs[0])} == {
+        "pytorch": "ok", "jax": "failed", "mxnet": "skipped"}
+    spec = json.dumps(report.charts(runs[0]).to_dict())
+    assert all(name in spec for name in ("pytorch", "jax", "mxnet"))
+    assert "synthetic dataset, smoke profile, Test CPU, 2026-01-01" in runs[0].caption
+
+
+def test_a_single_framework_run(tmp_path):
+    make_run(str(tmp_path), [ok("pytorch", 5.0, 0.2)])
+    page = report.results_html(report.load_runs(str(tmp_path)))
+    assert page.count("<tr>") == 2 and "vegaEmbed" in page
+
+
+def test_empty_results_folder_gives_a_message(tmp_path):
+    page = report.results_html(report.load_runs(str(tmp_path)))
+    assert "No benchmark results yet" in page and "make bench" in page
+
+
+def test_invalid_files_are_reported_and_skipped(tmp_path):
+    make_run(str(tmp_path), [ok("pytorch", 5.0, 0.2)], extra_files=[
+        ("jax.json", "{not json"), ("tensorflow.json", json.dumps({"framework": "tensorflow"}))])
+    run = report.load_runs(str(tmp_path))[0]
+    assert [r["framework"] for r in run.results] == ["pytorch"]
+    assert len(run.skipped) == 2 and "not valid JSON" in run.skipped[0] and "not a result" in run.skipped[1]
+    page = report.results_html([run])
+    assert "Skipped, not a result file" in page and "jax.json" in page
+
+
+def test_error_text_with_html_reaches_the_page_only_as_text(tmp_path):
+    bad = results.new_result("jax", "smoke", "synthetic", status="failed", error=HOSTILE)
+    bad["framework_version"] = HOSTILE
+    make_run(str(tmp_path), [ok("pytorch", 5.0, 0.2), bad])
+    page = report.results_html(report.load_runs(str(tmp_path)))
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;" in page
+    # Inside the chart's <script>, the spec carries the text with < and > escaped for JavaScript.
+    script = page.split('<script type="text/javascript">', 1)[1].split("</script>", 1)[0]
+    assert "</" not in script and "\\u003cscript\\u003e" in script

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Create .envs/NAME from envs/NAME/: its Python (envs/NAME/python-version, found on PATH or
+# through pyenv), its pinned requirements, and its own setup steps (envs/NAME/setup.sh, if any).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=$1
+spec=envs/$name
+version=$(cat "$spec/python-version" 2>/dev/null || echo 3.11)
+python=
+if command -v pyenv >/dev/null; then  # pyenv's shims refuse versions that are not active
+  found=$(pyenv versions --bare | grep -E "^${version//./\\.}(\.[0-9]+)?$" | tail -1 || true)
+  [ -z "$found" ] || python="$(pyenv prefix "$found")/bin/python"
+fi
+[ -n "$python" ] || python=$(command -v "python$version" || true)
+if [ -z "$python" ] || ! "$python" -c pass 2>/dev/null; then
+  echo "no Python $version for environment $name: install it (pyenv install $version) and run make envs" >&2
+  exit 1
+fi
+rm -rf ".envs/$name"
+"$python" -m venv ".envs/$name"
+".envs/$name/bin/python" -m pip install -q --upgrade pip  # the newest that supports its Python
+if [ -f "$spec/setup.sh" ]; then
+  bash "$spec/setup.sh" ".envs/$name"
+else
+  ".envs/$name/bin/python" -m pip install -q -r "$spec/requirements.txt"
+fi
+touch ".envs/$name/.installed"
+echo "environment $name ready (.envs/$name, Python $version)"
