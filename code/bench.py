@@ -194,13 +194,16 @@ def start_run(frameworks, profile, dataset, device, resume):
     return path, meta
 
 
-def bench(frameworks, profile, dataset, resume=False, timeout=None):
+def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, label=""):
+    """Run `frameworks` into one run folder; `skip` maps names to record, unrun, with a reason."""
+    skip = skip or {}
     gpu = gpu_name()
     profile = profile or ("full" if gpu else "quick")
     common.profile(profile)
     dataset = datasets.resolve(dataset)
     datasets.prepare(dataset)
     path, meta = start_run(frameworks, profile, dataset, gpu or results.cpu_name(), resume)
+    meta["label"] = label or meta.get("label") or ""
     try:
         os.makedirs(path, exist_ok=True)
         results.write_json(os.path.join(path, "run.json"), meta)
@@ -216,7 +219,11 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None):
             sys.stderr.write("{:<17} done already in this run\n".format(framework))
             continue
         limit = timeout or common.profile(profile)["timeout"]
-        result = run_framework(framework, profile, dataset, path, meta["run"], limit, show)
+        if framework in skip:
+            result = results.new_result(framework, profile, dataset, run=meta["run"], status="skipped",
+                                        error="not run here: " + skip[framework])
+        else:
+            result = run_framework(framework, profile, dataset, path, meta["run"], limit, show)
         results.write_json(os.path.join(path, framework + ".json"), result)
         show.done(result)
     meta.update(status="complete", finished=results.now())
@@ -235,6 +242,9 @@ def main(argv=None):
     parser.add_argument("--resume", action="store_true",
                         help="continue the newest incomplete run of this profile and dataset")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per framework")
+    parser.add_argument("--skip", action="append", default=[], metavar="NAME=REASON",
+                        help="record NAME as skipped with REASON instead of running it (repeatable)")
+    parser.add_argument("--label", default="", help="a name for the run, shown in the book")
     args = parser.parse_args(argv)
     try:
         frameworks = (common.parse_frameworks(args.frameworks) if args.frameworks
@@ -242,7 +252,13 @@ def main(argv=None):
         if args.profile:
             common.profile(args.profile)
         common.check_choice("dataset", args.dataset, common.DATASETS)
-        bench(frameworks, args.profile or None, args.dataset, args.resume, args.timeout)
+        skip = dict(item.split("=", 1) for item in args.skip if "=" in item)
+        if len(skip) != len(args.skip):
+            raise common.UsageError("--skip takes NAME=REASON")
+        if skip:
+            common.parse_frameworks(",".join(skip))
+        bench(frameworks + [n for n in skip if n not in frameworks], args.profile or None, args.dataset,
+              args.resume, args.timeout, skip, args.label)
     except (common.UsageError, datasets.DatasetError) as e:
         sys.stderr.write("error: {}\n".format(e))
         return 2

@@ -4,11 +4,13 @@ The book's notebook cells call `show_results()`; the tests call the pieces. Ever
 result is escaped before it reaches a page, and the charts are embedded for the vendored
 vega-embed, so a page needs no network.
 """
+import contextlib
 import html
 import itertools
 import json
 import os
 import statistics
+import warnings
 
 import altair as alt
 
@@ -16,6 +18,15 @@ import common
 import results
 
 _ids = itertools.count(1)
+
+
+@contextlib.contextmanager
+def shared_selection():
+    """One selection shared by every view is the point (a click highlights a framework in all of
+    them); Altair warns each time it merges the copies it spreads over the views."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Automatically deduplicated selection parameter")
+        yield
 
 
 class Run:
@@ -84,32 +95,66 @@ def _order(name):
     return names.index(name) if name in names else len(names)
 
 
+PHASES = ["import", "data", "build", "init", "train", "predict"]
+WIDTH = 420
+
+
 def charts(run):
-    """Training time and test accuracy per framework, for one run, titled with what it ran on."""
+    """Every chart of one run, stacked; clicking a framework highlights it in all of them."""
     data = rows(run)
     if not data:
         return None
-    base = alt.Chart(alt.Data(values=data)).encode(
-        y=alt.Y("framework:N", sort=[d["framework"] for d in data], title=None),
-        tooltip=["framework:N", "status:N", "version:N", "train_seconds:Q", "accuracy:Q", "error:N"])
+    order = [d["framework"] for d in data]
+    pick = alt.selection_point(fields=["framework"], on="click", clear="dblclick")
+    y = alt.Y("framework:N", sort=order, title=None)
+    fade = alt.condition(pick, alt.value(1.0), alt.value(0.3))
     ok = alt.datum.status == "ok"
-    time_chart = base.mark_bar().encode(
-        x=alt.X("train_seconds:Q", title="training time, all epochs (s)")).transform_filter(ok)
-    acc_chart = base.mark_bar().encode(
-        x=alt.X("accuracy:Q", title="test accuracy", axis=alt.Axis(format="%"),
-                scale=alt.Scale(domain=[0, 1]))).transform_filter(ok)
-    not_run = base.mark_text(align="left", dx=3, color="#b00").encode(
-        x=alt.value(0), text=alt.Text("status:N")).transform_filter(~ok)
-    width = 420
-    return alt.vconcat(
-        (time_chart + not_run).properties(title="Training time", width=width),
-        (acc_chart + not_run).properties(title="Test accuracy", width=width),
-    ).properties(title=alt.Title(run.caption, anchor="start"))
+    tip = ["framework:N", "status:N", "version:N", alt.Tooltip("train_seconds:Q", format=".2f"),
+           alt.Tooltip("steady_epoch:Q", format=".2f"), alt.Tooltip("accuracy:Q", format=".1%"), "error:N"]
+
+    def bars(field, title, axis_title, fmt=None, domain=None):
+        base = alt.Chart(alt.Data(values=data)).encode(y=y, tooltip=tip)
+        x = alt.X(field + ":Q", title=axis_title, axis=alt.Axis(format=fmt) if fmt else alt.Axis(),
+                  scale=alt.Scale(domain=domain) if domain else alt.Scale())
+        chart = base.mark_bar().encode(x=x, opacity=fade).transform_filter(ok)
+        not_ok = base.mark_text(align="left", dx=3, color="#b00").encode(
+            x=alt.value(0), text="status:N").transform_filter(~ok)
+        return (chart + not_ok).properties(title=title, width=WIDTH)
+
+    epochs = [dict(framework=d["framework"], epoch=kind, seconds=d[key])
+              for d in data if d["status"] == "ok"
+              for kind, key in (("first epoch", "first_epoch"), ("steady epoch (median of the rest)", "steady_epoch"))
+              if d[key] is not None]
+    first_vs_steady = alt.Chart(alt.Data(values=epochs)).mark_bar().encode(
+        y=y, yOffset="epoch:N", x=alt.X("seconds:Q", title="seconds"),
+        color=alt.Color("epoch:N", title=None, legend=alt.Legend(orient="bottom")),
+        opacity=fade, tooltip=["framework:N", "epoch:N", alt.Tooltip("seconds:Q", format=".2f")],
+    ).properties(title="First epoch (tracing, compilation, autotuning) vs steady epochs",
+                                  width=WIDTH)
+    phases = [dict(framework=r["framework"], phase=p, seconds=r["phase_seconds"][p])
+              for r in run.results if r["status"] == "ok" for p in PHASES if p in r["phase_seconds"]]
+    per_phase = alt.Chart(alt.Data(values=phases)).mark_bar().encode(
+        y=y, x=alt.X("seconds:Q", title="seconds, stacked", stack="zero"),
+        color=alt.Color("phase:N", sort=PHASES, title=None, legend=alt.Legend(orient="bottom")),
+        order=alt.Order("phase_order:Q"), opacity=fade,
+        tooltip=["framework:N", "phase:N", alt.Tooltip("seconds:Q", format=".2f")],
+    ).transform_calculate(phase_order="indexof({}, datum.phase)".format(json.dumps(PHASES))).properties(title="Time per phase: import, data, build, init, train, predict", width=WIDTH)
+    subtitle = "Click a bar to highlight a framework in every chart; double-click to clear."
+    with shared_selection():
+        return alt.vconcat(
+            bars("train_seconds", "Training time, all epochs", "seconds"),
+            bars("steady_epoch", "Steady epoch (median of the epochs after the first)", "seconds"),
+            first_vs_steady,
+            bars("images_per_second", "Training throughput in a steady epoch", "images per second"),
+            per_phase,
+            bars("accuracy", "Test accuracy", "accuracy", fmt="%", domain=[0, 1]),
+        ).add_params(pick).properties(title=alt.Title(run.caption, subtitle=subtitle, anchor="start"))
 
 
 def embed(chart):
     """A chart as HTML for the vendored vega-embed: no CDN, and nothing in it can close the tag."""
-    spec = chart.to_dict()
+    with shared_selection():
+        spec = chart.to_dict()
     spec.pop("$schema", None)
     payload = json.dumps(spec, sort_keys=True).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     div = "rosetta-chart-{}".format(next(_ids))

@@ -1,0 +1,91 @@
+"""JAX with Flax NNX (the model) and Optax (the optimizer); the train step compiled by nnx.jit."""
+from functools import partial
+
+import jax
+import numpy as np
+import optax
+import flax
+from flax import nnx
+
+from common import LR, MOMENTUM, N_CLASSES, SEED, TF32
+from datasets import cifar_for_library
+
+# JAX's default matmul and conv precision on NVIDIA GPUs is TF32; "highest" keeps full float32.
+jax.config.update("jax_default_matmul_precision", None if TF32 else "highest")
+
+
+def load_data(dataset, profile):
+    return cifar_for_library(dataset, profile, channel_first=False, one_hot=False)  # Flax: NHWC
+
+
+class CNN(nnx.Module):
+    def __init__(self, rngs):
+        glorot = nnx.initializers.glorot_uniform()  # Flax's default is LeCun-normal
+        conv = partial(nnx.Conv, kernel_size=(3, 3), padding="SAME", kernel_init=glorot, rngs=rngs)
+        self.conv1, self.conv2 = conv(3, 50), conv(50, 50)
+        self.conv3, self.conv4 = conv(50, 100), conv(100, 100)
+        self.dense1 = nnx.Linear(8 * 8 * 100, 512, kernel_init=glorot, rngs=rngs)
+        self.dense2 = nnx.Linear(512, N_CLASSES, kernel_init=glorot, rngs=rngs)
+        self.drop1, self.drop2 = nnx.Dropout(0.25, rngs=rngs), nnx.Dropout(0.25, rngs=rngs)
+        self.drop3 = nnx.Dropout(0.5, rngs=rngs)
+
+    def __call__(self, x):
+        x = nnx.relu(self.conv2(nnx.relu(self.conv1(x))))
+        x = self.drop1(nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2)))
+        x = nnx.relu(self.conv4(nnx.relu(self.conv3(x))))
+        x = self.drop2(nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2)))
+        x = x.reshape(x.shape[0], -1)  # (N, 8, 8, 100) -> (N, 6400)
+        x = self.drop3(nnx.relu(self.dense1(x)))
+        return self.dense2(x)  # logits
+
+
+def create_model():
+    return CNN(nnx.Rngs(SEED))  # explicit keys: one stream for params, one for dropout
+
+
+def init_model(model):
+    # optax.sgd's momentum is classic (trace = g + 0.9 trace; update = -lr * trace).
+    return model, nnx.Optimizer(model, optax.sgd(LR, momentum=MOMENTUM), wrt=nnx.Param)
+
+
+def loss_fn(model, x, y):
+    logits = model(x)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+@nnx.jit  # traced and compiled by XLA on the first call: the first epoch pays for it
+def train_step(model, optimizer, x, y):
+    loss, grads = nnx.value_and_grad(loss_fn)(model, x, y)
+    optimizer.update(model, grads)  # updates model's parameters in place
+    return loss
+
+
+def train_epoch(trainer, batches):
+    model, optimizer = trainer
+    model.train()  # dropout on
+    losses = [train_step(model, optimizer, x, y) for x, y in batches]
+    return float(np.mean(jax.device_get(losses)))  # device_get waits for the device
+
+
+@nnx.jit
+def predict_step(model, x):
+    return model(x).argmax(axis=1)
+
+
+def predict(trainer, batches):
+    model = trainer[0]
+    model.eval()  # dropout off
+    return np.concatenate([jax.device_get(predict_step(model, x)) for x in batches])
+
+
+def count_params(model):
+    params = nnx.state(model, nnx.Param)
+    return sum(p.size for p in jax.tree_util.tree_leaves(params))
+
+
+def runtime_info():
+    dev = jax.devices()[0]
+    gpu = dev.platform == "gpu"
+    return dict(version="jax {}, flax {}".format(jax.__version__, flax.__version__),
+                device="gpu" if gpu else "cpu", gpu=dev.device_kind if gpu else None,
+                layout="NHWC", tf32_conv=gpu and TF32, tf32_matmul=gpu and TF32)

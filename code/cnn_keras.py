@@ -1,0 +1,84 @@
+"""Keras 3, the highest-level API: Sequential, compile, fit, predict; one code for three backends.
+
+The backend (tensorflow, jax or torch) comes from KERAS_BACKEND, read once when keras is first
+imported; the benchmark runs this module once per backend, each in a fresh process.
+"""
+import keras
+from keras import layers
+
+from common import LR, MOMENTUM, N_CLASSES, SEED, TF32
+from datasets import cifar_for_library
+
+
+def load_data(dataset, profile):
+    # Keras defaults to channels last; one-hot labels go with CategoricalCrossentropy.
+    return cifar_for_library(dataset, profile, channel_first=False, one_hot=True)
+
+
+def create_model():
+    keras.utils.set_random_seed(SEED)  # Python, NumPy and the backend's generator at once
+    return keras.Sequential([
+        keras.Input(shape=(32, 32, 3)),
+        layers.Conv2D(50, 3, padding="same", activation="relu"),
+        layers.Conv2D(50, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Dropout(0.25),
+        layers.Conv2D(100, 3, padding="same", activation="relu"),
+        layers.Conv2D(100, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Dropout(0.25),
+        layers.Flatten(),
+        layers.Dense(512, activation="relu"),
+        layers.Dropout(0.5),
+        layers.Dense(N_CLASSES),  # logits; Glorot-uniform and zero biases are Keras' defaults
+    ])
+
+
+def init_model(model):
+    model.compile(
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        optimizer=keras.optimizers.SGD(learning_rate=LR, momentum=MOMENTUM))
+    return model
+
+
+def train_epoch(trainer, batches):
+    # fit() takes the shared generator as it is: one pass over it is one epoch, already shuffled.
+    history = trainer.fit(batches, epochs=1, shuffle=False, verbose=0)
+    return history.history["loss"][-1]  # the epoch's mean loss
+
+
+def predict(trainer, batches):
+    inputs = ((x,) for x in batches)  # Keras wants each generator item as a tuple
+    return trainer.predict(inputs, verbose=0).argmax(axis=1)  # dropout is off in predict()
+
+
+def count_params(model):
+    return model.count_params()
+
+
+def _backend():
+    """The backend's version, GPU name, and TF32 switched as the precision policy says."""
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+        tf.config.experimental.enable_tensor_float_32_execution(TF32)
+        gpus = tf.config.list_physical_devices("GPU")
+        gpu = tf.config.experimental.get_device_details(gpus[0]).get("device_name") if gpus else None
+        return tf.__version__, gpu
+    if name == "jax":
+        import jax
+        jax.config.update("jax_default_matmul_precision", None if TF32 else "highest")
+        dev = jax.devices()[0]
+        return jax.__version__, dev.device_kind if dev.platform == "gpu" else None
+    import torch
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = TF32
+    return torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else None
+
+
+BACKEND_VERSION, GPU = _backend()
+
+
+def runtime_info():
+    return dict(version=keras.__version__, backend=keras.backend.backend(),
+                backend_version=BACKEND_VERSION, device="gpu" if GPU else "cpu", gpu=GPU,
+                layout="NHWC", tf32_conv=bool(GPU) and TF32, tf32_matmul=bool(GPU) and TF32)
