@@ -1,7 +1,7 @@
 # Rosetta Stone of deep-learning frameworks.
 #   make html   fresh benchmarks, then the book (_build/html)
 #   make test   the fast tests; make test-slow: end to end, browser, fidelity (CI runs both)
-# FRAMEWORKS=pytorch,jax  PROFILE=full|quick|smoke  DATASET=auto|cifar10|fashion-mnist|synthetic
+# FRAMEWORKS=pytorch,jax  PROFILE=full|quick|fidelity|smoke  DATASET=auto|cifar10|fashion-mnist|synthetic
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 PY := .envs/main/bin/python
@@ -10,9 +10,10 @@ PROFILE ?=
 DATASET ?= auto
 PORT ?= 8000
 BENCH_ARGS = $(if $(FRAMEWORKS),--frameworks $(FRAMEWORKS)) $(if $(PROFILE),--profile $(PROFILE)) --dataset $(DATASET)
-LEGACY_ENVS := mxnet chainer cntk caffe2
+LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
+SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
-.PHONY: html book bench envs legacy-envs test test-slow serve clean
+.PHONY: html book bench envs test test-slow serve clean
 .DELETE_ON_ERROR:
 
 html: bench book
@@ -20,12 +21,11 @@ html: bench book
 book: .envs/main/.installed book/_static/vendor/VERSIONS
 	.envs/main/bin/jupyter-book build . --all -W -n --keep-going
 
-bench: .envs/main/.installed
+bench: $(SETUP)
 	$(PY) code/bench.py --resume $(BENCH_ARGS)
 
-# Every environment: the system packages, the main one, the Vega JS, and the legacy frameworks'
-# (each of those may fail on its own: its framework is then `skipped`, with the reason).
-envs: .envs/main/.installed book/_static/vendor/VERSIONS legacy-envs
+# Every environment: the system packages, the main one, the Vega JS, and the legacy frameworks'.
+envs: $(SETUP)
 
 .envs/system.installed: tools/setup-system.sh
 	tools/setup-system.sh
@@ -37,14 +37,15 @@ envs: .envs/main/.installed book/_static/vendor/VERSIONS legacy-envs
 book/_static/vendor/VERSIONS: tools/vendor-js.sh
 	tools/vendor-js.sh
 
-legacy-envs: .envs/system.installed
-	@for env in $(LEGACY_ENVS); do [ ! -d envs/$$env ] || tools/make-env.sh $$env || \
-	  echo "environment $$env was not created: its frameworks will be reported as skipped"; done
+# A legacy environment may fail on its own (no Python 3.6 here, say): the make goes on, and its
+# frameworks are reported as skipped, with the reason, until a later make creates it.
+.envs/%/.installed: envs/%/requirements.txt .envs/system.installed
+	tools/make-env.sh $* || echo "environment $* was not created: its frameworks will be reported as skipped"
 
-test: .envs/main/.installed book/_static/vendor/VERSIONS
+test: $(SETUP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-slow: .envs/main/.installed book/_static/vendor/VERSIONS
+test-slow: $(SETUP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 serve:
@@ -53,5 +54,5 @@ serve:
 
 # Builds and caches go; results (data/results/) always stay.
 clean:
-	rm -rf _build data/cache .pytest_cache
-	find code tests book -name __pycache__ -type d -prune -exec rm -rf {} +
+	rm -rf _build data/cache .pytest_cache tests/artifacts
+	find . -path ./.envs -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

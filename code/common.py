@@ -42,12 +42,21 @@ FRAMEWORKS = OrderedDict([
     ("keras-torch", dict(module="cnn_keras", env="main", label="Keras 3",
                          vars={"KERAS_BACKEND": "torch"})),
     ("jax", dict(module="cnn_jax", env="main", label="JAX")),
-    ("mxnet", dict(module="cnn_mxnet", env="mxnet", label="MXNet")),
-    ("chainer", dict(module="cnn_chainer", env="chainer", label="Chainer")),
-    ("cntk", dict(module="cnn_cntk", env="cntk", label="CNTK")),
-    ("keras-cntk", dict(module="cnn_keras2", env="cntk", label="Keras 2 (CNTK)",
-                        vars={"KERAS_BACKEND": "cntk"})),
-    ("caffe2", dict(module="cnn_caffe2", env="caffe2", label="Caffe2")),
+    ("mxnet", dict(module="cnn_mxnet", env="mxnet", label="MXNet", legacy=(
+        "MXNet's last release was 1.9.1 (2022), and Apache retired the project in 2023. Gluon's "
+        "imperative style with `hybridize` translates most directly to PyTorch with `torch.compile`."))),
+    ("chainer", dict(module="cnn_chainer", env="chainer", label="Chainer", legacy=(
+        "Chainer's last release was 7.8.1. Its maker, Preferred Networks, moved to PyTorch in 2019, "
+        "and Chainer's define-by-run API maps almost line by line to PyTorch's."))),
+    ("cntk", dict(module="cnn_cntk", env="cntk", label="CNTK", legacy=(
+        "CNTK's last release was 2.7 (2019), after which Microsoft stopped its development. Its "
+        "layers API is closest to Keras 3; its models can be carried over through ONNX."))),
+    ("keras-cntk", dict(module="cnn_keras2", env="cntk", label="Keras 2 (CNTK)", vars={"KERAS_BACKEND": "cntk"},
+                        legacy=("Multi-backend Keras, CNTK included, ended with Keras 2.3 (2019). Keras 3 "
+                                "(its own tab) is the modern API, on TensorFlow, JAX or PyTorch."))),
+    ("caffe2", dict(module="cnn_caffe2", env="caffe2", label="Caffe2", legacy=(
+        "Caffe2 was merged into PyTorch in 2018 and shipped inside it through the 1.x releases "
+        "(this runs the one in PyTorch 1.8.1). Its replacement is PyTorch itself."))),
 ])
 
 DATASETS = ("auto", "cifar10", "fashion-mnist", "synthetic")

@@ -96,7 +96,7 @@ def _order(name):
 
 
 PHASES = ["import", "data", "build", "init", "train", "predict"]
-WIDTH = 420
+WIDTH = 560
 
 
 def charts(run):
@@ -148,7 +148,8 @@ def charts(run):
             bars("images_per_second", "Training throughput in a steady epoch", "images per second"),
             per_phase,
             bars("accuracy", "Test accuracy", "accuracy", fmt="%", domain=[0, 1]),
-        ).add_params(pick).properties(title=alt.Title(run.caption, subtitle=subtitle, anchor="start"))
+        ).add_params(pick).resolve_scale(color="independent").properties(
+            title=alt.Title(run.caption, subtitle=subtitle, anchor="start"))
 
 
 def embed(chart):
@@ -209,3 +210,124 @@ def results_html(runs):
 def show_results():
     from IPython.display import HTML, display
     display(HTML(results_html(load_runs())))
+
+
+# --- The 2017 benchmark beside ours -----------------------------------------------------------
+
+SEED_FILE = os.path.join(common.ROOT, "data", "seed-2017.json")
+
+
+def load_seed():
+    with open(SEED_FILE) as f:
+        return json.load(f)
+
+
+def comparison_rows(runs, seed):
+    """Training throughput, images per second: the final published table's K80 and P100 (the
+    published training seconds over the 499,840 images they trained on), and each of our runs'
+    steady epochs."""
+    out = [dict(framework=r["framework"], source="{} (published {})".format(r["gpu"], r["table"][:7]),
+                images_per_second=seed["images_per_run"] / r["seconds"], detail=r["name"])
+           for r in seed["rows"] if r["framework"] and r["table"] == "2018-06-19"]
+    for run in runs:
+        out += [dict(framework=d["framework"], source="{} ({})".format(run.label, d["device"]),
+                     images_per_second=d["images_per_second"], detail="{} {}, {} dataset, {} profile".format(
+                         d["framework"], d["version"], d["dataset"], d["profile"]))
+                for d in rows(run) if d["images_per_second"]]
+    return out
+
+
+def comparison_chart(runs, seed):
+    data = comparison_rows(runs, seed)
+    order = [n for n in common.FRAMEWORKS if any(d["framework"] == n for d in data)]
+    return alt.Chart(alt.Data(values=data)).mark_point(filled=True, size=90, opacity=0.85).encode(
+        y=alt.Y("framework:N", sort=order, title=None),  # points: bars have no baseline on a log scale
+        x=alt.X("images_per_second:Q", scale=alt.Scale(type="log"), title="training images per second (log scale)"),
+        color=alt.Color("source:N", title=None, legend=alt.Legend(orient="bottom", columns=1, labelLimit=500)),
+        tooltip=["framework:N", "source:N", "detail:N", alt.Tooltip("images_per_second:Q", format=",.0f")],
+    ).properties(width=WIDTH, title=alt.Title(
+        "Training throughput: the 2018 benchmark's GPUs beside this book's runs",
+        subtitle="Published: {:,} images / training seconds (CIFAR-10, final table of 2018-06-19). "
+                 "Ours: measured steady epochs.".format(seed["images_per_run"]), anchor="start"))
+
+
+def accuracy_table(runs, seed):
+    published = {r["framework"]: r for r in seed["rows"] if r["framework"] and r["table"] == "2017-11-24"}
+    names = [n for n in common.FRAMEWORKS if n in published or any(
+        d["framework"] == n for run in runs for d in rows(run))]
+    head = ["framework", "published 2017-11-24 (CIFAR-10)"] + [run.caption for run in runs]
+    body = []
+    for name in names:
+        cells = [name, "{:.0%} ({})".format(published[name]["accuracy"], published[name]["name"])
+                 if name in published else "not in the benchmark"]
+        for run in runs:
+            found = [d for d in rows(run) if d["framework"] == name]
+            cells.append(_fmt("accuracy", found[0]["accuracy"]) if found and found[0]["accuracy"] is not None
+                         else (found[0]["status"] if found else "not run"))
+        body.append("<tr>{}</tr>".format("".join("<td>{}</td>".format(html.escape(c)) for c in cells)))
+    return '<table class="rosetta-results"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>'.format(
+        "".join("<th>{}</th>".format(html.escape(h)) for h in head), "".join(body))
+
+
+def comparison_html(runs):
+    seed = load_seed()
+    return "\n".join([embed(comparison_chart(runs, seed)), accuracy_table(runs, seed),
+                      '<p class="rosetta-note">Source: {}. {}</p>'.format(
+                          html.escape(seed["source"]), html.escape(seed["note"]))])
+
+
+def show_comparison():
+    from IPython.display import HTML, display
+    display(HTML(comparison_html(load_runs())))
+
+
+# --- Defaults, read from the installed frameworks ---------------------------------------------
+
+def read_defaults(timeout=300):
+    """{tab: rows or an error text}: code/introspect.py in each framework's own environment."""
+    import subprocess
+    import bench
+    found = {}
+    for name in common.implemented_frameworks():
+        spec = common.FRAMEWORKS[name]
+        tab = spec["module"][len("cnn_"):]
+        if tab in found:
+            continue
+        python, why_not = bench.python_for(name)
+        if python is None:
+            found[tab] = why_not
+            continue
+        env = dict(os.environ, **spec.get("vars", {}))
+        try:
+            out = subprocess.run([python, os.path.join(common.ROOT, "code", "introspect.py"), tab], env=env,
+                                 capture_output=True, text=True, timeout=timeout)
+            found[tab] = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else (
+                "introspection failed: " + out.stderr.strip().splitlines()[-1])
+        except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
+            found[tab] = "introspection failed: {}".format(e)
+    return found
+
+
+def defaults_table(found):
+    """Topics as rows, frameworks as columns; each value with how it was found."""
+    labels = {common.FRAMEWORKS[n]["module"][len("cnn_"):]: common.FRAMEWORKS[n]["label"] for n in common.FRAMEWORKS}
+    topics = list(dict.fromkeys(r["topic"] for rows_ in found.values() if isinstance(rows_, list) for r in rows_))
+    cells = {(tab, r["topic"]): r for tab, rows_ in found.items() if isinstance(rows_, list) for r in rows_}
+    head = "<th>default</th>" + "".join("<th>{}</th>".format(html.escape(labels[t])) for t in found)
+    body = []
+    for topic in topics:
+        tds = []
+        for tab, rows_ in found.items():
+            r = cells.get((tab, topic))
+            tds.append("<td>{}<br><small>{}</small></td>".format(html.escape(r["value"]), html.escape(r["how"]))
+                       if r else "<td>-</td>" if isinstance(rows_, list) else "<td></td>")
+        body.append("<tr><th>{}</th>{}</tr>".format(html.escape(topic), "".join(tds)))
+    errors = "".join('<p class="rosetta-skipped">{}: {}</p>'.format(html.escape(labels[t]), html.escape(v))
+                     for t, v in found.items() if not isinstance(v, list))
+    return '<table class="rosetta-results rosetta-defaults"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>{}'.format(
+        head, "".join(body), errors)
+
+
+def show_defaults():
+    from IPython.display import HTML, display
+    display(HTML(defaults_table(read_defaults())))

@@ -22,7 +22,8 @@ def env_python(framework):
 
 
 def run(cmd, timeout=600, **kwargs):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, **kwargs)
+    kwargs.setdefault("cwd", ROOT)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 @pytest.fixture
@@ -35,3 +36,14 @@ def results_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "RESULTS_DIR", path)
     monkeypatch.setattr(results, "RESULTS_DIR", path)
     return path
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """`make html` once per session (smoke profile, synthetic data); returns the run's folder."""
+    results_dir = str(tmp_path_factory.mktemp("book-results"))
+    out = run(["make", "html", "PROFILE=smoke", "DATASET=synthetic"], timeout=3000,
+              env=dict(os.environ, ROSETTA_RESULTS_DIR=results_dir))
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    with open(os.path.join(results_dir, "latest")) as f:
+        return os.path.join(results_dir, f.read().strip())

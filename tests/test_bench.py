@@ -146,7 +146,7 @@ def test_interrupted_run_is_marked_incomplete_and_resumed(tmp_path, monkeypatch,
 
 @pytest.mark.parametrize("args, message", [
     (["--frameworks", "pytorch,theano"], "unknown framework 'theano': choose one of pytorch"),
-    (["--profile", "huge"], "unknown profile 'huge': choose one of full, quick, smoke"),
+    (["--profile", "huge"], "unknown profile 'huge': choose one of full, quick, fidelity, smoke"),
     (["--dataset", "imagenet"], "unknown dataset 'imagenet': choose one of auto"),
 ])
 def test_bad_names_give_a_clear_error(args, message, results_dir):

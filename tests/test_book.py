@@ -15,14 +15,8 @@ STEPS = ["01-load-data", "02-model", "03-loss-optimizer", "04-train", "05-predic
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    results_dir = str(tmp_path_factory.mktemp("results"))
-    out = run(["make", "html", "PROFILE=smoke", "DATASET=synthetic"], timeout=3000,
-              env=dict(os.environ, ROSETTA_RESULTS_DIR=results_dir))
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-    with open(os.path.join(results_dir, "latest")) as f:
-        run_path = os.path.join(results_dir, f.read().strip())
-    return run_path
+def built(built_book):
+    return built_book
 
 
 def page(name):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .envs/NAME from envs/NAME/: its Python (envs/NAME/python-version, found on PATH or
-# through pyenv), its pinned requirements, and its own setup steps (envs/NAME/setup.sh, if any).
+# Create .envs/NAME from envs/NAME/: its Python (envs/NAME/python-version, found through pyenv or
+# on PATH), its pinned requirements (and constraints.txt, if any), and its own setup steps
+# (envs/NAME/setup.sh, if any, instead of the requirements).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1
@@ -16,9 +17,16 @@ if [ -z "$python" ] || ! "$python" -c pass 2>/dev/null; then
   echo "no Python $version for environment $name: install it (pyenv install $version) and run make envs" >&2
   exit 1
 fi
+# A constraints file applies to builds too (pip passes PIP_CONSTRAINT on to build environments).
+[ ! -f "$spec/constraints.txt" ] || export PIP_CONSTRAINT="$PWD/$spec/constraints.txt"
 rm -rf ".envs/$name"
 "$python" -m venv ".envs/$name"
-".envs/$name/bin/python" -m pip install -q --upgrade pip  # the newest that supports its Python
+case $version in  # an old venv's pip ignores Requires-Python: name the last pip for that Python
+  3.6) pip_spec="pip<22" ;;
+  3.7) pip_spec="pip<24.1" ;;
+  *) pip_spec=pip ;;
+esac
+".envs/$name/bin/python" -m pip install -q --upgrade "$pip_spec"
 if [ -f "$spec/setup.sh" ]; then
   bash "$spec/setup.sh" ".envs/$name"
 else

@@ -32,7 +32,8 @@ def tabs():
     seen = {}
     for name in common.implemented_frameworks():
         spec = common.FRAMEWORKS[name]
-        seen.setdefault(spec["module"], (spec["module"][len("cnn_"):], spec["label"], spec["module"]))
+        seen.setdefault(spec["module"], (spec["module"][len("cnn_"):], spec["label"], spec["module"],
+                                         spec.get("legacy")))
     return list(seen.values())
 
 
@@ -69,7 +70,7 @@ class FrameworkTabs(SphinxDirective):
                            ", ".join(sorted(known)), location=self.get_location())
         missing = self.options.get("missing", "{label} has no code of its own for this step.")
         lines = ["::::{tab-set}", ":sync-group: framework", ""]
-        for key, label, module in tabs():
+        for key, label, module, legacy in tabs():
             path = os.path.join(ROOT, "code", module + ".py")
             self.env.note_dependency(path)
             names = [n for n in self.arguments if n in defined_names(path)]
@@ -82,7 +83,10 @@ class FrameworkTabs(SphinxDirective):
                           ":language: python", "```", ""]
             if not names:
                 lines += [missing.format(label=label), ""]
-            lines += [notes.get(key, ""), "", ":::", ""]
+            lines += [notes.get(key, ""), ""]
+            if legacy:  # in every chapter: where to translate this framework's code to
+                lines += ["```{admonition} Legacy framework", ":class: note", legacy, "```", ""]
+            lines += [":::", ""]
         lines.append("::::")
         container = nodes.container()
         self.state.nested_parse(self.content.__class__(lines, self.get_source_info()[0]),

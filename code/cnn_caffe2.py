@@ -1,0 +1,95 @@
+"""Caffe2 (inside PyTorch 1.8.1): brew helpers build a train net and a test net sharing blobs."""
+import numpy as np
+from caffe2.proto import caffe2_pb2
+from caffe2.python import brew, core, model_helper, optimizer, workspace
+
+from common import BATCH_SIZE, LR, MOMENTUM, N_CLASSES, SEED
+from datasets import cifar_for_library
+
+GPU = workspace.has_gpu_support and workspace.NumGpuDevices() > 0
+DEVICE = core.DeviceOption(caffe2_pb2.CUDA if GPU else caffe2_pb2.CPU, 0, random_seed=SEED)
+
+
+def load_data(dataset, profile):
+    return cifar_for_library(dataset, profile, channel_first=True, one_hot=False)
+
+
+def glorot(fan_in, fan_out):
+    # Caffe2's XavierFill scales by fan-in only (LeCun-uniform): Glorot needs an explicit UniformFill.
+    limit = float(np.sqrt(6.0 / (fan_in + fan_out)))
+    return dict(weight_init=("UniformFill", {"min": -limit, "max": limit}), bias_init=("ConstantFill", {}))
+
+
+def add_layers(model, is_test):
+    """The forward pass; the test net calls it again and finds the same parameter blobs by name."""
+    h = "data"
+    for i, (c_in, c_out) in enumerate([(3, 50), (50, 50), (50, 100), (100, 100)], 1):
+        h = brew.relu(model, brew.conv(model, h, "conv%d" % i, c_in, c_out, 3, pad=1,
+                                       **glorot(9 * c_in, 9 * c_out)), "relu%d" % i)
+        if i % 2 == 0:  # after each pair of convolutions
+            h = brew.max_pool(model, h, "pool%d" % i, kernel=2, stride=2)
+            h = brew.dropout(model, h, "drop%d" % i, ratio=0.25, is_test=is_test)
+    h = brew.relu(model, brew.fc(model, h, "fc1", 100 * 8 * 8, 512, **glorot(6400, 512)), "relu5")
+    h = brew.dropout(model, h, "drop5", ratio=0.5, is_test=is_test)
+    return brew.fc(model, h, "logits", 512, N_CLASSES, **glorot(512, N_CLASSES))
+
+
+def create_model():
+    workspace.ResetWorkspace()
+    model = model_helper.ModelHelper(name="train", arg_scope={"order": "NCHW", "use_cudnn": GPU,
+                                                              "cudnn_exhaustive_search": GPU})
+    with core.DeviceScope(DEVICE):
+        add_layers(model, is_test=False)
+    return model
+
+
+def init_model(model):
+    with core.DeviceScope(DEVICE):
+        model.net.SoftmaxWithLoss(["logits", "label"], ["softmax", "loss"])  # mean over the batch
+        model.AddGradientOperators(["loss"])
+        # Caffe2's momentum is classic: v = 0.9 v + lr g; w -= v.
+        optimizer.build_sgd(model, base_learning_rate=LR, policy="fixed", momentum=MOMENTUM)
+        test = model_helper.ModelHelper(name="test", init_params=False, arg_scope=model.arg_scope)
+        add_layers(test, is_test=True)
+    workspace.RunNetOnce(model.param_init_net)  # weights, biases and the optimizer's state
+    workspace.FeedBlob("data", np.zeros((BATCH_SIZE, 3, 32, 32), np.float32), DEVICE)
+    workspace.FeedBlob("label", np.zeros(BATCH_SIZE, np.int32), DEVICE)
+    workspace.CreateNet(model.net)
+    workspace.CreateNet(test.net)
+    return model, test
+
+
+def train_epoch(trainer, batches):
+    model = trainer[0]
+    total, steps = 0.0, 0
+    for x, y in batches:
+        workspace.FeedBlob("data", x, DEVICE)
+        workspace.FeedBlob("label", y, DEVICE)
+        workspace.RunNet(model.net)  # forward, backward and update: one net
+        total, steps = total + float(workspace.FetchBlob("loss")), steps + 1
+    return total / steps  # RunNet returns when the net has run
+
+
+def predict(trainer, batches):
+    test = trainer[1]
+    out = []
+    for x in batches:
+        workspace.FeedBlob("data", x, DEVICE)
+        workspace.RunNet(test.net)
+        out.append(workspace.FetchBlob("logits").argmax(axis=1))
+    return np.concatenate(out)
+
+
+def count_params(model):
+    """Parameters are declared by the fill operators of the init net, with their shapes."""
+    params = {str(p) for p in model.params}
+    shapes = {op.output[0]: [a.ints for a in op.arg if a.name == "shape"][0]
+              for op in model.param_init_net.Proto().op if op.output[0] in params}
+    return sum(int(np.prod(shape)) for shape in shapes.values())
+
+
+def runtime_info():
+    import torch
+    return dict(version="caffe2 in torch {}".format(torch.__version__), device="gpu" if GPU else "cpu",
+                gpu="GPU 0" if GPU else None, layout="NCHW", threads="1 (Caffe2's CPU default)",
+                tf32_conv=False, tf32_matmul=False)

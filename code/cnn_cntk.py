@@ -1,0 +1,66 @@
+"""CNTK 2.7: the layers API (a Sequential of layers applied to an input variable) and a Trainer."""
+import cntk as C
+import numpy as np
+
+from common import LR, MOMENTUM, N_CLASSES, SEED
+from datasets import cifar_for_library
+
+GPU = any(d.type() == C.device.DeviceKind.GPU for d in C.device.all_devices())
+
+
+def load_data(dataset, profile):
+    # CNTK's cross_entropy_with_softmax takes one-hot labels.
+    return cifar_for_library(dataset, profile, channel_first=True, one_hot=True)
+
+
+def create_model():
+    C.cntk_py.set_fixed_random_seed(SEED)
+    # CNTK's defaults are already Glorot-uniform weights and zero biases.
+    with C.layers.default_options(activation=C.relu):
+        model = C.layers.Sequential([
+            C.layers.Convolution2D((3, 3), 50, pad=True),  # pad=True: "same"
+            C.layers.Convolution2D((3, 3), 50, pad=True),
+            C.layers.MaxPooling((2, 2), strides=2),
+            C.layers.Dropout(0.25),
+            C.layers.Convolution2D((3, 3), 100, pad=True),
+            C.layers.Convolution2D((3, 3), 100, pad=True),
+            C.layers.MaxPooling((2, 2), strides=2),
+            C.layers.Dropout(0.25),
+            C.layers.Dense(512),  # takes the (100, 8, 8) input whole: no flatten needed
+            C.layers.Dropout(0.5),
+            C.layers.Dense(N_CLASSES, activation=None),  # logits
+        ])
+    return model(C.input_variable((3, 32, 32), np.float32))  # the graph is built on this input
+
+
+def init_model(model):
+    labels = C.input_variable(N_CLASSES, np.float32)
+    loss = C.cross_entropy_with_softmax(model, labels)
+    # unit_gain=False: classic momentum (CNTK's default scales the gradient by 1 - momentum);
+    # use_mean_gradient: the learning rate applies to the batch's mean gradient, not its sum.
+    learner = C.momentum_sgd(model.parameters, lr=C.learning_parameter_schedule(LR),
+                             momentum=C.momentum_schedule(MOMENTUM), unit_gain=False, use_mean_gradient=True)
+    return model, labels, C.Trainer(model, loss, [learner])
+
+
+def train_epoch(trainer, batches):
+    model, labels, sgd = trainer
+    total, steps = 0.0, 0
+    for x, y in batches:
+        sgd.train_minibatch({model.arguments[0]: x, labels: y})  # dropout is on in training
+        total, steps = total + sgd.previous_minibatch_loss_average, steps + 1
+    return total / steps
+
+
+def predict(trainer, batches):
+    model = trainer[0]  # eval() runs the graph in inference mode: dropout off
+    return np.concatenate([model.eval({model.arguments[0]: x}).argmax(axis=1) for x in batches])
+
+
+def count_params(model):
+    return sum(int(np.prod(p.shape)) for p in model.parameters)
+
+
+def runtime_info():
+    return dict(version=C.__version__, device="gpu" if GPU else "cpu", gpu="GPU 0" if GPU else None,
+                layout="NCHW", tf32_conv=False, tf32_matmul=False)

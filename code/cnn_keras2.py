@@ -1,0 +1,67 @@
+"""Keras 2.2.4 on the CNTK backend: the seed's Keras, Sequential, compile, train_on_batch."""
+import os
+
+import numpy as np
+
+os.environ.setdefault("KERAS_BACKEND", "cntk")  # read once, when keras is imported
+import keras  # noqa: E402
+from keras import backend as K  # noqa: E402
+from keras.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D  # noqa: E402
+
+from common import LR, MOMENTUM, N_CLASSES, SEED  # noqa: E402
+from datasets import cifar_for_library  # noqa: E402
+
+K.set_image_data_format("channels_first")  # CNTK's own layout; Keras' default is channels_last
+
+
+def load_data(dataset, profile):
+    return cifar_for_library(dataset, profile, channel_first=True, one_hot=True)
+
+
+def create_model():
+    np.random.seed(SEED)  # Keras 2 draws its initializers' seeds from NumPy
+    return keras.models.Sequential([
+        Conv2D(50, (3, 3), padding="same", activation="relu", input_shape=(3, 32, 32)),
+        Conv2D(50, (3, 3), padding="same", activation="relu"),
+        MaxPooling2D((2, 2)),
+        Dropout(0.25),
+        Conv2D(100, (3, 3), padding="same", activation="relu"),
+        Conv2D(100, (3, 3), padding="same", activation="relu"),
+        MaxPooling2D((2, 2)),
+        Dropout(0.25),
+        Flatten(),
+        Dense(512, activation="relu"),
+        Dropout(0.5),
+        Dense(N_CLASSES),  # logits; Glorot-uniform and zero biases are Keras' defaults
+    ])
+
+
+def cross_entropy_on_logits(y_true, y_pred):
+    # Keras 2's "categorical_crossentropy" expects probabilities; the backend takes logits.
+    return K.categorical_crossentropy(y_true, y_pred, from_logits=True)
+
+
+def init_model(model):
+    model.compile(loss=cross_entropy_on_logits, optimizer=keras.optimizers.SGD(lr=LR, momentum=MOMENTUM))
+    return model
+
+
+def train_epoch(trainer, batches):
+    # train_on_batch takes the shared batches as they come (fit_generator needs their count).
+    return float(np.mean([trainer.train_on_batch(x, y) for x, y in batches]))
+
+
+def predict(trainer, batches):
+    return np.concatenate([trainer.predict_on_batch(x).argmax(axis=1) for x in batches])
+
+
+def count_params(model):
+    return model.count_params()
+
+
+def runtime_info():
+    import cntk
+    gpu = any(d.type() == cntk.device.DeviceKind.GPU for d in cntk.device.all_devices())
+    return dict(version="keras {} on cntk {}".format(keras.__version__, cntk.__version__),
+                device="gpu" if gpu else "cpu", gpu="GPU 0" if gpu else None, layout="NCHW",
+                tf32_conv=False, tf32_matmul=False)

@@ -1,0 +1,74 @@
+"""MXNet 1.9 with Gluon: a HybridSequential, hybridized into a static graph after the first call."""
+import os
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon, nd
+from mxnet.gluon import nn
+
+from common import LR, MOMENTUM, N_CLASSES, SEED
+from datasets import cifar_for_library
+
+CTX = mx.gpu() if mx.context.num_gpus() > 0 else mx.cpu()
+
+
+def load_data(dataset, profile):
+    return cifar_for_library(dataset, profile, channel_first=True, one_hot=False)
+
+
+def create_model():
+    mx.random.seed(SEED)
+    model = nn.HybridSequential()
+    model.add(
+        nn.Conv2D(50, 3, padding=1, activation="relu"),  # padding=1 keeps 3x3 outputs the same size
+        nn.Conv2D(50, 3, padding=1, activation="relu"),
+        nn.MaxPool2D(2), nn.Dropout(0.25),
+        nn.Conv2D(100, 3, padding=1, activation="relu"),
+        nn.Conv2D(100, 3, padding=1, activation="relu"),
+        nn.MaxPool2D(2), nn.Dropout(0.25),
+        nn.Flatten(),
+        nn.Dense(512, activation="relu"), nn.Dropout(0.5),
+        nn.Dense(N_CLASSES),  # logits
+    )
+    # Glorot-uniform is Xavier(uniform, avg, magnitude 3); the default is Uniform(0.07).
+    model.initialize(mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3), ctx=CTX)
+    model.hybridize(static_alloc=True, static_shape=True)
+    model(nd.zeros((1, 3, 32, 32), ctx=CTX))  # shapes are inferred on the first call
+    return model
+
+
+def init_model(model):
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()  # takes logits and class indices
+    trainer = gluon.Trainer(model.collect_params(), "sgd", {"learning_rate": LR, "momentum": MOMENTUM})
+    return model, loss_fn, trainer
+
+
+def train_epoch(trainer, batches):
+    model, loss_fn, sgd = trainer
+    total, steps = nd.zeros(1, ctx=CTX), 0
+    for x, y in batches:
+        x, y = nd.array(x, ctx=CTX), nd.array(y, ctx=CTX)
+        with autograd.record():  # records the graph and turns dropout on
+            loss = loss_fn(model(x), y)  # one loss per image
+        loss.backward()
+        sgd.step(x.shape[0])  # gradients are summed over the batch: step divides by its size
+        total, steps = total + loss.mean(), steps + 1
+    return total.asscalar() / steps  # asscalar() waits for MXNet's asynchronous engine
+
+
+def predict(trainer, batches):
+    model = trainer[0]  # outside autograd.record(), dropout is off
+    return np.concatenate([model(nd.array(x, ctx=CTX)).argmax(axis=1).asnumpy().astype(np.int64)
+                           for x in batches])
+
+
+def count_params(model):
+    return sum(p.data().size for p in model.collect_params().values())
+
+
+def runtime_info():
+    gpu = CTX.device_type == "gpu"
+    return dict(version=mx.__version__, device="gpu" if gpu else "cpu", gpu="GPU 0" if gpu else None,
+                layout="NCHW", threads="OMP_NUM_THREADS={}".format(
+                    os.environ.get("OMP_NUM_THREADS", "unset (MXNet's default)")),
+                tf32_conv=False, tf32_matmul=False)

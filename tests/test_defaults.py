@@ -1,0 +1,66 @@
+"""The defaults chapter: the init classifier, the introspection run, and the table."""
+import numpy as np
+import pytest
+
+import introspect
+import report
+
+RNG = np.random.RandomState(0)
+SHAPE = (introspect.C_OUT, introspect.C_IN, 3, 3)
+
+
+def truncated_normal(std):
+    x = RNG.normal(size=SHAPE)
+    while (np.abs(x) > 2).any():
+        x[np.abs(x) > 2] = RNG.normal(size=(np.abs(x) > 2).sum())
+    return x / x.std() * std
+
+
+@pytest.mark.parametrize("name, weights", [
+    ("Glorot-uniform", RNG.uniform(-1, 1, SHAPE) * np.sqrt(6.0 / (introspect.FAN_IN + introspect.FAN_OUT))),
+    ("Kaiming-uniform with a=sqrt(5), i.e. U(±1/sqrt(fan_in))", RNG.uniform(-1, 1, SHAPE) / np.sqrt(introspect.FAN_IN)),
+    ("LeCun-normal (truncated)", truncated_normal(np.sqrt(1.0 / introspect.FAN_IN))),
+    ("He-normal (truncated)", truncated_normal(np.sqrt(2.0 / introspect.FAN_IN))),
+    ("LeCun-normal", RNG.normal(size=SHAPE) / np.sqrt(introspect.FAN_IN)),
+    # MXNet's default: within 5% of Glorot's std for these fans, and still not Glorot.
+    ("Uniform(±0.07), whatever the layer's size", RNG.uniform(-0.07, 0.07, SHAPE)),
+])
+def test_init_rules_are_recognised_from_the_weights(name, weights):
+    assert introspect.classify_weights(weights) == name
+
+
+def test_unusual_weights_are_not_forced_into_a_rule():
+    assert "no common rule" in introspect.classify_weights(RNG.uniform(-1, 1, SHAPE))
+    assert introspect.classify_bias(np.zeros(10)) == "zeros"
+    assert introspect.classify_bias(RNG.uniform(-0.01, 0.01, 10)).startswith("uniform within")
+
+
+def test_pytorch_defaults_are_read_from_the_installed_torch():
+    rows = {r["topic"]: r for r in introspect.pytorch()}
+    assert rows["weight init"]["value"].startswith("Kaiming-uniform") and rows["weight init"]["how"] == "measured"
+    assert rows["conv padding"]["value"] == "padding=0 (valid)"
+    assert rows["SGD momentum"]["value"].startswith("momentum=0,")
+
+
+def test_defaults_table_escapes_and_reports_missing_environments():
+    found = {"pytorch": [introspect.row("weight init", "<b>bold</b>", "measured")],
+             "jax": "no environment for jax: <create it>"}
+    page = report.defaults_table(found)
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold" not in page
+    assert "no environment for jax: &lt;create it&gt;" in page
+
+
+def test_read_defaults_runs_each_framework_in_its_environment():
+    found = report.read_defaults()
+    assert isinstance(found["pytorch"], list), found["pytorch"]
+    assert {r["topic"] for r in found["pytorch"]} >= {"weight init", "bias init", "data layout", "TF32"}
+
+
+def test_2017_comparison_uses_the_published_seconds_and_our_measured_rates():
+    seed = report.load_seed()
+    rows = report.comparison_rows([], seed)
+    pytorch_p100 = [r for r in rows if r["framework"] == "pytorch" and r["source"].startswith("P100")]
+    assert len(pytorch_p100) == 1 and abs(pytorch_p100[0]["images_per_second"] - 499840 / 51) < 1e-6
+    assert "dropout bugs" in seed["note"] and "ilkarman/DeepLearningFrameworks" in seed["source"]
+    page = report.comparison_html([])
+    assert "vegaEmbed" in page and "78% (PyTorch 0.3)" in page
