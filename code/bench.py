@@ -56,8 +56,14 @@ def python_for(framework):
     path = os.path.join(common.ROOT, ".envs", env, "bin", "python")
     if os.path.exists(path):
         return path, None
-    return None, ("no environment for {0}: .envs/{1} does not exist. Create it with `make envs` "
-                  "(or point {2} at an interpreter that has {0}).".format(framework, env, names[1]))
+    try:
+        with open(os.path.join(common.ROOT, "envs", env, "python-version")) as f:
+            version = f.read().strip()
+    except OSError:
+        version = "3"
+    return None, ("no environment for {0}: .envs/{1} does not exist. It needs Python {3}: "
+                  "`pyenv install {3} && make envs` creates it (or point {2} at an interpreter "
+                  "that has {0}).".format(framework, env, names[1], version))
 
 
 def _pump(stream, lines):

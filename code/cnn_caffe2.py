@@ -91,5 +91,6 @@ def count_params(model):
 def runtime_info():
     import torch
     return dict(version="caffe2 in torch {}".format(torch.__version__), device="gpu" if GPU else "cpu",
+                device_note=None if GPU else "no GPU that this torch 1.8.1 build's Caffe2 can use",
                 gpu="GPU 0" if GPU else None, layout="NCHW", threads="1 (Caffe2's CPU default)",
                 tf32_conv=False, tf32_matmul=False)

@@ -75,6 +75,7 @@ def count_params(model):
 
 def runtime_info():
     return dict(version=chainer.__version__, device="gpu" if GPU else "cpu",
+                device_note=None if GPU else "no CuPy with a usable GPU: Chainer runs on NumPy",
                 gpu=chainer.backends.cuda.cupy.cuda.runtime.getDeviceProperties(0)["name"].decode() if GPU else None,
                 layout="NCHW", cudnn=bool(GPU and chainer.backends.cuda.cudnn_enabled),
                 tf32_conv=False, tf32_matmul=False)

@@ -63,4 +63,5 @@ def count_params(model):
 
 def runtime_info():
     return dict(version=C.__version__, device="gpu" if GPU else "cpu", gpu="GPU 0" if GPU else None,
+                device_note=None if GPU else "the cntk wheel is CNTK's CPU build (cntk-gpu is the CUDA one)",
                 layout="NCHW", tf32_conv=False, tf32_matmul=False)

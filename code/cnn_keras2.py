@@ -64,4 +64,5 @@ def runtime_info():
     gpu = any(d.type() == cntk.device.DeviceKind.GPU for d in cntk.device.all_devices())
     return dict(version="keras {} on cntk {}".format(keras.__version__, cntk.__version__),
                 device="gpu" if gpu else "cpu", gpu="GPU 0" if gpu else None, layout="NCHW",
+                device_note=None if gpu else "runs on the cntk wheel, CNTK's CPU build",
                 tf32_conv=False, tf32_matmul=False)

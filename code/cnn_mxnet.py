@@ -69,6 +69,7 @@ def count_params(model):
 def runtime_info():
     gpu = CTX.device_type == "gpu"
     return dict(version=mx.__version__, device="gpu" if gpu else "cpu", gpu="GPU 0" if gpu else None,
+                device_note=None if gpu else "the mxnet wheel is MXNet's CPU build (mxnet-cu* are the CUDA ones)",
                 layout="NCHW", threads="OMP_NUM_THREADS={}".format(
                     os.environ.get("OMP_NUM_THREADS", "unset (MXNet's default)")),
                 tf32_conv=False, tf32_matmul=False)

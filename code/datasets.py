@@ -194,8 +194,10 @@ def resolve(name):
 
 
 def prepare(name):
-    """Decode the dataset once and cache its arrays; each array is written atomically."""
+    """Decode the dataset once and cache its arrays; each array is written atomically.
+    A cache that is there already is read once, so a corrupt one stops the run before it starts."""
     if is_cached(name):
+        load_cached(name)
         return
     arrays = DECODERS[name]()
     os.makedirs(os.path.join(CACHE_DIR, name), exist_ok=True)

@@ -85,6 +85,8 @@ def rows(run):
             train_seconds=r.get("train_seconds"), first_epoch=epochs[0] if epochs else None,
             steady_epoch=steady, images_per_second=(n_images / steady) if steady else None,
             device=r.get("gpu") or r.get("cpu") or "", hardware=r.get("device") or "",
+            device_note=r.get("device_note") or "", layout=r.get("layout") or "",
+            tf32="on" if r.get("tf32_conv") or r.get("tf32_matmul") else "off",
             python=r.get("python") or "", threads=r.get("threads"), params=r.get("params"),
             dataset=r["dataset"], profile=r["profile"]))
     return out
@@ -167,7 +169,8 @@ def embed(chart):
 
 COLUMNS = [("framework", "framework"), ("status", "status"), ("version", "version"),
            ("accuracy", "accuracy"), ("train_seconds", "training s"), ("first_epoch", "first epoch s"),
-           ("steady_epoch", "steady epoch s"), ("device", "device"), ("python", "Python"),
+           ("steady_epoch", "steady epoch s"), ("hardware", "on"), ("device", "device"),
+           ("device_note", "why there"), ("layout", "layout"), ("tf32", "TF32"), ("python", "Python"),
            ("threads", "threads"), ("error", "why not ok")]
 
 

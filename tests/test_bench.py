@@ -163,3 +163,16 @@ def test_unwritable_results_folder_is_a_clear_error(tmp_path):
     proc = start_bench(["--frameworks", "pytorch", "--profile", "smoke", "--dataset", "synthetic"], env)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "cannot write the results folder" in err and "ROSETTA_RESULTS_DIR" in err
+
+
+def test_corrupt_cache_stops_the_run_before_it_starts(tmp_path, monkeypatch, results_dir):
+    import datasets
+    monkeypatch.setattr(datasets, "CACHE_DIR", str(tmp_path / "cache"))
+    datasets.prepare("synthetic")
+    with open(str(tmp_path / "cache" / "synthetic" / "y_test.npy"), "wb") as f:
+        f.write(b"\x93NUMPY broken")
+    env = dict(os.environ, ROSETTA_DATA_DIR=str(tmp_path))
+    proc = start_bench(["--frameworks", "pytorch", "--profile", "smoke", "--dataset", "synthetic"], env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "y_test.npy is corrupt" in err and "delete" in err
+    assert not os.path.exists(os.path.join(results_dir, "runs"))
