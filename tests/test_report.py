@@ -79,3 +79,22 @@ def test_error_text_with_html_reaches_the_page_only_as_text(tmp_path):
     # Inside the chart's <script>, the spec carries the text with < and > escaped for JavaScript.
     script = page.split('<script type="text/javascript">', 1)[1].split("</script>", 1)[0]
     assert "</" not in script and "\\u003cscript\\u003e" in script
+
+
+def test_reference_runs_are_shown_beside_the_local_run_and_labelled(tmp_path):
+    make_run(str(tmp_path), [ok("pytorch", 5.0, 0.2)])
+    ref = tmp_path / "reference" / "20261201-120000-full"
+    ref.mkdir(parents=True)
+    results.write_json(str(ref / "run.json"), dict(run=ref.name, profile="full", dataset="fashion-mnist",
+                                                   device="NVIDIA H100 80GB HBM3", label="GPU reference",
+                                                   started="2026-12-01T12:00:00", status="complete"))
+    gpu = ok("jax", 6.5, 0.9)
+    gpu.update(profile="full", dataset="fashion-mnist", gpu="NVIDIA H100 80GB HBM3", device="gpu")
+    results.write_json(str(ref / "jax.json"), gpu)
+    runs = report.load_runs(str(tmp_path))
+    assert [r.label for r in runs] == ["this build", "reference (GPU reference)"]
+    assert "fashion-mnist dataset, full profile, NVIDIA H100 80GB HBM3, 2026-12-01" in runs[1].caption
+    page = report.results_html(runs)
+    assert page.count("<h3>") == 2 and "reference (GPU reference)" in page
+    sources = {r["source"] for r in report.comparison_rows(runs, report.load_seed())}
+    assert "reference (GPU reference) (NVIDIA H100 80GB HBM3)" in sources
