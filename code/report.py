@@ -179,7 +179,7 @@ def table(run):
     head = "".join("<th>{}</th>".format(html.escape(title)) for _, title in COLUMNS)
     body = "".join("<tr>{}</tr>".format("".join(
         "<td>{}</td>".format(html.escape(_fmt(key, row[key]))) for key, _ in COLUMNS)) for row in rows(run))
-    return '<table class="rosetta-results"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>'.format(head, body)
+    return '<div class="rosetta-scroll"><table class="rosetta-results"><thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>'.format(head, body)
 
 
 def _fmt(key, value):
@@ -268,7 +268,7 @@ def accuracy_table(runs, seed):
             cells.append(_fmt("accuracy", found[0]["accuracy"]) if found and found[0]["accuracy"] is not None
                          else (found[0]["status"] if found else "not run"))
         body.append("<tr>{}</tr>".format("".join("<td>{}</td>".format(html.escape(c)) for c in cells)))
-    return '<table class="rosetta-results"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>'.format(
+    return '<div class="rosetta-scroll"><table class="rosetta-results"><thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>'.format(
         "".join("<th>{}</th>".format(html.escape(h)) for h in head), "".join(body))
 
 
@@ -327,7 +327,8 @@ def defaults_table(found):
         body.append("<tr><th>{}</th>{}</tr>".format(html.escape(topic), "".join(tds)))
     errors = "".join('<p class="rosetta-skipped">{}: {}</p>'.format(html.escape(labels[t]), html.escape(v))
                      for t, v in found.items() if not isinstance(v, list))
-    return '<table class="rosetta-results rosetta-defaults"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>{}'.format(
+    return ('<div class="rosetta-scroll"><table class="rosetta-results rosetta-defaults"><thead><tr>{}</tr></thead>'
+            '<tbody>{}</tbody></table></div>{}').format(
         head, "".join(body), errors)
 
 
