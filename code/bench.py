@@ -178,7 +178,7 @@ def find_resumable(profile, dataset):
     """The newest local run left incomplete with this profile and dataset, or None."""
     root = os.path.join(common.RESULTS_DIR, "runs")
     for name in sorted(os.listdir(root) if os.path.isdir(root) else [], reverse=True):
-        meta = results._read_plain(os.path.join(root, name, "run.json"))[0] or {}
+        meta = results.read_object(os.path.join(root, name, "run.json"))[0] or {}
         if meta.get("profile") == profile and meta.get("dataset") == dataset:
             return os.path.join(root, name) if meta.get("status") == "incomplete" else None
     return None
@@ -187,7 +187,7 @@ def find_resumable(profile, dataset):
 def start_run(frameworks, profile, dataset, device, resume):
     path = find_resumable(profile, dataset) if resume else None
     if path:
-        meta = results._read_plain(os.path.join(path, "run.json"))[0]
+        meta = results.read_object(os.path.join(path, "run.json"))[0]
         meta["frameworks"] = list(dict.fromkeys(meta["frameworks"] + frameworks))
         sys.stderr.write("resuming incomplete run {}\n".format(meta["run"]))
         return path, meta
@@ -218,8 +218,8 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
                                 "ROSETTA_RESULTS_DIR to a folder that is".format(path, e))
     sys.stderr.write("run {}: profile {}, dataset {}, device {}\n".format(
         meta["run"], profile, dataset, meta["device"]))
-    show = Progress(frameworks)
-    for framework in frameworks:
+    show = Progress(meta["frameworks"])
+    for framework in meta["frameworks"]:  # a resumed run also finishes what it was first asked for
         done, _ = results.read_result(os.path.join(path, framework + ".json"))
         if done and done["status"] == "ok":
             sys.stderr.write("{:<17} done already in this run\n".format(framework))
@@ -243,7 +243,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frameworks", default="",
                         help="comma-separated names (default: every implemented framework)")
-    parser.add_argument("--profile", default="", help="full, quick or smoke (default: full on a GPU, else quick)")
+    parser.add_argument("--profile", default="", help="full, quick, fidelity or smoke (default: full on a GPU, else quick)")
     parser.add_argument("--dataset", default="auto", help="auto, cifar10, fashion-mnist or synthetic")
     parser.add_argument("--resume", action="store_true",
                         help="continue the newest incomplete run of this profile and dataset")

@@ -57,7 +57,7 @@ def load_runs(results_dir=None):
     for name in sorted(os.listdir(ref_root)) if os.path.isdir(ref_root) else []:
         path = os.path.join(ref_root, name)
         if os.path.isdir(path):
-            meta = results._read_plain(os.path.join(path, "run.json"))[0] or {}
+            meta = results.read_object(os.path.join(path, "run.json"))[0] or {}
             runs.append(Run(path, "reference ({})".format(meta.get("label") or name)))
     return runs
 

@@ -113,7 +113,7 @@ def set_latest(path):
 
 def load_run(path):
     """A run folder -> (run.json or {}, [results], [reasons for files that were skipped])."""
-    meta, _ = _read_plain(os.path.join(path, "run.json"))
+    meta, _ = read_object(os.path.join(path, "run.json"))
     found, skipped = [], []
     for name in sorted(os.listdir(path)):
         if name.endswith(".json") and name != "run.json" and not name.startswith("."):
@@ -122,7 +122,8 @@ def load_run(path):
     return meta or {}, found, skipped
 
 
-def _read_plain(path):
+def read_object(path):
+    """(a JSON object, None) or (None, why not): for run.json, which has no schema of its own."""
     try:
         with open(path) as f:
             doc = json.load(f)
