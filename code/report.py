@@ -250,8 +250,9 @@ def comparison_chart(runs, seed):
         tooltip=["framework:N", "source:N", "detail:N", alt.Tooltip("images_per_second:Q", format=",.0f")],
     ).properties(width=WIDTH, title=alt.Title(
         "Training throughput: the 2018 benchmark's GPUs beside this book's runs",
-        subtitle="Published: {:,} images / training seconds (CIFAR-10, final table of 2018-06-19). "
-                 "Ours: measured steady epochs.".format(seed["images_per_run"]), anchor="start"))
+        subtitle=["Published: {:,} images / training seconds (CIFAR-10, final table of 2018-06-19).".format(
+            seed["images_per_run"])] + ["Measured steady epochs of {}".format(run.caption) for run in runs],
+        anchor="start"))
 
 
 def accuracy_table(runs, seed):
