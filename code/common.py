@@ -25,7 +25,7 @@ PROFILES = OrderedDict([
                   about="the seed's configuration: 10 epochs over 50,000 images, batch 64")),
     ("quick", dict(epochs=3, n_train=3200, n_test=1280, timeout=900,
                    about="a CPU-sized run: 3 epochs over 3,200 images")),
-    ("fidelity", dict(epochs=4, n_train=6400, n_test=2560, timeout=1200,
+    ("fidelity", dict(epochs=4, n_train=6400, n_test=2560, timeout=1800,
                       about="long enough for accuracies to settle: 4 epochs over 6,400 images")),
     ("smoke", dict(epochs=2, n_train=256, n_test=128, timeout=300,
                    about="a few steps, for tests: 2 epochs over 256 images")),

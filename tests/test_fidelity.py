@@ -18,6 +18,7 @@ import datasets
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.timeout(5000)  # eleven frameworks, each trained for 400 steps on two CPU cores
 def test_every_framework_within_5_points_of_the_median(tmp_path):
     if datasets.fashion_dir() is None:
         pytest.fail("Fashion-MNIST is missing: make envs installs it (dataset-fashion-mnist)")

@@ -6,13 +6,15 @@
 #   tools/fetch-gpu-wheels.sh        # beforehand, where there is network: fills .whl/
 #   tools/gpu-reference.sh           # on the GPU machine, in the checkout (with .whl/ carried)
 #
-# PROFILE=smoke tries it out on a CPU machine; ROSETTA_PYTHON picks the interpreter (python3).
+# PROFILE=smoke tries it out on a CPU machine; ROSETTA_PYTHON picks the interpreter (python3),
+# ROSETTA_WHEELS the folder of wheels (.whl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${ROSETTA_PYTHON:-python3}
 site=${ROSETTA_SITE:-/tmp/rosetta-site}
-if compgen -G ".whl/*.whl" >/dev/null; then
-  for wheel in .whl/*.whl; do  # one by one: a wheel for another Python (a CPU trial) is left out
+wheels=${ROSETTA_WHEELS:-.whl}
+if compgen -G "$wheels/*.whl" >/dev/null; then
+  for wheel in "$wheels"/*.whl; do  # one by one: a wheel for another Python (a CPU trial) is left out
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
       --target "$site" "$wheel" 2>/dev/null || echo "not installed, not for this Python: $wheel"
   done
