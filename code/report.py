@@ -50,7 +50,7 @@ def load_runs(results_dir=None):
     """The newest complete local run, then every committed reference run."""
     root = results_dir or common.RESULTS_DIR
     runs = []
-    latest = results.latest_run() if results_dir is None else _latest_in(root)
+    latest = results.latest_run(root)
     if latest:
         runs.append(Run(latest, "this build"))
     ref_root = os.path.join(root, "reference")
@@ -60,15 +60,6 @@ def load_runs(results_dir=None):
             meta = results.read_object(os.path.join(path, "run.json"))[0] or {}
             runs.append(Run(path, "reference ({})".format(meta.get("label") or name)))
     return runs
-
-
-def _latest_in(root):
-    try:
-        with open(os.path.join(root, "latest")) as f:
-            path = os.path.join(root, f.read().strip())
-    except OSError:
-        return None
-    return path if os.path.isdir(path) else None
 
 
 def rows(run):
@@ -257,17 +248,17 @@ def comparison_chart(runs, seed):
 
 def accuracy_table(runs, seed):
     published = {r["framework"]: r for r in seed["rows"] if r["framework"] and r["table"] == "2017-11-24"}
-    names = [n for n in common.FRAMEWORKS if n in published or any(
-        d["framework"] == n for run in runs for d in rows(run))]
+    measured = [{d["framework"]: d for d in rows(run)} for run in runs]
+    names = [n for n in common.FRAMEWORKS if n in published or any(n in m for m in measured)]
     head = ["framework", "published 2017-11-24 (CIFAR-10)"] + [run.caption for run in runs]
     body = []
     for name in names:
         cells = [name, "{:.0%} ({})".format(published[name]["accuracy"], published[name]["name"])
                  if name in published else "not in the benchmark"]
-        for run in runs:
-            found = [d for d in rows(run) if d["framework"] == name]
-            cells.append(_fmt("accuracy", found[0]["accuracy"]) if found and found[0]["accuracy"] is not None
-                         else (found[0]["status"] if found else "not run"))
+        for m in measured:
+            found = m.get(name)
+            cells.append(_fmt("accuracy", found["accuracy"]) if found and found["accuracy"] is not None
+                         else (found["status"] if found else "not run"))
         body.append("<tr>{}</tr>".format("".join("<td>{}</td>".format(html.escape(c)) for c in cells)))
     return '<div class="rosetta-scroll"><table class="rosetta-results"><thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>'.format(
         "".join("<th>{}</th>".format(html.escape(h)) for h in head), "".join(body))

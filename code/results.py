@@ -92,14 +92,15 @@ def run_dir(run, kind="runs"):
     return os.path.join(RESULTS_DIR, kind, run)
 
 
-def latest_run():
-    """The newest complete local run's folder, or None."""
+def latest_run(root=None):
+    """The newest complete local run's folder under `root` (the results folder), or None."""
+    root = root or RESULTS_DIR
     try:
-        with open(os.path.join(RESULTS_DIR, "latest")) as f:
+        with open(os.path.join(root, "latest")) as f:
             rel = f.read().strip()
     except OSError:
         return None
-    path = os.path.join(RESULTS_DIR, rel)
+    path = os.path.join(root, rel)
     return path if rel and os.path.isdir(path) else None
 
 
