@@ -66,6 +66,27 @@ def python_for(framework):
                   "that has {0}).".format(framework, env, names[1], version))
 
 
+def run_script(framework, args, timeout=300):
+    """Run a Python script in the framework's environment: its last stdout line parsed as JSON,
+    or a sentence that says why not (no environment, a failure with its last line, a time-out)."""
+    python, why_not = python_for(framework)
+    if python is None:
+        return why_not
+    env = dict(os.environ, **common.FRAMEWORKS[framework].get("vars", {}))
+    try:
+        out = subprocess.run([python] + list(args), env=env, cwd=common.ROOT, capture_output=True,
+                             text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timed out after {:.0f} s".format(timeout)
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no message"])[-1]
+        return "failed (exit code {}): {}".format(out.returncode, last)
+    try:
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return "printed no JSON result"
+
+
 def _pump(stream, lines):
     for line in iter(stream.readline, ""):
         lines.put(line)

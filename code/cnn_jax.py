@@ -2,6 +2,7 @@
 from functools import partial
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import flax
@@ -9,6 +10,7 @@ from flax import nnx
 
 from common import LR, MOMENTUM, N_CLASSES, SEED, TF32
 from datasets import cifar_for_library
+from weights import check, chw_rows_to_hwc, hwc_rows_to_chw, hwio_to_oihw, oihw_to_hwio
 
 # JAX's default matmul and conv precision on NVIDIA GPUs is TF32; "highest" keeps full float32.
 jax.config.update("jax_default_matmul_precision", None if TF32 else "highest")
@@ -81,6 +83,26 @@ def predict(trainer, batches):
 def count_params(model):
     params = nnx.state(model, nnx.Param)
     return sum(p.size for p in jax.tree_util.tree_leaves(params))
+
+
+def layers(model):
+    return [model.conv1, model.conv2, model.conv3, model.conv4, model.dense1, model.dense2]
+
+
+def get_weights(model):
+    """(kernel, bias) per layer in the neutral layout of weights.py, as NumPy arrays."""
+    out = [(np.asarray(layer.kernel[...]), np.asarray(layer.bias[...])) for layer in layers(model)]
+    convs = [(hwio_to_oihw(kernel), bias) for kernel, bias in out[:4]]  # Flax kernels are HWIO
+    # dense1's rows follow the NHWC flatten (height, width, channel): reorder them to (c, h, w).
+    return convs + [(hwc_rows_to_chw(out[4][0]), out[4][1]), out[5]]
+
+
+def set_weights(model, weights):
+    weights = check(weights)
+    kernels = [oihw_to_hwio(k) for k, _ in weights[:4]] + [chw_rows_to_hwc(weights[4][0]), weights[5][0]]
+    for layer, kernel, (_, bias) in zip(layers(model), kernels, weights):
+        layer.kernel[...] = jnp.asarray(kernel)  # in place: the optimizer holds the same variables
+        layer.bias[...] = jnp.asarray(bias)
 
 
 def runtime_info():

@@ -8,6 +8,7 @@ from keras import layers
 
 from common import LR, MOMENTUM, N_CLASSES, SEED, TF32
 from datasets import cifar_for_library
+from weights import check, chw_rows_to_hwc, hwc_rows_to_chw, hwio_to_oihw, oihw_to_hwio
 
 
 def load_data(dataset, profile):
@@ -76,6 +77,20 @@ def _backend():
 
 
 BACKEND_VERSION, GPU = _backend()
+
+
+def get_weights(model):
+    """(kernel, bias) per layer in the neutral layout of weights.py, as NumPy arrays."""
+    k = model.get_weights()  # [kernel, bias] per layer; kernels HWIO and in x out
+    convs = [(hwio_to_oihw(k[i]), k[i + 1]) for i in range(0, 8, 2)]
+    # Flatten() of NHWC activations gives dense1's rows in (h, w, c) order: reorder to (c, h, w).
+    return convs + [(hwc_rows_to_chw(k[8]), k[9]), (k[10], k[11])]
+
+
+def set_weights(model, weights):
+    weights = check(weights)
+    convs = [a for kernel, bias in weights[:4] for a in (oihw_to_hwio(kernel), bias)]
+    model.set_weights(convs + [chw_rows_to_hwc(weights[4][0]), weights[4][1], weights[5][0], weights[5][1]])
 
 
 def runtime_info():

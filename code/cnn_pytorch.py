@@ -5,6 +5,7 @@ import torch.nn as nn
 
 from common import LR, MOMENTUM, N_CLASSES, SEED, TF32
 from datasets import cifar_for_library
+from weights import check
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 torch.backends.cudnn.benchmark = True  # autotune convolution algorithms, as the seed did
@@ -66,6 +67,25 @@ def predict(trainer, batches):
 
 def count_params(model):
     return sum(p.numel() for p in model.parameters())
+
+
+def get_weights(model):
+    """(kernel, bias) per layer in the neutral layout of weights.py, as NumPy arrays."""
+    layers = [m for m in model if isinstance(m, (nn.Conv2d, nn.Linear))]
+    out = []
+    for layer in layers:
+        kernel = layer.weight.detach().cpu().numpy()  # Conv2d: OIHW already
+        out.append((kernel.T if isinstance(layer, nn.Linear) else kernel,  # Linear stores out x in
+                    layer.bias.detach().cpu().numpy()))
+    return out
+
+
+def set_weights(model, weights):
+    layers = [m for m in model if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():  # a copy into the existing tensors: the optimizer keeps its references
+        for layer, (kernel, bias) in zip(layers, check(weights)):
+            layer.weight.copy_(torch.from_numpy(kernel.T if isinstance(layer, nn.Linear) else kernel))
+            layer.bias.copy_(torch.from_numpy(bias))
 
 
 def runtime_info():

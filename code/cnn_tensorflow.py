@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from common import LR, MOMENTUM, N_CLASSES, SEED, TF32
 from datasets import cifar_for_library
+from weights import check, chw_rows_to_hwc, hwc_rows_to_chw, hwio_to_oihw, oihw_to_hwio
 
 tf.config.experimental.enable_tensor_float_32_execution(TF32)  # on by default on Ampere and newer
 
@@ -83,6 +84,26 @@ def predict(trainer, batches):
 
 def count_params(model):
     return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+
+
+def get_weights(model):
+    """(kernel, bias) per layer in the neutral layout of weights.py, as NumPy arrays."""
+    convs = [(hwio_to_oihw(w.numpy()), b.numpy()) for w, b in model.convs]
+    (w1, b1), (w2, b2) = model.dense
+    # dense1's rows follow the NHWC flatten (height, width, channel): reorder them to (c, h, w).
+    return convs + [(hwc_rows_to_chw(w1.numpy()), b1.numpy()), (w2.numpy(), b2.numpy())]
+
+
+def set_weights(model, weights):
+    weights = check(weights)
+    for (w, b), (kernel, bias) in zip(model.convs, weights[:4]):
+        w.assign(oihw_to_hwio(kernel))
+        b.assign(bias)
+    (w1, b1), (w2, b2) = model.dense
+    w1.assign(chw_rows_to_hwc(weights[4][0]))
+    b1.assign(weights[4][1])
+    w2.assign(weights[5][0])
+    b2.assign(weights[5][1])
 
 
 def runtime_info():

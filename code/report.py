@@ -280,26 +280,14 @@ def show_comparison():
 
 def read_defaults(timeout=300):
     """{tab: rows or an error text}: code/introspect.py in each framework's own environment."""
-    import subprocess
     import bench
     found = {}
     for name in common.implemented_frameworks():
-        spec = common.FRAMEWORKS[name]
-        tab = spec["module"][len("cnn_"):]
-        if tab in found:
-            continue
-        python, why_not = bench.python_for(name)
-        if python is None:
-            found[tab] = why_not
-            continue
-        env = dict(os.environ, **spec.get("vars", {}))
-        try:
-            out = subprocess.run([python, os.path.join(common.ROOT, "code", "introspect.py"), tab], env=env,
-                                 capture_output=True, text=True, timeout=timeout)
-            found[tab] = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else (
-                "introspection failed: " + out.stderr.strip().splitlines()[-1])
-        except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
-            found[tab] = "introspection failed: {}".format(e)
+        tab = common.FRAMEWORKS[name]["module"][len("cnn_"):]
+        if tab not in found:
+            got = bench.run_script(name, [os.path.join(common.ROOT, "code", "introspect.py"), tab], timeout)
+            found[tab] = got if isinstance(got, list) else (
+                got if bench.python_for(name)[0] is None else "introspection " + got)
     return found
 
 

@@ -1,0 +1,225 @@
+"""Parity: with the same weights and batches, does each framework compute what NumPy computes?
+
+    python code/parity.py FRAMEWORK OUT_DIR                    (in the framework's environment)
+    python code/parity.py FRAMEWORK OUT_DIR --import-from DIR
+
+The first form builds the framework's model and writes OUT_DIR/FRAMEWORK.own.npz (the weights it
+initialised itself, through get_weights) and OUT_DIR/FRAMEWORK.npz: its logits on one batch for
+those weights and for the shared weights of weights.random_weights (put in with set_weights),
+whether get_weights gives back exactly what set_weights took, and the losses and weights of
+STEPS training steps from the shared weights on the shared batches. The second form puts every
+*.own.npz of DIR into the framework and writes the logits to OUT_DIR/FRAMEWORK.imported.npz.
+
+Dropout is switched off for these runs by replacing each framework's dropout with the identity in
+this process only (the NumPy reference has none); the modules keep their rates where the layers
+are defined. `compare` (run in the main environment) measures the differences from the
+reference. Python 3.6 compatible.
+"""
+import glob
+import importlib
+import json
+import os
+import sys
+from itertools import islice
+
+import numpy as np
+
+import common
+import datasets
+import weights as neutral
+
+STEPS = 3
+WEIGHT_SEED = 7
+PROFILE = dict(epochs=1, n_train=STEPS * common.BATCH_SIZE, n_test=common.BATCH_SIZE)
+TOLERANCE = 1e-4  # logits, losses and weights, absolute, float32 against float64
+UPDATE_TOLERANCE = 1e-2  # each array's change over the steps, relative to the reference's change:
+# float32 rounds a weight to about 4e-9, a few tenths of a percent of its smallest arrays' change;
+# Nesterov momentum or a learning rate off by any factor moves it by tens of percent
+
+
+# --- In the framework's environment -----------------------------------------------------------
+
+def no_dropout(tab):
+    """Replace the framework's dropout with the identity, before the model is built or traced."""
+    if tab == "pytorch":
+        import torch.nn
+        torch.nn.Dropout.forward = lambda self, x: x
+    elif tab == "tensorflow":
+        import tensorflow as tf
+        tf.nn.dropout = lambda x, rate=None, **kw: x
+    elif tab in ("keras", "keras2"):
+        import keras
+        keras.layers.Dropout.call = lambda self, inputs, training=None: inputs
+    elif tab == "jax":
+        from flax import nnx
+        nnx.Dropout.__call__ = lambda self, x, **kw: x
+    elif tab == "mxnet":
+        from mxnet.gluon import nn
+        nn.Dropout.hybrid_forward = lambda self, F, x: F.identity(x)
+    elif tab == "chainer":
+        import chainer.functions
+        chainer.functions.dropout = lambda x, ratio=0.5, **kw: x
+    elif tab == "cntk":
+        import cntk
+        cntk.layers.Dropout = lambda *a, **kw: cntk.layers.identity
+    elif tab == "caffe2":
+        from caffe2.python import brew
+        brew.dropout = lambda model, blob_in, blob_out, **kw: blob_in
+
+
+def logits(tab, module, trainer, x):
+    """The model's logits for one batch, in inference mode, as a NumPy array."""
+    if tab == "pytorch":
+        import torch
+        model = trainer[0].eval()
+        with torch.no_grad():
+            return model(torch.from_numpy(x).to(module.DEVICE)).cpu().numpy()
+    if tab == "tensorflow":
+        return module.logits_of(trainer[0], x).numpy()
+    if tab in ("keras", "keras2"):
+        return np.asarray(trainer.predict_on_batch(x))
+    if tab == "jax":
+        trainer[0].eval()
+        return np.asarray(trainer[0](x))
+    if tab == "mxnet":
+        return trainer[0](module.nd.array(x, ctx=module.CTX)).asnumpy()
+    if tab == "chainer":
+        import chainer
+        with chainer.using_config("train", False), chainer.no_backprop_mode():
+            return chainer.backends.cuda.to_cpu(trainer[0](module.DEVICE.send(x)).array)
+    if tab == "cntk":
+        return trainer[0].eval({trainer[0].arguments[0]: x})
+    if tab == "caffe2":
+        module.workspace.FeedBlob("data", x, module.DEVICE)
+        module.workspace.RunNet(trainer[1].net)
+        return module.workspace.FetchBlob("logits")
+    raise ValueError("no logits for " + tab)
+
+
+def flat(prefix, pairs):
+    return {"{}{}.{}".format(prefix, i, part): a for i, pair in enumerate(pairs) for part, a in zip("kb", pair)}
+
+
+def unflat(prefix, arrays):
+    return [(arrays["{}{}.k".format(prefix, i)], arrays["{}{}.b".format(prefix, i)]) for i in range(len(neutral.LAYERS))]
+
+
+def framework_run(framework, out_dir, import_from=None):
+    spec = common.FRAMEWORKS[framework]
+    tab = spec["module"][len("cnn_"):]
+    for key, value in spec.get("vars", {}).items():
+        os.environ[key] = value
+    datasets.prepare("synthetic")
+    no_dropout(tab)
+    module = importlib.import_module(spec["module"])
+    x_train, _, y_train, _ = module.load_data("synthetic", PROFILE)
+    batches = list(islice(datasets.minibatches(x_train, y_train), STEPS))
+    model = module.create_model()
+    trainer = module.init_model(model)
+    if import_from:
+        found = {}
+        for path in sorted(glob.glob(os.path.join(import_from, "*.own.npz"))):
+            module.set_weights(model, neutral.load(path))
+            found[os.path.basename(path)[:-len(".own.npz")]] = logits(tab, module, trainer, batches[0][0])
+        np.savez(os.path.join(out_dir, framework + ".imported.npz"), **found)
+        return dict(imported=sorted(found))
+    own = module.get_weights(model)
+    neutral.save(os.path.join(out_dir, framework + ".own.npz"), own)
+    out = dict(logits_own=logits(tab, module, trainer, batches[0][0]))
+    shared = neutral.random_weights(WEIGHT_SEED)
+    module.set_weights(model, shared)
+    back = module.get_weights(model)
+    exact = all(np.array_equal(a, b) and np.asarray(a).dtype == np.float32
+                for pair, back_pair in zip(shared, back) for a, b in zip(pair, back_pair))
+    out["logits"] = logits(tab, module, trainer, batches[0][0])
+    out["losses"] = np.array([module.train_epoch(trainer, (b for b in [batch])) for batch in batches], np.float64)
+    out.update(flat("trained", module.get_weights(model)))
+    np.savez(os.path.join(out_dir, framework + ".npz"), **out)
+    return dict(round_trip_exact=bool(exact), info=module.runtime_info())
+
+
+# --- In the main environment: the reference, and the frameworks run in theirs -----------------
+
+def reference_batches():
+    x_train, _, y_train, _ = datasets.cifar_for_library("synthetic", PROFILE, channel_first=True)
+    return list(islice(datasets.minibatches(x_train, y_train), STEPS))
+
+
+def run_all(frameworks, out_dir, timeout=600):
+    """Both passes for every framework in its own environment: {framework: summary or error}."""
+    import bench
+    datasets.prepare("synthetic")
+    own_dir = os.path.join(out_dir, "own")
+    os.makedirs(own_dir, exist_ok=True)
+    found = {}
+    for name in frameworks:
+        found[name] = bench.run_script(name, [__file__, name, own_dir], timeout)
+    import_dir = os.path.join(out_dir, "imported")
+    os.makedirs(import_dir, exist_ok=True)
+    for name in frameworks:
+        if isinstance(found[name], dict):
+            got = bench.run_script(name, [__file__, name, import_dir, "--import-from", own_dir], timeout)
+            if not isinstance(got, dict):
+                found[name] = "importing the others' weights failed: " + got
+    return found
+
+
+def max_diff(a, b):
+    return float(np.max(np.abs(np.float64(a) - np.float64(b))))
+
+
+def compare(frameworks, out_dir, found):
+    """{framework: the largest differences from the reference} for the runs of run_all."""
+    import reference
+    batches = reference_batches()
+    x0 = batches[0][0]
+    shared = neutral.random_weights(WEIGHT_SEED)
+    ref_logits = reference.forward(shared, x0)[0]
+    ref_losses, ref_trained = reference.train(shared, batches)
+    own_dir, import_dir = os.path.join(out_dir, "own"), os.path.join(out_dir, "imported")
+    own_logits = {}  # the reference's logits for each framework's own initial weights
+    for name in frameworks:
+        path = os.path.join(own_dir, name + ".own.npz")
+        if os.path.exists(path):
+            own_logits[name] = reference.forward(neutral.load(path), x0)[0]
+    table = {}
+    for name in frameworks:
+        if not isinstance(found.get(name), dict):
+            table[name] = dict(error=found.get(name, "not run"))
+            continue
+        with np.load(os.path.join(own_dir, name + ".npz")) as f:
+            got = dict(f)
+        trained = unflat("trained", got)
+        update = max(max_diff(t - w, r - w) / np.max(np.abs(r - w))
+                     for (t_pair, r_pair, w_pair) in zip(trained, ref_trained, shared)
+                     for t, r, w in zip(t_pair, r_pair, w_pair))
+        row = dict(logits=max_diff(got["logits"], ref_logits),
+                   own_logits=max_diff(got["logits_own"], own_logits[name]),
+                   losses=max_diff(got["losses"], ref_losses),
+                   weights=max(max_diff(t, r) for tp, rp in zip(trained, ref_trained) for t, r in zip(tp, rp)),
+                   update=float(update), round_trip_exact=found[name]["round_trip_exact"],
+                   device=found[name]["info"].get("device"), losses_seen=[float(v) for v in got["losses"]],
+                   reference_losses=[float(v) for v in ref_losses])
+        path = os.path.join(import_dir, name + ".imported.npz")
+        if os.path.exists(path):
+            with np.load(path) as f:
+                row["imported"] = {src: max_diff(f[src], own_logits[src]) for src in f.files if src in own_logits}
+        table[name] = row
+    return table
+
+
+def passes(row):
+    """Whether one framework's row of `compare` meets the tolerances."""
+    return ("error" not in row and row["round_trip_exact"] and row["update"] < UPDATE_TOLERANCE
+            and max(row["logits"], row["own_logits"], row["losses"], row["weights"]) < TOLERANCE
+            and bool(row.get("imported")) and max(row["imported"].values()) < TOLERANCE)
+
+
+def main(argv):
+    framework, out_dir = argv[0], argv[1]
+    import_from = argv[3] if len(argv) > 3 and argv[2] == "--import-from" else None
+    print(json.dumps(framework_run(framework, out_dir, import_from)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
