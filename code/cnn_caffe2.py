@@ -5,6 +5,7 @@ from caffe2.python import brew, core, model_helper, optimizer, workspace
 
 from common import BATCH_SIZE, LR, MOMENTUM, N_CLASSES, SEED
 from datasets import cifar_for_library
+from weights import check
 
 GPU = workspace.has_gpu_support and workspace.NumGpuDevices() > 0
 DEVICE = core.DeviceOption(caffe2_pb2.CUDA if GPU else caffe2_pb2.CPU, 0, random_seed=SEED)
@@ -47,8 +48,9 @@ def init_model(model):
     with core.DeviceScope(DEVICE):
         model.net.SoftmaxWithLoss(["logits", "label"], ["softmax", "loss"])  # mean over the batch
         model.AddGradientOperators(["loss"])
-        # Caffe2's momentum is classic: v = 0.9 v + lr g; w -= v.
-        optimizer.build_sgd(model, base_learning_rate=LR, policy="fixed", momentum=MOMENTUM)
+        # build_sgd's default is Nesterov momentum (nesterov=True): ask for classic momentum,
+        # which Caffe2 writes as v = 0.9 v + lr g; w -= v.
+        optimizer.build_sgd(model, base_learning_rate=LR, policy="fixed", momentum=MOMENTUM, nesterov=False)
         test = model_helper.ModelHelper(name="test", init_params=False, arg_scope=model.arg_scope)
         add_layers(test, is_test=True)
     workspace.RunNetOnce(model.param_init_net)  # weights, biases and the optimizer's state
@@ -86,6 +88,20 @@ def count_params(model):
     shapes = {op.output[0]: [a.ints for a in op.arg if a.name == "shape"][0]
               for op in model.param_init_net.Proto().op if op.output[0] in params}
     return sum(int(np.prod(shape)) for shape in shapes.values())
+
+
+def get_weights(model):
+    """(kernel, bias) per layer in the neutral layout of weights.py, as NumPy arrays."""
+    names = ["conv1", "conv2", "conv3", "conv4", "fc1", "logits"]  # as add_layers named them
+    out = [(workspace.FetchBlob(n + "_w"), workspace.FetchBlob(n + "_b")) for n in names]
+    return [(w.T if w.ndim == 2 else w, b) for w, b in out]  # FC stores out x in; Conv is OIHW
+
+
+def set_weights(model, weights):
+    names = ["conv1", "conv2", "conv3", "conv4", "fc1", "logits"]
+    for name, (kernel, bias) in zip(names, check(weights)):
+        workspace.FeedBlob(name + "_w", np.ascontiguousarray(kernel.T if kernel.ndim == 2 else kernel), DEVICE)
+        workspace.FeedBlob(name + "_b", bias, DEVICE)
 
 
 def runtime_info():

@@ -6,6 +6,7 @@ import numpy as np
 
 from common import LR, MOMENTUM, N_CLASSES, SEED
 from datasets import cifar_for_library
+from weights import check
 
 GPU = chainer.backends.cuda.available
 DEVICE = chainer.get_device("@cupy:0" if GPU else "@numpy")
@@ -71,6 +72,21 @@ def predict(trainer, batches):
 
 def count_params(model):
     return sum(p.size for p in model.params())
+
+
+def get_weights(model):
+    """(kernel, bias) per layer in the neutral layout of weights.py, as NumPy arrays."""
+    links = [model.conv1, model.conv2, model.conv3, model.conv4, model.fc1, model.fc2]
+    to_cpu = chainer.backends.cuda.to_cpu
+    return [(to_cpu(link.W.array).T if isinstance(link, L.Linear) else to_cpu(link.W.array),
+             to_cpu(link.b.array)) for link in links]  # Linear stores out x in; Convolution2D is OIHW
+
+
+def set_weights(model, weights):
+    links = [model.conv1, model.conv2, model.conv3, model.conv4, model.fc1, model.fc2]
+    for link, (kernel, bias) in zip(links, check(weights)):
+        link.W.array[...] = DEVICE.send(np.ascontiguousarray(kernel.T if isinstance(link, L.Linear) else kernel))
+        link.b.array[...] = DEVICE.send(bias)
 
 
 def runtime_info():

@@ -4,6 +4,7 @@ import numpy as np
 
 from common import LR, MOMENTUM, N_CLASSES, SEED
 from datasets import cifar_for_library
+from weights import LAYERS, check
 
 GPU = any(d.type() == C.device.DeviceKind.GPU for d in C.device.all_devices())
 
@@ -59,6 +60,24 @@ def predict(trainer, batches):
 
 def count_params(model):
     return sum(int(np.prod(p.shape)) for p in model.parameters)
+
+
+def parameters(model):
+    """(W, b) per layer from the input on: CNTK lists a graph's parameters from the output back."""
+    params = model.parameters[::-1]
+    return list(zip(params[1::2], params[0::2]))
+
+
+def get_weights(model):
+    """(kernel, bias) per layer in the neutral layout of weights.py, as NumPy arrays."""
+    # Kernels are OIHW and in x out already; conv biases are (C, 1, 1), dense1's W (100, 8, 8, 512).
+    return [(w.value.reshape(shape), b.value.reshape(-1))
+            for (w, b), shape in zip(parameters(model), LAYERS.values())]
+
+
+def set_weights(model, weights):
+    for (w, b), (kernel, bias) in zip(parameters(model), check(weights)):
+        w.value, b.value = kernel.reshape(w.shape), bias.reshape(b.shape)
 
 
 def runtime_info():

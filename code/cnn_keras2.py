@@ -10,6 +10,7 @@ from keras.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D  # noqa: 
 
 from common import LR, MOMENTUM, N_CLASSES, SEED  # noqa: E402
 from datasets import cifar_for_library  # noqa: E402
+from weights import check, chw_rows_to_hwc, hwc_rows_to_chw, hwio_to_oihw, oihw_to_hwio  # noqa: E402
 
 K.set_image_data_format("channels_first")  # CNTK's own layout; Keras' default is channels_last
 
@@ -57,6 +58,21 @@ def predict(trainer, batches):
 
 def count_params(model):
     return model.count_params()
+
+
+def get_weights(model):
+    """(kernel, bias) per layer in the neutral layout of weights.py, as NumPy arrays."""
+    k = model.get_weights()  # [kernel, bias] per layer; kernels HWIO whatever the data format
+    convs = [(hwio_to_oihw(k[i]), k[i + 1]) for i in range(0, 8, 2)]
+    # Keras 2.2's Flatten moves channels last before flattening, even under channels_first,
+    # so dense1's rows are in (h, w, c) order: reorder them to (c, h, w).
+    return convs + [(hwc_rows_to_chw(k[8]), k[9]), (k[10], k[11])]
+
+
+def set_weights(model, weights):
+    weights = check(weights)
+    convs = [a for kernel, bias in weights[:4] for a in (oihw_to_hwio(kernel), bias)]
+    model.set_weights(convs + [chw_rows_to_hwc(weights[4][0]), weights[4][1], weights[5][0], weights[5][1]])
 
 
 def runtime_info():

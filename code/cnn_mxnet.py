@@ -8,6 +8,7 @@ from mxnet.gluon import nn
 
 from common import LR, MOMENTUM, N_CLASSES, SEED
 from datasets import cifar_for_library
+from weights import check
 
 CTX = mx.gpu() if mx.context.num_gpus() > 0 else mx.cpu()
 
@@ -64,6 +65,20 @@ def predict(trainer, batches):
 
 def count_params(model):
     return sum(p.data().size for p in model.collect_params().values())
+
+
+def get_weights(model):
+    """(kernel, bias) per layer in the neutral layout of weights.py, as NumPy arrays."""
+    layers = [b for b in model if isinstance(b, (nn.Conv2D, nn.Dense))]
+    return [(layer.weight.data().asnumpy().T if isinstance(layer, nn.Dense) else layer.weight.data().asnumpy(),
+             layer.bias.data().asnumpy()) for layer in layers]  # Dense stores out x in; Conv2D is OIHW
+
+
+def set_weights(model, weights):
+    layers = [b for b in model if isinstance(b, (nn.Conv2D, nn.Dense))]
+    for layer, (kernel, bias) in zip(layers, check(weights)):
+        layer.weight.set_data(nd.array(kernel.T if isinstance(layer, nn.Dense) else kernel, ctx=CTX))
+        layer.bias.set_data(nd.array(bias, ctx=CTX))
 
 
 def runtime_info():

@@ -69,9 +69,12 @@ def loss_and_grad(logits, labels):
 
 
 def pool_backward(grad, before):
-    """Each window's gradient goes to the element that was its maximum."""
-    up = grad.repeat(2, axis=2).repeat(2, axis=3)
-    return up * (before == pool(before).repeat(2, axis=2).repeat(2, axis=3))
+    """Each window's gradient goes to its first maximum in row-major order, as in the frameworks
+    (equal values do occur: a clipped, flat patch of an image gives equal activations)."""
+    n, c, h, w = before.shape
+    windows = before.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h // 2, w // 2, 4)
+    first = np.eye(4)[windows.argmax(axis=-1)] * grad[..., None]
+    return first.reshape(n, c, h // 2, w // 2, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)
 
 
 def gradients(weights, x, labels):

@@ -53,3 +53,21 @@ def test_runtime_info_states_device_and_precision(checked):
     assert info["tf32_conv"] in (True, False) and info["tf32_matmul"] in (True, False)
     if not common.TF32:
         assert not info["tf32_conv"] and not info["tf32_matmul"]
+
+
+CAFFE2_MOMENTUM = """
+import json, sys
+sys.path.insert(0, "code")
+import cnn_caffe2
+model, _ = cnn_caffe2.init_model(cnn_caffe2.create_model())
+ops = [op for op in model.net.Proto().op if op.type == "MomentumSGDUpdate"]
+print(json.dumps([{a.name: a.i for a in op.arg if a.name == "nesterov"}.get("nesterov") for op in ops]))
+"""
+
+
+def test_caffe2_trains_with_classic_momentum_not_its_nesterov_default():
+    import bench
+    env_python("caffe2")
+    nesterov = bench.run_script("caffe2", ["-c", CAFFE2_MOMENTUM])
+    assert isinstance(nesterov, list), nesterov
+    assert len(nesterov) == 12 and set(nesterov) == {0}, nesterov  # one update per weight and bias

@@ -1,0 +1,111 @@
+"""Parity: every framework, in its own environment, computes what the NumPy reference computes.
+
+Same weights (weights.random_weights), same 64 images, dropout off: the same logits; STEPS steps
+of SGD with momentum on the shared batches: the same losses and weights; get_weights gives back
+exactly what set_weights took; and every framework's own initial weights, moved into every other
+framework, give the logits the reference gives for them.
+"""
+import numpy as np
+import pytest
+
+import bench
+import common
+import parity
+import reference
+import weights
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    frameworks = [f for f in common.implemented_frameworks() if bench.python_for(f)[0]]
+    out_dir = str(tmp_path_factory.mktemp("parity"))
+    found = parity.run_all(frameworks, out_dir)
+    return parity.compare(frameworks, out_dir, found)
+
+
+def row_of(table, framework):
+    if bench.python_for(framework)[0] is None:
+        pytest.skip(bench.python_for(framework)[1])
+    row = table[framework]
+    assert "error" not in row, row.get("error")
+    return row
+
+
+@pytest.mark.parametrize("framework", common.implemented_frameworks())
+def test_same_logits_for_the_same_weights(table, framework):
+    row = row_of(table, framework)
+    assert row["logits"] < parity.TOLERANCE, "largest difference {:.2e}".format(row["logits"])
+    assert row["own_logits"] < parity.TOLERANCE, "own weights: {:.2e}".format(row["own_logits"])
+
+
+@pytest.mark.parametrize("framework", common.implemented_frameworks())
+def test_same_losses_and_weights_after_sgd_steps(table, framework):
+    row = row_of(table, framework)
+    assert row["losses"] < parity.TOLERANCE, (row["losses_seen"], row["reference_losses"])
+    assert row["weights"] < parity.TOLERANCE, "largest weight difference {:.2e}".format(row["weights"])
+    # A momentum formula or learning rate that differs shows in the update, relative to its size.
+    assert row["update"] < parity.UPDATE_TOLERANCE, "update off by {:.1%}".format(row["update"])
+
+
+@pytest.mark.parametrize("framework", common.implemented_frameworks())
+def test_weights_round_trip_exactly(table, framework):
+    assert row_of(table, framework)["round_trip_exact"]
+
+
+@pytest.mark.parametrize("framework", common.implemented_frameworks())
+def test_weights_from_every_framework_give_the_same_logits(table, framework):
+    row = row_of(table, framework)
+    available = [f for f in common.implemented_frameworks() if bench.python_for(f)[0]]
+    assert sorted(row["imported"]) == sorted(available)
+    worst = max(row["imported"].items(), key=lambda kv: kv[1])
+    assert worst[1] < parity.TOLERANCE, "weights from {}: logits differ by {:.2e}".format(*worst)
+
+
+def test_reference_gradients_match_finite_differences():
+    rng = np.random.RandomState(3)
+    w = weights.random_weights(1)
+    x, labels = rng.rand(4, 3, 32, 32), rng.randint(0, 10, 4)
+    _, grads = reference.gradients(w, x, labels)
+    eps = 1e-6
+    for layer, part, index in [(0, 0, (3, 1, 2, 0)), (1, 1, (7,)), (3, 0, (5, 40, 1, 1)),
+                               (4, 0, (100, 17)), (5, 1, (2,))]:
+        def loss_at(delta):
+            moved = [[np.float64(a).copy() for a in pair] for pair in w]
+            moved[layer][part][index] += delta
+            return reference.loss_and_grad(reference.forward(moved, x)[0], labels)[0]
+        numeric = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
+        assert abs(numeric - grads[layer][part][index]) < 1e-6 + 1e-4 * abs(numeric), (layer, part, index)
+
+
+def test_reference_momentum_is_classic():
+    w = [(np.ones(s, np.float32), np.ones(weights.n_out(n), np.float32)) for n, s in weights.LAYERS.items()]
+    grads = [(np.full(s, 2.0), np.full(weights.n_out(n), 2.0)) for n, s in weights.LAYERS.items()]
+    original = reference.gradients
+    try:
+        reference.gradients = lambda weights_, x, y: (0.0, grads)
+        _, after = reference.train(w, [(None, None)] * 2, lr=0.1, momentum=0.5)
+    finally:
+        reference.gradients = original
+    # v1 = g = 2, w1 = 1 - 0.2; v2 = 0.5 * 2 + 2 = 3, w2 = 0.8 - 0.3 = 0.5 (Nesterov: 0.35)
+    assert np.allclose(after[0][0], 0.5)
+
+
+def test_neutral_layout_rejects_wrong_shapes():
+    w = weights.random_weights(0)
+    w[4] = (w[4][0].T, w[4][1])
+    with pytest.raises(ValueError, match="dense1.*neutral layout"):
+        weights.check(w)
+
+
+def test_flatten_reordering_is_a_round_trip():
+    k = np.arange(6400 * 3, dtype=np.float32).reshape(6400, 3)
+    assert np.array_equal(weights.hwc_rows_to_chw(weights.chw_rows_to_hwc(k)), k)
+    # row (c=1, h=0, w=0) of the CHW order is row (h=0, w=0, c=1) of the HWC order
+    assert np.array_equal(weights.chw_rows_to_hwc(k)[1], k[64])
+
+
+def test_weights_file_round_trip(tmp_path):
+    w = weights.random_weights(5)
+    weights.save(str(tmp_path / "w.npz"), w)
+    back = weights.load(str(tmp_path / "w.npz"))
+    assert all(np.array_equal(a, b) for pa, pb in zip(w, back) for a, b in zip(pa, pb))
