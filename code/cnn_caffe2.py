@@ -3,7 +3,7 @@ import numpy as np
 from caffe2.proto import caffe2_pb2
 from caffe2.python import brew, core, model_helper, optimizer, workspace
 
-from common import BATCH_SIZE, LR, MOMENTUM, N_CLASSES, SEED
+from common import BATCH_SIZE, LR, MOMENTUM, N_CLASSES, SEED, nvidia_tf32
 from datasets import cifar_for_library
 from weights import check
 
@@ -108,5 +108,5 @@ def runtime_info():
     import torch
     return dict(version="caffe2 in torch {}".format(torch.__version__), device="gpu" if GPU else "cpu",
                 device_note=None if GPU else "no GPU that this torch 1.8.1 build's Caffe2 can use",
-                gpu="GPU 0" if GPU else None, layout="NCHW", threads="1 (Caffe2's CPU default)",
-                tf32_conv=False, tf32_matmul=False)
+                gpu="GPU 0" if GPU else None, layout="NCHW",
+                tf32_conv=GPU and nvidia_tf32(), tf32_matmul=GPU and nvidia_tf32())

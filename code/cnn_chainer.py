@@ -4,7 +4,7 @@ import chainer.functions as F
 import chainer.links as L
 import numpy as np
 
-from common import LR, MOMENTUM, N_CLASSES, SEED
+from common import LR, MOMENTUM, N_CLASSES, SEED, nvidia_tf32
 from datasets import cifar_for_library
 from weights import check
 
@@ -94,4 +94,4 @@ def runtime_info():
                 device_note=None if GPU else "no CuPy with a usable GPU: Chainer runs on NumPy",
                 gpu=chainer.backends.cuda.cupy.cuda.runtime.getDeviceProperties(0)["name"].decode() if GPU else None,
                 layout="NCHW", cudnn=bool(GPU and chainer.backends.cuda.cudnn_enabled),
-                tf32_conv=False, tf32_matmul=False)
+                tf32_conv=GPU and nvidia_tf32(), tf32_matmul=GPU and nvidia_tf32())

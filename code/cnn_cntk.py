@@ -2,7 +2,7 @@
 import cntk as C
 import numpy as np
 
-from common import LR, MOMENTUM, N_CLASSES, SEED
+from common import LR, MOMENTUM, N_CLASSES, SEED, nvidia_tf32
 from datasets import cifar_for_library
 from weights import LAYERS, check
 
@@ -37,10 +37,10 @@ def create_model():
 def init_model(model):
     labels = C.input_variable(N_CLASSES, np.float32)
     loss = C.cross_entropy_with_softmax(model, labels)
-    # unit_gain=False: classic momentum (CNTK's default scales the gradient by 1 - momentum);
-    # use_mean_gradient: the learning rate applies to the batch's mean gradient, not its sum.
+    # unit_gain=False: classic momentum (CNTK's default scales the gradient by 1 - momentum).
+    # A learning_parameter_schedule without minibatch_size applies to the mean gradient.
     learner = C.momentum_sgd(model.parameters, lr=C.learning_parameter_schedule(LR),
-                             momentum=C.momentum_schedule(MOMENTUM), unit_gain=False, use_mean_gradient=True)
+                             momentum=C.momentum_schedule(MOMENTUM), unit_gain=False)
     return model, labels, C.Trainer(model, loss, [learner])
 
 
@@ -83,4 +83,4 @@ def set_weights(model, weights):
 def runtime_info():
     return dict(version=C.__version__, device="gpu" if GPU else "cpu", gpu="GPU 0" if GPU else None,
                 device_note=None if GPU else "the cntk wheel is CNTK's CPU build (cntk-gpu is the CUDA one)",
-                layout="NCHW", tf32_conv=False, tf32_matmul=False)
+                layout="NCHW", tf32_conv=GPU and nvidia_tf32(), tf32_matmul=GPU and nvidia_tf32())

@@ -42,7 +42,7 @@ class CNN(nnx.Module):
 
 
 def create_model():
-    return CNN(nnx.Rngs(SEED))  # explicit keys: one stream for params, one for dropout
+    return CNN(nnx.Rngs(SEED))  # explicit keys: one default stream, for params and dropout alike
 
 
 def init_model(model):

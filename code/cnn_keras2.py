@@ -8,7 +8,7 @@ import keras  # noqa: E402
 from keras import backend as K  # noqa: E402
 from keras.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D  # noqa: E402
 
-from common import LR, MOMENTUM, N_CLASSES, SEED  # noqa: E402
+from common import LR, MOMENTUM, N_CLASSES, SEED, nvidia_tf32  # noqa: E402
 from datasets import cifar_for_library  # noqa: E402
 from weights import check, chw_rows_to_hwc, hwc_rows_to_chw, hwio_to_oihw, oihw_to_hwio  # noqa: E402
 
@@ -38,7 +38,7 @@ def create_model():
 
 
 def cross_entropy_on_logits(y_true, y_pred):
-    # Keras 2's "categorical_crossentropy" expects probabilities; the backend takes logits.
+    # Keras 2.2's "categorical_crossentropy" expects probabilities; the backend takes logits.
     return K.categorical_crossentropy(y_true, y_pred, from_logits=True)
 
 
@@ -81,4 +81,4 @@ def runtime_info():
     return dict(version="keras {} on cntk {}".format(keras.__version__, cntk.__version__),
                 device="gpu" if gpu else "cpu", gpu="GPU 0" if gpu else None, layout="NCHW",
                 device_note=None if gpu else "runs on the cntk wheel, CNTK's CPU build",
-                tf32_conv=False, tf32_matmul=False)
+                tf32_conv=gpu and nvidia_tf32(), tf32_matmul=gpu and nvidia_tf32())

@@ -6,7 +6,7 @@ import numpy as np
 from mxnet import autograd, gluon, nd
 from mxnet.gluon import nn
 
-from common import LR, MOMENTUM, N_CLASSES, SEED
+from common import LR, MOMENTUM, N_CLASSES, SEED, nvidia_tf32
 from datasets import cifar_for_library
 from weights import check
 
@@ -87,4 +87,4 @@ def runtime_info():
                 device_note=None if gpu else "the mxnet wheel is MXNet's CPU build (mxnet-cu* are the CUDA ones)",
                 layout="NCHW", threads="OMP_NUM_THREADS={}".format(
                     os.environ.get("OMP_NUM_THREADS", "unset (MXNet's default)")),
-                tf32_conv=False, tf32_matmul=False)
+                tf32_conv=gpu and nvidia_tf32(), tf32_matmul=gpu and nvidia_tf32())

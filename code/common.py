@@ -55,7 +55,7 @@ FRAMEWORKS = OrderedDict([
                         legacy=("Multi-backend Keras, CNTK included, ended with Keras 2.3 (2019). Keras 3 "
                                 "(its own tab) is the modern API, on TensorFlow, JAX or PyTorch."))),
     ("caffe2", dict(module="cnn_caffe2", env="caffe2", label="Caffe2", legacy=(
-        "Caffe2 was merged into PyTorch in 2018 and shipped inside it through the 1.x releases "
+        "Caffe2 was merged into PyTorch in 2018 and built into it by default until PyTorch 1.11 "
         "(this runs the one in PyTorch 1.8.1). Its replacement is PyTorch itself."))),
 ])
 
@@ -97,3 +97,10 @@ def profile(name):
 # ROSETTA_TF32=1 allows it everywhere instead; each result records what the framework reports.
 FLOAT = "float32"
 TF32 = os.environ.get("ROSETTA_TF32", "0") == "1"
+
+
+def nvidia_tf32():
+    """Whether cuDNN and cuBLAS may use TF32 in this process, as frameworks without a switch of
+    their own (MXNet, CuPy for Chainer, CNTK, Caffe2) see it: NVIDIA_TF32_OVERRIDE=0, which the
+    harness sets where the policy says float32, forbids it in every library at once."""
+    return os.environ.get("NVIDIA_TF32_OVERRIDE") != "0"

@@ -45,6 +45,9 @@ def run(framework, profile_name, dataset, result):
     spec, prof = common.FRAMEWORKS[framework], common.profile(profile_name)
     for key, value in spec.get("vars", {}).items():
         os.environ.setdefault(key, value)
+    if not common.TF32:  # read by cuDNN and cuBLAS when they load: no TF32 in any framework
+        os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")
+    result["nvidia_tf32_override"] = os.environ.get("NVIDIA_TF32_OVERRIDE")
     phases = result["phase_seconds"]
     module = timed(phases, "import", importlib.import_module, spec["module"])
     info = module.runtime_info()
@@ -53,6 +56,7 @@ def run(framework, profile_name, dataset, result):
     model = timed(phases, "build", module.create_model)
     result["params"] = int(module.count_params(model))
     trainer = timed(phases, "init", module.init_model, model)
+    cpu_start = time.process_time()  # CPU time of all the process's threads
     for epoch in range(prof["epochs"]):
         start = time.perf_counter()
         loss = module.train_epoch(trainer, datasets.minibatches(x_train, y_train, epoch=epoch))
@@ -60,6 +64,8 @@ def run(framework, profile_name, dataset, result):
         result["losses"].append(float(loss))
         progress(epoch=epoch + 1, epochs=prof["epochs"], seconds=result["epoch_seconds"][-1], loss=float(loss))
     phases["train"] = sum(result["epoch_seconds"])
+    # CPU seconds per second of training: how many cores the framework really kept busy.
+    result["cpu_busy"] = (time.process_time() - cpu_start) / phases["train"]
     batches = datasets.minibatches(x_test, None, shuffle=False)
     y_pred = timed(phases, "predict", module.predict, trainer, batches)
     result["accuracy"] = evaluate(y_pred, y_test)

@@ -32,8 +32,9 @@ CANDIDATES = {  # name -> (distribution, standard deviation)
 def classify_weights(w):
     """Name the init rule whose distribution and scale match these weights."""
     w = np.asarray(w, dtype=np.float64).ravel()
-    kurtosis = np.mean((w - w.mean()) ** 4) / w.var() ** 2  # 1.8 uniform, about 2.8 truncated normal
-    shape = "uniform" if kurtosis < 2.3 else "normal"
+    # Kurtosis: 1.8 for a uniform, 2.37 for a normal truncated at 2 sigma, 3 for a normal.
+    kurtosis = np.mean((w - w.mean()) ** 4) / w.var() ** 2
+    shape = "uniform" if kurtosis < 2.1 else "normal"
     best = min((abs(np.log(w.std() / std)), name) for name, (dist, std) in CANDIDATES.items() if dist == shape)
     if best[0] > 0.03:  # 45,000 weights give their std to about 0.3%
         return "{} with std {:.4f} (no common rule)".format(shape, w.std())

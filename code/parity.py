@@ -28,6 +28,7 @@ import common
 import datasets
 import weights as neutral
 
+HERE = os.path.abspath(__file__)
 STEPS = 3
 WEIGHT_SEED = 7
 PROFILE = dict(epochs=1, n_train=STEPS * common.BATCH_SIZE, n_test=common.BATCH_SIZE)
@@ -153,12 +154,12 @@ def run_all(frameworks, out_dir, timeout=600):
     os.makedirs(own_dir, exist_ok=True)
     found = {}
     for name in frameworks:
-        found[name] = bench.run_script(name, [__file__, name, own_dir], timeout)
+        found[name] = bench.run_script(name, [HERE, name, own_dir], timeout)
     import_dir = os.path.join(out_dir, "imported")
     os.makedirs(import_dir, exist_ok=True)
     for name in frameworks:
         if isinstance(found[name], dict):
-            got = bench.run_script(name, [__file__, name, import_dir, "--import-from", own_dir], timeout)
+            got = bench.run_script(name, [HERE, name, import_dir, "--import-from", own_dir], timeout)
             if not isinstance(got, dict):
                 found[name] = "importing the others' weights failed: " + got
     return found
@@ -166,6 +167,11 @@ def run_all(frameworks, out_dir, timeout=600):
 
 def max_diff(a, b):
     return float(np.max(np.abs(np.float64(a) - np.float64(b))))
+
+
+def source_logits(own_dir, framework):
+    with np.load(os.path.join(own_dir, framework + ".npz")) as f:
+        return f["logits_own"]
 
 
 def compare(frameworks, out_dir, found):
@@ -204,6 +210,8 @@ def compare(frameworks, out_dir, found):
         if os.path.exists(path):
             with np.load(path) as f:
                 row["imported"] = {src: max_diff(f[src], own_logits[src]) for src in f.files if src in own_logits}
+                # ... and against the logits the source framework itself computed for them
+                row["as_source"] = {src: max_diff(f[src], source_logits(own_dir, src)) for src in row["imported"]}
         table[name] = row
     return table
 
@@ -212,7 +220,8 @@ def passes(row):
     """Whether one framework's row of `compare` meets the tolerances."""
     return ("error" not in row and row["round_trip_exact"] and row["update"] < UPDATE_TOLERANCE
             and max(row["logits"], row["own_logits"], row["losses"], row["weights"]) < TOLERANCE
-            and bool(row.get("imported")) and max(row["imported"].values()) < TOLERANCE)
+            and bool(row.get("imported")) and max(row["imported"].values()) < TOLERANCE
+            and max(row["as_source"].values()) < TOLERANCE)
 
 
 def main(argv):

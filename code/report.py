@@ -78,7 +78,8 @@ def rows(run):
             device=r.get("gpu") or r.get("cpu") or "", hardware=r.get("device") or "",
             device_note=r.get("device_note") or "", layout=r.get("layout") or "",
             tf32="on" if r.get("tf32_conv") or r.get("tf32_matmul") else "off",
-            python=r.get("python") or "", threads=r.get("threads"), params=r.get("params"),
+            python=r.get("python") or "", threads=r.get("threads"), cpu_busy=r.get("cpu_busy"),
+            params=r.get("params"),
             dataset=r["dataset"], profile=r["profile"]))
     return out
 
@@ -162,7 +163,7 @@ COLUMNS = [("framework", "framework"), ("status", "status"), ("version", "versio
            ("accuracy", "accuracy"), ("train_seconds", "training s"), ("first_epoch", "first epoch s"),
            ("steady_epoch", "steady epoch s"), ("hardware", "on"), ("device", "device"),
            ("device_note", "why there"), ("layout", "layout"), ("tf32", "TF32"), ("python", "Python"),
-           ("threads", "threads"), ("error", "why not ok")]
+           ("threads", "threads set"), ("cpu_busy", "cores busy (measured)"), ("error", "why not ok")]
 
 
 def table(run):
@@ -315,3 +316,39 @@ def defaults_table(found):
 def show_defaults():
     from IPython.display import HTML, display
     display(HTML(defaults_table(read_defaults())))
+
+
+# --- Parity with the NumPy reference, measured while the book is built ------------------------
+
+def parity_table(table):
+    """One row per framework: its largest differences from the reference, and whether they pass."""
+    import parity
+    head = ("<th>framework</th><th>device</th><th>logits</th><th>losses</th><th>weights after {} steps</th>"
+            "<th>update, relative</th><th>round trip</th><th>weights from every framework</th>"
+            "<th>within tolerance</th>").format(parity.STEPS)
+    body = []
+    for name, row in table.items():
+        if "error" in row:
+            body.append('<tr><th>{}</th><td colspan="8" class="rosetta-skipped">{}</td></tr>'.format(
+                html.escape(name), html.escape(str(row["error"]))))
+            continue
+        moved = max(list(row.get("imported", {}).values()) + list(row.get("as_source", {}).values()) or [float("nan")])
+        cells = [row["device"], "{:.1e}".format(row["logits"]), "{:.1e}".format(row["losses"]),
+                 "{:.1e}".format(row["weights"]), "{:.2%}".format(row["update"]),
+                 "exact" if row["round_trip_exact"] else "NOT exact",
+                 "{:.1e} ({} sources)".format(moved, len(row.get("imported", {}))),
+                 "yes" if parity.passes(row) else "NO"]
+        body.append("<tr><th>{}</th>{}</tr>".format(
+            html.escape(name), "".join("<td>{}</td>".format(html.escape(str(c))) for c in cells)))
+    return ('<div class="rosetta-scroll"><table class="rosetta-results rosetta-parity"><thead><tr>{}</tr></thead>'
+            "<tbody>{}</tbody></table></div>").format(head, "".join(body))
+
+
+def show_parity():
+    import tempfile
+    import parity
+    from IPython.display import HTML, display
+    frameworks = common.implemented_frameworks()
+    with tempfile.TemporaryDirectory(prefix="rosetta-parity-") as out_dir:
+        found = parity.run_all(frameworks, out_dir)
+        display(HTML(parity_table(parity.compare(frameworks, out_dir, found))))

@@ -23,6 +23,8 @@ def main(framework):
     spec = common.FRAMEWORKS[framework]
     for key, value in spec.get("vars", {}).items():
         os.environ[key] = value
+    if not common.TF32:  # as the harness does
+        os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")
     datasets.prepare("synthetic")
     module = importlib.import_module(spec["module"])
     x_train, x_test, y_train, y_test = module.load_data("synthetic", PROFILE)

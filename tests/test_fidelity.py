@@ -15,7 +15,7 @@ import bench
 import common
 import datasets
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fidelity]
 
 
 @pytest.mark.timeout(5000)  # eleven frameworks, each trained for 400 steps on two CPU cores

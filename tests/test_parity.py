@@ -59,6 +59,9 @@ def test_weights_from_every_framework_give_the_same_logits(table, framework):
     assert sorted(row["imported"]) == sorted(available)
     worst = max(row["imported"].items(), key=lambda kv: kv[1])
     assert worst[1] < parity.TOLERANCE, "weights from {}: logits differ by {:.2e}".format(*worst)
+    # and the logits that the framework the weights came from computed itself, PyTorch's included
+    worst = max(row["as_source"].items(), key=lambda kv: kv[1])
+    assert worst[1] < parity.TOLERANCE, "{}'s own logits differ by {:.2e}".format(*worst)
 
 
 def test_reference_gradients_match_finite_differences():
