@@ -22,8 +22,10 @@ html: bench book
 book: .envs/main/.installed book/_static/vendor/VERSIONS
 	.envs/main/bin/jupyter-book build . --all -W -n --keep-going
 
+# The second run: the frameworks whose own weight init differs from Glorot, with it (defaults chapter).
 bench: $(SETUP)
 	$(PY) code/bench.py --resume $(BENCH_ARGS)
+	$(PY) code/bench.py --resume --init own $(BENCH_ARGS)
 
 # Every environment: the system packages, the main one, the Vega JS, and the legacy frameworks'.
 envs: $(SETUP)

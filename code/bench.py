@@ -22,6 +22,7 @@ import json
 
 import common
 import datasets
+import own_init
 import results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -93,7 +94,7 @@ def _pump(stream, lines):
     lines.put(None)
 
 
-def run_framework(framework, profile, dataset, run_path, run_id, timeout, show):
+def run_framework(framework, profile, dataset, run_path, run_id, timeout, show, init="glorot"):
     """Run one framework's harness; always returns a result document."""
     spec = common.FRAMEWORKS[framework]
     python, why_not = python_for(framework)
@@ -103,7 +104,7 @@ def run_framework(framework, profile, dataset, run_path, run_id, timeout, show):
     log_path = os.path.join(run_path, framework + ".log")
     env = dict(os.environ, PYTHONUNBUFFERED="1", **spec.get("vars", {}))
     cmd = [python, os.path.join(HERE, "harness.py"), framework, "--profile", profile,
-           "--dataset", dataset, "--out", out, "--run", run_id]
+           "--dataset", dataset, "--out", out, "--run", run_id, "--init", init]
     start, timed_out = time.monotonic(), False
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
@@ -195,41 +196,42 @@ class Progress:
         self.stream.flush()
 
 
-def find_resumable(profile, dataset):
-    """The newest local run left incomplete with this profile and dataset, or None."""
+def find_resumable(profile, dataset, init="glorot"):
+    """The newest local run left incomplete with this profile, dataset and init, or None."""
     root = os.path.join(common.RESULTS_DIR, "runs")
     for name in sorted(os.listdir(root) if os.path.isdir(root) else [], reverse=True):
         meta = results.read_object(os.path.join(root, name, "run.json"))[0] or {}
-        if meta.get("profile") == profile and meta.get("dataset") == dataset:
+        if (meta.get("profile"), meta.get("dataset"), meta.get("init", "glorot")) == (profile, dataset, init):
             return os.path.join(root, name) if meta.get("status") == "incomplete" else None
     return None
 
 
-def start_run(frameworks, profile, dataset, device, resume):
-    path = find_resumable(profile, dataset) if resume else None
+def start_run(frameworks, profile, dataset, device, resume, init="glorot"):
+    path = find_resumable(profile, dataset, init) if resume else None
     if path:
         meta = results.read_object(os.path.join(path, "run.json"))[0]
         meta["frameworks"] = list(dict.fromkeys(meta["frameworks"] + frameworks))
         sys.stderr.write("resuming incomplete run {}\n".format(meta["run"]))
         return path, meta
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + profile
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + profile + ("-own-init" if init == "own" else "")
     run_id = next(r for r in [stamp] + ["{}-{}".format(stamp, i) for i in range(2, 100)]
                   if not os.path.exists(results.run_dir(r)))
     path = results.run_dir(run_id)
-    meta = dict(schema=results.SCHEMA, run=run_id, profile=profile, dataset=dataset, device=device,
+    meta = dict(schema=results.SCHEMA, run=run_id, profile=profile, dataset=dataset, device=device, init=init,
                 frameworks=frameworks, started=results.now(), finished=None, status="incomplete")
     return path, meta
 
 
-def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, label=""):
-    """Run `frameworks` into one run folder; `skip` maps names to record, unrun, with a reason."""
+def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, label="", init="glorot"):
+    """Run `frameworks` into one run folder; `skip` maps names to record, unrun, with a reason.
+    init="own": the frameworks whose own weight init differs, with it; not the book's latest run."""
     skip = skip or {}
     gpu = gpu_name()
     profile = profile or ("full" if gpu else "quick")
     common.profile(profile)
     dataset = datasets.resolve(dataset)
     datasets.prepare(dataset)
-    path, meta = start_run(frameworks, profile, dataset, gpu or results.cpu_name(), resume)
+    path, meta = start_run(frameworks, profile, dataset, gpu or results.cpu_name(), resume, init)
     meta["label"] = label or meta.get("label") or ""
     try:
         os.makedirs(path, exist_ok=True)
@@ -250,12 +252,13 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
             result = results.new_result(framework, profile, dataset, run=meta["run"], status="skipped",
                                         error="not run here: " + skip[framework])
         else:
-            result = run_framework(framework, profile, dataset, path, meta["run"], limit, show)
+            result = run_framework(framework, profile, dataset, path, meta["run"], limit, show, init)
         results.write_json(os.path.join(path, framework + ".json"), result)
         show.done(result)
     meta.update(status="complete", finished=results.now())
     results.write_json(os.path.join(path, "run.json"), meta)
-    results.set_latest(path)
+    if init == "glorot":
+        results.set_latest(path)
     sys.stderr.write("results in {}\n".format(os.path.relpath(path, common.ROOT)))
     return path
 
@@ -272,10 +275,17 @@ def main(argv=None):
     parser.add_argument("--skip", action="append", default=[], metavar="NAME=REASON",
                         help="record NAME as skipped with REASON instead of running it (repeatable)")
     parser.add_argument("--label", default="", help="a name for the run, shown in the book")
+    parser.add_argument("--init", default="glorot", choices=["glorot", "own"],
+                        help="own: the frameworks whose own weight init differs, run with it (defaults chapter)")
     args = parser.parse_args(argv)
     try:
         frameworks = (common.parse_frameworks(args.frameworks) if args.frameworks
                       else common.implemented_frameworks())
+        if args.init == "own":
+            frameworks = [f for f in frameworks if f in own_init.FRAMEWORKS]
+            if not frameworks:
+                sys.stderr.write("no framework here has an own weight init to measure\n")
+                return 0
         if args.profile:
             common.profile(args.profile)
         common.check_choice("dataset", args.dataset, common.DATASETS)
@@ -285,7 +295,7 @@ def main(argv=None):
         if skip:
             common.parse_frameworks(",".join(skip))
         bench(frameworks + [n for n in skip if n not in frameworks], args.profile or None, args.dataset,
-              args.resume, args.timeout, skip, args.label)
+              args.resume, args.timeout, skip, args.label, args.init)
     except (common.UsageError, datasets.DatasetError) as e:
         sys.stderr.write("error: {}\n".format(e))
         return 2

@@ -10,7 +10,7 @@ tf.config.experimental.enable_tensor_float_32_execution(TF32)  # on by default o
 
 
 def load_data(dataset, profile):
-    # Channels last (NHWC) is TensorFlow's native layout; NCHW on the CPU needs oneDNN.
+    # Channels last (NHWC) is TensorFlow's native layout: on the CPU, NCHW needs oneDNN.
     return cifar_for_library(dataset, profile, channel_first=False, one_hot=False)
 
 

@@ -19,6 +19,8 @@ import numpy as np
 
 import common
 import datasets
+import introspect
+import own_init
 import results
 
 
@@ -40,8 +42,9 @@ def timed(phases, name, fn, *args):
     return value
 
 
-def run(framework, profile_name, dataset, result):
-    """The seed's steps; `result` is filled in as they go, so a failure keeps what was measured."""
+def run(framework, profile_name, dataset, result, init="glorot"):
+    """The seed's steps; `result` is filled in as they go, so a failure keeps what was measured.
+    init="own" takes the module's Glorot override out first (own_init.py)."""
     spec, prof = common.FRAMEWORKS[framework], common.profile(profile_name)
     for key, value in spec.get("vars", {}).items():
         os.environ.setdefault(key, value)
@@ -50,12 +53,16 @@ def run(framework, profile_name, dataset, result):
     result["nvidia_tf32_override"] = os.environ.get("NVIDIA_TF32_OVERRIDE")
     phases = result["phase_seconds"]
     module = timed(phases, "import", importlib.import_module, spec["module"])
+    if init == "own":
+        own_init.apply(framework, module)
     info = module.runtime_info()
     result.update(info, framework_version=info.pop("version"))
     x_train, x_test, y_train, y_test = timed(phases, "data", module.load_data, dataset, prof)
     model = timed(phases, "build", module.create_model)
     result["params"] = int(module.count_params(model))
     trainer = timed(phases, "init", module.init_model, model)
+    # The rule conv3's initial weights follow (50 -> 100 channels, as introspect.py's probe).
+    result["init"], result["init_rule"] = init, introspect.classify_weights(module.get_weights(model)[2][0])
     cpu_start = time.process_time()  # CPU time of all the process's threads
     for epoch in range(prof["epochs"]):
         start = time.perf_counter()
@@ -82,13 +89,14 @@ def main(argv=None):
     parser.add_argument("--dataset", default="synthetic", choices=common.DATASETS[1:])
     parser.add_argument("--out", required=True)
     parser.add_argument("--run", default="")
+    parser.add_argument("--init", default="glorot", choices=["glorot", "own"])
     args = parser.parse_args(argv)
     prof = common.profile(args.profile)
     result = results.new_result(args.framework, args.profile, args.dataset, run=args.run,
                                 epochs=prof["epochs"], n_train=prof["n_train"], n_test=prof["n_test"],
                                 python=platform.python_version(), cpu=results.cpu_name())
     try:
-        run(args.framework, args.profile, args.dataset, result)
+        run(args.framework, args.profile, args.dataset, result, args.init)
         result["status"] = "ok"
     except BaseException as e:  # KeyboardInterrupt too: what was measured is kept
         result.update(status="failed", error="".join(traceback.format_exception_only(type(e), e)).strip(),

@@ -57,6 +57,13 @@ def default(fn, name):
     return inspect.signature(fn).parameters[name].default
 
 
+def pooled(call, shape):
+    """A row for a 2x2 max pooling with its stride left out, run on a 7x7 input: a stride of 1, or
+    a last window that covers the border, changes every shape after it."""
+    h, w = [int(d) for d in shape]
+    return row("max pooling, stride left out", "{}: a 7x7 input gives {}x{}".format(call, h, w), "measured")
+
+
 def pytorch():
     import torch
     import torch.nn as nn
@@ -67,6 +74,7 @@ def pytorch():
         row("bias init", classify_bias(conv.bias.detach().numpy()), "measured"),
         row("conv padding", "padding={!r} (valid)".format(default(nn.Conv2d.__init__, "padding")), "read"),
         row("data layout", "NCHW (weight shape {})".format(tuple(conv.weight.shape)), "read"),
+        pooled("MaxPool2d(2)", nn.MaxPool2d(2)(torch.zeros(1, 1, 7, 7)).shape[2:]),
         row("SGD momentum", "momentum={}, dampening={}, nesterov={}; v = m v + g, w -= lr v".format(
             default(sgd.__init__, "momentum"), default(sgd.__init__, "dampening"),
             default(sgd.__init__, "nesterov")), "read"),
@@ -87,6 +95,8 @@ def tensorflow():
         row("conv padding", "required argument of tf.nn.conv2d (no default)",
             "read" if default(tf.nn.conv2d, "padding") is inspect.Parameter.empty else "read: has a default"),
         row("data layout", "data_format={!r}".format(default(tf.nn.conv2d, "data_format")), "read"),
+        row("max pooling, stride left out", "strides is a required argument of tf.nn.max_pool2d"
+            if default(tf.nn.max_pool2d, "strides") is inspect.Parameter.empty else "strides has a default", "read"),
         row("SGD momentum", "no optimizer outside Keras (tf.keras.optimizers)", "stated: TensorFlow 2 API"),
         row("dropout at inference", "tf.nn.dropout always drops: the caller skips it", "stated: tf.nn.dropout docs"),
         row("float type", "float32 (tf.constant(1.0).dtype = {})".format(tf.constant(1.0).dtype.name), "read"),
@@ -109,6 +119,7 @@ def keras():
         row("bias init", "{} ({})".format(classify_bias(b), type(conv.bias_initializer).__name__), "measured"),
         row("conv padding", "padding={!r}".format(conv.padding), "read"),
         row("data layout", "image_data_format={!r}".format(keras.config.image_data_format()), "read"),
+        pooled("MaxPooling2D(2)", keras.layers.MaxPooling2D(2).compute_output_shape((1, 7, 7, 1))[1:3]),
         row("SGD momentum", "momentum={}, nesterov={}; v = m v - lr g, w += v".format(
             default(sgd.__init__, "momentum"), default(sgd.__init__, "nesterov")), "read"),
         row("dropout at inference", "off in predict() and evaluate(), on in fit()", "stated: keras.layers.Dropout docs"),
@@ -129,6 +140,8 @@ def jax():
         row("bias init", classify_bias(conv.bias[...]), "measured"),
         row("conv padding", "padding={!r}".format(default(nnx.Conv.__init__, "padding")), "read"),
         row("data layout", "NHWC (kernel shape {})".format(tuple(conv.kernel[...].shape)), "read"),
+        pooled("nnx.max_pool(x, window_shape=(2, 2))",
+               nnx.max_pool(jax.numpy.zeros((1, 7, 7, 1)), window_shape=(2, 2)).shape[1:3]),
         row("SGD momentum", "optax.sgd momentum={}, nesterov={}; trace = g + m trace, w -= lr trace".format(
             default(optax.sgd, "momentum"), default(optax.sgd, "nesterov")), "read"),
         row("dropout at inference", "on until model.eval() (deterministic={})".format(dropout.deterministic), "read"),
@@ -151,6 +164,7 @@ def mxnet():
         row("bias init", classify_bias(conv.bias.data().asnumpy()), "measured"),
         row("conv padding", "padding={!r} (valid)".format(default(nn.Conv2D.__init__, "padding")), "read"),
         row("data layout", "layout={!r}".format(default(nn.Conv2D.__init__, "layout")), "read"),
+        pooled("MaxPool2D(2)", nn.MaxPool2D(2)(mx.nd.zeros((1, 1, 7, 7))).shape[2:]),
         row("SGD momentum", "momentum={}; v = m v - lr g, w += v".format(default(sgd.__init__, "momentum")), "read"),
         row("dropout at inference", "off outside autograd.record()", "stated: Gluon docs"),
         row("float type", np.dtype(conv.weight.dtype).name, "read"),
@@ -164,6 +178,7 @@ def mxnet():
 
 def chainer():
     import chainer
+    import chainer.functions as F
     import chainer.links as L
     conv = L.Convolution2D(C_IN, C_OUT, K)
     sgd = chainer.optimizers.MomentumSGD
@@ -172,6 +187,8 @@ def chainer():
         row("bias init", classify_bias(conv.b.array), "measured"),
         row("conv padding", "pad={} (valid)".format(default(L.Convolution2D.__init__, "pad")), "read"),
         row("data layout", "NCHW (W shape {})".format(conv.W.shape), "read"),
+        pooled("max_pooling_2d(x, 2), cover_all={}".format(default(F.max_pooling_2d, "cover_all")),
+               F.max_pooling_2d(np.zeros((1, 1, 7, 7), np.float32), 2).shape[2:]),
         row("SGD momentum", "MomentumSGD lr={}, momentum={}; v = m v - lr g, w += v".format(
             default(sgd.__init__, "lr"), default(sgd.__init__, "momentum")), "read"),
         row("dropout at inference", "on while chainer.config.train is true (now {})".format(chainer.config.train), "read"),
@@ -191,6 +208,8 @@ def cntk():
         row("conv padding", "pad={} (valid)".format(getattr(default(C.layers.Convolution2D, "pad"), "value", "?")),
             "read"),
         row("data layout", "channels first (W shape {})".format(tuple(w.shape)), "read"),
+        pooled("MaxPooling((2, 2)), strides={}".format(default(C.layers.MaxPooling, "strides")),
+               C.layers.MaxPooling((2, 2))(C.input_variable((1, 7, 7))).shape[1:]),
         row("SGD momentum", "momentum_sgd unit_gain={}: v = m v + (1 - m) g when true".format(
             C.default_unit_gain_value()), "read"),
         row("dropout at inference", "on in train_minibatch, off in eval", "stated: CNTK docs"),
@@ -211,6 +230,8 @@ def keras2():
         row("bias init", "{} ({})".format(classify_bias(b), type(conv.bias_initializer).__name__), "measured"),
         row("conv padding", "padding={!r}".format(conv.padding), "read"),
         row("data layout", "image_data_format={!r}".format(K2.image_data_format()), "read"),
+        pooled("MaxPooling2D((2, 2))", keras.layers.MaxPooling2D((2, 2), data_format="channels_last")
+               .compute_output_shape((None, 7, 7, 1))[1:3]),
         row("SGD momentum", "lr={}, momentum={}, nesterov={}; v = m v - lr g, w += v".format(
             default(sgd.__init__, "lr"), default(sgd.__init__, "momentum"), default(sgd.__init__, "nesterov")), "read"),
         row("dropout at inference", "off in predict(), on in fit() and train_on_batch()", "stated: Keras 2 docs"),
@@ -221,20 +242,31 @@ def keras2():
 
 
 def caffe2():
-    from caffe2.python import brew, model_helper, optimizer, workspace
+    import ctypes
+    import glob
+    import torch
+    from caffe2.python import brew, core, model_helper, optimizer, workspace
     model = model_helper.ModelHelper(name="probe")
     brew.conv(model, "x", "y", C_IN, C_OUT, K)
     workspace.RunNetOnce(model.param_init_net)
+    workspace.FeedBlob("p_in", np.zeros((1, 1, 7, 7), np.float32))
+    workspace.RunOperatorOnce(core.CreateOperator("MaxPool", ["p_in"], ["p_out"], kernel=2))
+    # Caffe2's operators run on the OpenMP that torch bundles: ask that library for its threads.
+    gomp = glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp*"))
+    threads = ctypes.CDLL(gomp[0]).omp_get_max_threads() if gomp else "unknown"
     return [
         row("weight init", classify_weights(workspace.FetchBlob("y_w")), "measured"),
         row("bias init", classify_bias(workspace.FetchBlob("y_b")), "measured"),
         row("conv padding", "pad=0 (valid)", "stated: Conv operator docs"),
         row("data layout", "order={!r}".format(model.arg_scope.get("order", "NCHW")), "read"),
-        row("SGD momentum", "build_sgd momentum={}; v = m v + lr g, w -= v".format(
-            default(optimizer.SgdOptimizer.__init__, "momentum")), "read"),
+        pooled("MaxPool with kernel=2", workspace.FetchBlob("p_out").shape[2:]),
+        row("SGD momentum", "build_sgd momentum={}, nesterov={} (classic only with nesterov=False: "
+            "v = m v + lr g, w -= v)".format(
+            default(optimizer.SgdOptimizer.__init__, "momentum"),
+            default(optimizer.SgdOptimizer.__init__, "nesterov")), "read"),
         row("dropout at inference", "only in a net built with is_test=True", "stated: Dropout operator docs"),
         row("float type", workspace.FetchBlob("y_w").dtype.name, "read"),
-        row("CPU threads", "1 per operator", "stated: Caffe2 defaults"),
+        row("CPU threads", "OpenMP's {} (1 only after workspace.GlobalInit)".format(threads), "read"),
         row("random seed", "none: DeviceOption(random_seed=...) fixes it", "stated: Caffe2 docs"),
     ]
 

@@ -217,6 +217,12 @@ def load_seed():
         return json.load(f)
 
 
+def show_seed_note():
+    """The seed's dropout bugs, as data/seed-2017.json states them (the results chapter shows the same)."""
+    from IPython.display import HTML, display
+    display(HTML('<p class="rosetta-note">{}</p>'.format(html.escape(load_seed()["note"]))))
+
+
 def comparison_rows(runs, seed):
     """Training throughput, images per second: the final published table's K80 and P100 (the
     published training seconds over the 499,840 images they trained on), and each of our runs'
@@ -313,9 +319,27 @@ def defaults_table(found):
         head, "".join(body), errors)
 
 
+def measured_threads(found, results_dir=None):
+    """Add to each tab's rows the CPU cores its frameworks kept busy while training in the newest
+    local run (the harness measures it), beside the threads the framework itself reports."""
+    latest = results.latest_run(results_dir)
+    for r in results.load_run(latest)[1] if latest else []:
+        spec = common.FRAMEWORKS.get(r["framework"])
+        tab_rows = found.get(spec["module"][len("cnn_"):]) if spec and r.get("cpu_busy") else None
+        if not isinstance(tab_rows, list):
+            continue
+        cell = next((x for x in tab_rows if x["topic"] == "CPU cores busy in training"), None)
+        if cell is None:
+            cell = dict(topic="CPU cores busy in training", value="", how="measured: run {} on {}".format(
+                os.path.basename(latest), r.get("device") or "?"))
+            tab_rows.append(cell)
+        cell["value"] = ", ".join(v for v in [cell["value"], "{}: {:.2f}".format(r["framework"], r["cpu_busy"])] if v)
+    return found
+
+
 def show_defaults():
     from IPython.display import HTML, display
-    display(HTML(defaults_table(read_defaults())))
+    display(HTML(defaults_table(measured_threads(read_defaults()))))
 
 
 # --- Parity with the NumPy reference, measured while the book is built ------------------------
@@ -352,3 +376,54 @@ def show_parity():
     with tempfile.TemporaryDirectory(prefix="rosetta-parity-") as out_dir:
         found = parity.run_all(frameworks, out_dir)
         display(HTML(parity_table(parity.compare(frameworks, out_dir, found))))
+
+
+# --- What the frameworks' own weight init costs ------------------------------------------------
+
+def own_init_pair(results_dir=None):
+    """(the latest run, the newest complete own-init run of the same profile and dataset or None)."""
+    root = results_dir or common.RESULTS_DIR
+    latest = results.latest_run(root)
+    if not latest:
+        return None, None
+    meta = results.load_run(latest)[0]
+    runs_root = os.path.join(root, "runs")
+    for name in sorted(os.listdir(runs_root), reverse=True):
+        other = results.read_object(os.path.join(runs_root, name, "run.json"))[0] or {}
+        if (other.get("init"), other.get("status"), other.get("profile"), other.get("dataset")) == (
+                "own", "complete", meta.get("profile"), meta.get("dataset")):
+            return latest, os.path.join(runs_root, name)
+    return latest, None
+
+
+def init_cost_html(results_dir=None):
+    import own_init
+    latest, own = own_init_pair(results_dir)
+    if own is None:
+        return ('<p class="rosetta-empty">No run with the frameworks' own weight init beside this build's run: '
+                '<code>make bench</code> makes both.</p>')
+    glorot = {r["framework"]: r for r in results.load_run(latest)[1]}
+    meta = results.load_run(own)[0]
+    head = ("<th>framework</th><th>own init (measured)</th><th>accuracy, own init</th>"
+            "<th>accuracy, Glorot-uniform</th><th>difference</th>")
+    body = []
+    for r in sorted(results.load_run(own)[1], key=lambda r: _order(r["framework"])):
+        g = glorot.get(r["framework"], {})
+        ok = r.get("status") == "ok" and g.get("status") == "ok"
+        cells = [r.get("init_rule") or "-", _fmt("accuracy", r.get("accuracy")), _fmt("accuracy", g.get("accuracy")),
+                 "{:+.1f} points".format(100 * (r["accuracy"] - g["accuracy"])) if ok else
+                 (r.get("error") or g.get("error") or "not run").splitlines()[0]]
+        body.append("<tr><th>{}</th>{}</tr>".format(html.escape(r["framework"]), "".join(
+            "<td>{}</td>".format(html.escape(str(c))) for c in cells)))
+    for name, why in own_init.SAME.items():
+        if name in glorot:
+            body.append('<tr><th>{}</th><td colspan="4">{}</td></tr>'.format(html.escape(name), html.escape(why)))
+    caption = "{} dataset, {} profile, {}: runs {} and {}".format(
+        meta.get("dataset"), meta.get("profile"), meta.get("device"), os.path.basename(own), os.path.basename(latest))
+    return ('<p>{}</p><div class="rosetta-scroll"><table class="rosetta-results rosetta-init-cost"><thead><tr>{}'
+            '</tr></thead><tbody>{}</tbody></table></div>').format(html.escape(caption), head, "".join(body))
+
+
+def show_init_cost():
+    from IPython.display import HTML, display
+    display(HTML(init_cost_html()))

@@ -74,6 +74,8 @@ def test_faults_are_recorded_and_the_others_still_run(tmp_path, monkeypatch, res
     real = load(path, "pytorch")
     assert real["status"] == "ok" and real["params"] == 3441592 and len(real["epoch_seconds"]) == 2
     assert 0 <= real["accuracy"] <= 1 and real["dataset"] == "synthetic" and real["profile"] == "smoke"
+    assert 0.5 < real["cpu_busy"] < os.cpu_count() + 0.5  # cores kept busy, measured
+    assert real["nvidia_tf32_override"] == "0"  # float32 policy: no TF32 in any CUDA library
     for name in names:
         doc, reason = results.read_result(os.path.join(path, name + ".json"))
         assert doc is not None, reason
@@ -178,3 +180,16 @@ def test_corrupt_cache_stops_the_run_before_it_starts(tmp_path, monkeypatch, res
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "y_test.npy is corrupt" in err and "delete" in err
     assert not os.path.exists(os.path.join(results_dir, "runs"))
+
+
+def test_own_init_run_keeps_the_framework_default_and_leaves_latest_alone(results_dir):
+    main = bench.bench(["pytorch"], "smoke", "synthetic")
+    own = bench.bench(["pytorch"], "smoke", "synthetic", init="own")
+    assert results.latest_run() == main and own != main
+    glorot, default = load(main, "pytorch"), load(own, "pytorch")
+    assert glorot["init"] == "glorot" and glorot["init_rule"] == "Glorot-uniform"
+    assert default["status"] == "ok" and default["init"] == "own"
+    assert default["init_rule"].startswith("Kaiming-uniform")  # PyTorch's own, measured in the run
+    import report
+    page = report.init_cost_html(results_dir)
+    assert "Kaiming-uniform" in page and "points" in page and os.path.basename(own) in page

@@ -1,4 +1,6 @@
 """The defaults chapter: the init classifier, the introspection run, and the table."""
+import os
+
 import numpy as np
 import pytest
 
@@ -50,10 +52,56 @@ def test_defaults_table_escapes_and_reports_missing_environments():
     assert "no environment for jax: &lt;create it&gt;" in page
 
 
-def test_read_defaults_runs_each_framework_in_its_environment():
-    found = report.read_defaults()
+@pytest.fixture(scope="module")
+def found():
+    return report.read_defaults()
+
+
+def test_read_defaults_runs_each_framework_in_its_environment(found):
     assert isinstance(found["pytorch"], list), found["pytorch"]
     assert {r["topic"] for r in found["pytorch"]} >= {"weight init", "bias init", "data layout", "TF32"}
+
+
+@pytest.mark.parametrize("tab, size", [("pytorch", "3x3"), ("keras", "3x3"), ("jax", "6x6"), ("mxnet", "3x3"),
+                                       ("chainer", "4x4"), ("cntk", "6x6"), ("keras2", "3x3"), ("caffe2", "6x6")])
+def test_pooling_without_a_stride_is_measured_in_each_framework(found, tab, size):
+    if not isinstance(found.get(tab), list):
+        pytest.skip(str(found.get(tab)))
+    row = {r["topic"]: r for r in found[tab]}["max pooling, stride left out"]
+    assert row["value"].endswith("a 7x7 input gives " + size) and row["how"] == "measured", row
+
+
+def test_caffe2_threads_and_nesterov_default_are_read_not_stated(found):
+    if not isinstance(found.get("caffe2"), list):
+        pytest.skip(str(found.get("caffe2")))
+    rows = {r["topic"]: r for r in found["caffe2"]}
+    assert rows["CPU threads"]["how"] == "read" and rows["CPU threads"]["value"].startswith("OpenMP's ")
+    assert "nesterov=True" in rows["SGD momentum"]["value"]
+
+
+def test_measured_cores_join_the_defaults_table(results_dir):
+    import results
+    run = os.path.join(results_dir, "runs", "r1")
+    results.write_json(os.path.join(run, "pytorch.json"), results.new_result(
+        "pytorch", "smoke", "synthetic", status="ok", cpu_busy=1.87, device="cpu"))
+    results.set_latest(run)
+    found = report.measured_threads({"pytorch": [introspect.row("weight init", "x", "measured")]}, results_dir)
+    assert {"topic": "CPU cores busy in training", "value": "pytorch: 1.87",
+            "how": "measured: run r1 on cpu"} in found["pytorch"]
+
+
+def test_legacy_frameworks_read_tf32_from_the_nvidia_override(monkeypatch):
+    import common
+    monkeypatch.setenv("NVIDIA_TF32_OVERRIDE", "0")
+    assert common.nvidia_tf32() is False
+    monkeypatch.delenv("NVIDIA_TF32_OVERRIDE")
+    assert common.nvidia_tf32() is True
+
+
+def test_seed_note_names_every_framework_whose_dropout_was_wrong():
+    note = report.load_seed()["note"]
+    for name in ("TensorFlow", "PyTorch", "Caffe2", "Theano"):
+        assert name in note
 
 
 def test_2017_comparison_uses_the_published_seconds_and_our_measured_rates():
