@@ -29,16 +29,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def gpu_name():
-    """The first NVIDIA GPU's name, or None: decides the default profile."""
+    """The first NVIDIA GPU's name and compute capability, or None: decides the default profile."""
     if not shutil.which("nvidia-smi"):
         return None
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return None
-    names = out.stdout.strip().splitlines() if out.returncode == 0 else []
-    return names[0].strip() if names else None
+    lines = out.stdout.strip().splitlines() if out.returncode == 0 else []
+    if not lines:
+        return None
+    name, _, capability = lines[0].partition(",")
+    return name.strip() + (" (compute capability {})".format(capability.strip()) if capability.strip() else "")
 
 
 def python_for(framework):
@@ -94,7 +97,8 @@ def _pump(stream, lines):
     lines.put(None)
 
 
-def run_framework(framework, profile, dataset, run_path, run_id, timeout, show, init="glorot"):
+def run_framework(framework, profile, dataset, run_path, run_id, timeout, show, init="glorot", cpu_profile=None,
+                  gpu=None):
     """Run one framework's harness; always returns a result document."""
     spec = common.FRAMEWORKS[framework]
     python, why_not = python_for(framework)
@@ -105,6 +109,8 @@ def run_framework(framework, profile, dataset, run_path, run_id, timeout, show, 
     env = dict(os.environ, PYTHONUNBUFFERED="1", **spec.get("vars", {}))
     cmd = [python, os.path.join(HERE, "harness.py"), framework, "--profile", profile,
            "--dataset", dataset, "--out", out, "--run", run_id, "--init", init]
+    if cpu_profile:  # a GPU is here: the framework trains `profile` only if it really runs on it
+        cmd += ["--cpu-profile", cpu_profile, "--gpu-seen", gpu or "a GPU"]
     start, timed_out = time.monotonic(), False
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
@@ -227,6 +233,9 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
     init="own": the frameworks whose own weight init differs, with it; not the book's latest run."""
     skip = skip or {}
     gpu = gpu_name()
+    # Without a profile asked for, each framework's profile follows its device: full on the GPU,
+    # quick for one whose build stays on the CPU. PROFILE=full runs full everywhere.
+    cpu_profile = "quick" if gpu and not profile else None
     profile = profile or ("full" if gpu else "quick")
     common.profile(profile)
     dataset = datasets.resolve(dataset)
@@ -252,7 +261,8 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
             result = results.new_result(framework, profile, dataset, run=meta["run"], status="skipped",
                                         error="not run here: " + skip[framework])
         else:
-            result = run_framework(framework, profile, dataset, path, meta["run"], limit, show, init)
+            result = run_framework(framework, profile, dataset, path, meta["run"], limit, show, init,
+                                   cpu_profile, gpu)
         results.write_json(os.path.join(path, framework + ".json"), result)
         show.done(result)
     meta.update(status="complete", finished=results.now())

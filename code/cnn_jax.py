@@ -105,9 +105,18 @@ def set_weights(model, weights):
         layer.bias[...] = jnp.asarray(bias)
 
 
+def no_gpu_reason():
+    try:
+        jax.devices("gpu")
+        return None
+    except RuntimeError as e:  # JAX's own words: no CUDA plugin installed, or no usable GPU
+        return str(e).splitlines()[0]
+
+
 def runtime_info():
     dev = jax.devices()[0]
     gpu = dev.platform == "gpu"
     return dict(version="jax {}, flax {}".format(jax.__version__, flax.__version__),
                 device="gpu" if gpu else "cpu", gpu=dev.device_kind if gpu else None,
+                device_note=None if gpu else no_gpu_reason(),
                 layout="NHWC", tf32_conv=gpu and TF32, tf32_matmul=gpu and TF32)

@@ -58,25 +58,27 @@ def count_params(model):
 
 
 def _backend():
-    """The backend's version, GPU name, and TF32 switched as the precision policy says."""
+    """The backend's version, GPU name (or why none), and TF32 switched as the policy says."""
     name = keras.backend.backend()
     if name == "tensorflow":
         import tensorflow as tf
         tf.config.experimental.enable_tensor_float_32_execution(TF32)
         gpus = tf.config.list_physical_devices("GPU")
         gpu = tf.config.experimental.get_device_details(gpus[0]).get("device_name") if gpus else None
-        return tf.__version__, gpu
+        cuda = tf.sysconfig.get_build_info().get("cuda_version")
+        return tf.__version__, gpu, "TensorFlow {} with CUDA {}".format(tf.__version__, cuda) if cuda else "a CPU build"
     if name == "jax":
         import jax
         jax.config.update("jax_default_matmul_precision", None if TF32 else "highest")
         dev = jax.devices()[0]
-        return jax.__version__, dev.device_kind if dev.platform == "gpu" else None
+        return jax.__version__, dev.device_kind if dev.platform == "gpu" else None, "jaxlib on " + dev.platform
     import torch
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = TF32
-    return torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return torch.__version__, gpu, "torch with CUDA {}".format(torch.version.cuda) if torch.version.cuda else "a CPU build"
 
 
-BACKEND_VERSION, GPU = _backend()
+BACKEND_VERSION, GPU, BUILD = _backend()
 
 
 def get_weights(model):
@@ -96,4 +98,5 @@ def set_weights(model, weights):
 def runtime_info():
     return dict(version=keras.__version__, backend=keras.backend.backend(),
                 backend_version=BACKEND_VERSION, device="gpu" if GPU else "cpu", gpu=GPU,
+                device_note=None if GPU else "the {} backend finds no GPU ({})".format(keras.backend.backend(), BUILD),
                 layout="NHWC", tf32_conv=bool(GPU) and TF32, tf32_matmul=bool(GPU) and TF32)

@@ -91,7 +91,9 @@ def set_weights(model, weights):
 def runtime_info():
     gpu = DEVICE.type == "cuda"
     return dict(version=torch.__version__, device="gpu" if gpu else "cpu",
-                gpu=torch.cuda.get_device_name() if gpu else None,
+                gpu=torch.cuda.get_device_name() if gpu else None, device_note=None if gpu else (
+                    "this torch is a CPU build" if torch.version.cuda is None
+                    else "torch's CUDA {} finds no GPU it can use".format(torch.version.cuda)),
                 threads=torch.get_num_threads(), layout="NCHW",
                 tf32_conv=gpu and torch.backends.cudnn.allow_tf32,
                 tf32_matmul=gpu and torch.backends.cuda.matmul.allow_tf32)

@@ -109,7 +109,10 @@ def set_weights(model, weights):
 def runtime_info():
     gpus = tf.config.list_physical_devices("GPU")
     name = tf.config.experimental.get_device_details(gpus[0]).get("device_name") if gpus else None
-    return dict(version=tf.__version__, device="gpu" if gpus else "cpu", gpu=name, layout="NHWC",
+    build = tf.sysconfig.get_build_info()
+    note = None if gpus else ("this TensorFlow is a CPU build" if not build.get("is_cuda_build")
+                              else "TensorFlow's CUDA {} finds no GPU it can use".format(build.get("cuda_version")))
+    return dict(version=tf.__version__, device="gpu" if gpus else "cpu", gpu=name, layout="NHWC", device_note=note,
                 threads=tf.config.threading.get_intra_op_parallelism_threads() or "0 (all cores)",
                 tf32_conv=bool(gpus) and tf.config.experimental.tensor_float_32_execution_enabled(),
                 tf32_matmul=bool(gpus) and tf.config.experimental.tensor_float_32_execution_enabled())

@@ -42,10 +42,24 @@ def timed(phases, name, fn, *args):
     return value
 
 
-def run(framework, profile_name, dataset, result, init="glorot"):
+def device_profile(result, profile_name, cpu_profile, gpu_seen):
+    """The profile for where the framework really runs: a framework that stays on the CPU while
+    there is a GPU (its build cannot use it) trains `cpu_profile`, and its result says why."""
+    if result["device"] != "cpu" or not cpu_profile or cpu_profile == profile_name:
+        return profile_name
+    why = result.get("device_note") or "{} {} does not use it".format(result["framework"], result["framework_version"])
+    result["device_note"] = "{} is here, but {}: on the CPU with the {} profile instead of {}".format(
+        gpu_seen or "a GPU", why, cpu_profile, profile_name)
+    prof = common.profile(cpu_profile)
+    result.update(profile=cpu_profile, epochs=prof["epochs"], n_train=prof["n_train"], n_test=prof["n_test"])
+    return cpu_profile
+
+
+def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=None, gpu_seen=None):
     """The seed's steps; `result` is filled in as they go, so a failure keeps what was measured.
-    init="own" takes the module's Glorot override out first (own_init.py)."""
-    spec, prof = common.FRAMEWORKS[framework], common.profile(profile_name)
+    init="own" takes the module's Glorot override out first (own_init.py); cpu_profile: see
+    device_profile."""
+    spec = common.FRAMEWORKS[framework]
     for key, value in spec.get("vars", {}).items():
         os.environ.setdefault(key, value)
     if not common.TF32:  # read by cuDNN and cuBLAS when they load: no TF32 in any framework
@@ -57,6 +71,7 @@ def run(framework, profile_name, dataset, result, init="glorot"):
         own_init.apply(framework, module)
     info = module.runtime_info()
     result.update(info, framework_version=info.pop("version"))
+    prof = common.profile(device_profile(result, profile_name, cpu_profile, gpu_seen))
     x_train, x_test, y_train, y_test = timed(phases, "data", module.load_data, dataset, prof)
     model = timed(phases, "build", module.create_model)
     result["params"] = int(module.count_params(model))
@@ -90,13 +105,16 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--run", default="")
     parser.add_argument("--init", default="glorot", choices=["glorot", "own"])
+    parser.add_argument("--cpu-profile", default=None, choices=list(common.PROFILES),
+                        help="the profile if the framework runs on the CPU after all")
+    parser.add_argument("--gpu-seen", default=None, help="the GPU the orchestrator found, for the result's note")
     args = parser.parse_args(argv)
     prof = common.profile(args.profile)
     result = results.new_result(args.framework, args.profile, args.dataset, run=args.run,
                                 epochs=prof["epochs"], n_train=prof["n_train"], n_test=prof["n_test"],
                                 python=platform.python_version(), cpu=results.cpu_name())
     try:
-        run(args.framework, args.profile, args.dataset, result, args.init)
+        run(args.framework, args.profile, args.dataset, result, args.init, args.cpu_profile, args.gpu_seen)
         result["status"] = "ok"
     except BaseException as e:  # KeyboardInterrupt too: what was measured is kept
         result.update(status="failed", error="".join(traceback.format_exception_only(type(e), e)).strip(),

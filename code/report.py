@@ -5,6 +5,7 @@ result is escaped before it reaches a page, and the charts are embedded for the 
 vega-embed, so a page needs no network.
 """
 import contextlib
+import copy
 import html
 import itertools
 import json
@@ -44,6 +45,31 @@ class Run:
         return "{}: {} dataset, {} profile, {}, {}".format(
             self.label, m.get("dataset") or first.get("dataset"), m.get("profile") or first.get("profile"),
             m.get("device") or first.get("gpu") or first.get("cpu"), date)
+
+
+def where(result):
+    """The profile and the device a result ran with: results that differ here are never drawn together."""
+    name = result.get("gpu") if result.get("device") == "gpu" else result.get("cpu")
+    return result.get("profile"), name if result.get("device") else None
+
+
+def split(run):
+    """A run as one view per (profile, device): without PROFILE, a GPU machine trains the frameworks
+    on the GPU with the full profile and the ones that stay on the CPU with the CPU's profile."""
+    groups = {}
+    for r in run.results:
+        groups.setdefault(where(r), []).append(r)
+    unplaced = [r for key in [k for k in groups if k[1] is None] for r in groups.pop(key)]  # never ran
+    if len(groups) <= 1:
+        return [run]
+    parts = []
+    for i, ((profile, device), found) in enumerate(groups.items()):
+        part = copy.copy(run)
+        part.meta = dict(run.meta, profile=profile, device=device)
+        part.results = found + (unplaced if i == 0 else [])
+        part.skipped = run.skipped if i == 0 else []
+        parts.append(part)
+    return parts
 
 
 def load_runs(results_dir=None):
@@ -199,7 +225,7 @@ def results_html(runs):
         return ('<p class="rosetta-empty">No benchmark results yet: <code>make bench</code> (or '
                 '<code>make html</code>) runs the frameworks and writes them under '
                 '<code>data/results/</code>.</p>')
-    return "\n".join(run_html(run) for run in runs)
+    return "\n".join(run_html(part) for run in runs for part in split(run))
 
 
 def show_results():
@@ -400,7 +426,7 @@ def init_cost_html(results_dir=None):
     import own_init
     latest, own = own_init_pair(results_dir)
     if own is None:
-        return ('<p class="rosetta-empty">No run with the frameworks' own weight init beside this build's run: '
+        return ('<p class="rosetta-empty">No run with the frameworks\' own weight init beside this build\'s run: '
                 '<code>make bench</code> makes both.</p>')
     glorot = {r["framework"]: r for r in results.load_run(latest)[1]}
     meta = results.load_run(own)[0]

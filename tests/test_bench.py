@@ -193,3 +193,20 @@ def test_own_init_run_keeps_the_framework_default_and_leaves_latest_alone(result
     import report
     page = report.init_cost_html(results_dir)
     assert "Kaiming-uniform" in page and "points" in page and os.path.basename(own) in page
+
+
+def test_with_a_gpu_seen_each_framework_trains_the_profile_of_its_own_device(tmp_path, monkeypatch, results_dir):
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    smi.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 9.0'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", "{}:{}".format(smi.parent, os.environ["PATH"]))
+    assert bench.gpu_name() == "NVIDIA H100 80GB HBM3 (compute capability 9.0)"
+    path = bench.bench(["pytorch"], None, "synthetic")  # no profile asked for: full on a GPU
+    with open(os.path.join(path, "run.json")) as f:
+        assert json.load(f)["profile"] == "full"
+    r = load(path, "pytorch")  # this machine's torch is a CPU build: it says so and trains quick
+    assert r["status"] == "ok" and r["device"] == "cpu" and r["profile"] == "quick" and r["epochs"] == 3
+    assert len(r["epoch_seconds"]) == 3
+    assert r["device_note"].startswith("NVIDIA H100 80GB HBM3 (compute capability 9.0) is here, but this torch "
+                                       "is a CPU build: on the CPU with the quick profile instead of full")

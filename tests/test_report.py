@@ -98,3 +98,19 @@ def test_reference_runs_are_shown_beside_the_local_run_and_labelled(tmp_path):
     assert page.count("<h3>") == 2 and "reference (GPU reference)" in page
     sources = {r["source"] for r in report.comparison_rows(runs, report.load_seed())}
     assert "reference (GPU reference) (NVIDIA H100 80GB HBM3)" in sources
+
+
+def test_a_run_is_drawn_apart_by_profile_and_device(tmp_path):
+    import report
+    import results
+    run_path = str(tmp_path / "run")
+    docs = [results.new_result("pytorch", "full", "synthetic", status="ok", device="gpu", gpu="H100"),
+            results.new_result("jax", "full", "synthetic", status="ok", device="gpu", gpu="H100"),
+            results.new_result("mxnet", "quick", "synthetic", status="ok", device="cpu"),
+            results.new_result("caffe2", "full", "synthetic", status="skipped", error="no environment")]
+    for doc in docs:
+        results.write_json(os.path.join(run_path, doc["framework"] + ".json"), doc)
+    results.write_json(os.path.join(run_path, "run.json"), dict(profile="full", dataset="synthetic", device="H100"))
+    parts = report.split(report.Run(run_path, "this build"))
+    assert [sorted(r["framework"] for r in p.results) for p in parts] == [["caffe2", "jax", "pytorch"], ["mxnet"]]
+    assert "full profile, H100" in parts[0].caption and "quick profile, " + results.cpu_name() in parts[1].caption
