@@ -11,7 +11,7 @@ import common
 
 pytestmark = pytest.mark.slow
 HTML = os.path.join(ROOT, "_build", "html", "book")
-STEPS = ["01-load-data", "02-model", "03-loss-optimizer", "04-train", "05-predict", "06-evaluate"]
+STEPS = ["01-load-data", "02-model", "03-loss-optimizer", "04-train", "05-predict", "06-evaluate", "07-weights"]
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,20 @@ def test_results_page_has_the_charts_of_this_run(built):
     assert "synthetic dataset, smoke profile" in html and meta["started"][:10] in html
     assert "&quot;framework&quot;" not in html  # the chart specs are data, not escaped HTML
     assert all(name in html for name in common.implemented_frameworks())
+
+
+def test_weights_chapter_shows_every_framework_matching_the_reference(built):
+    html = page("07-weights")
+    for name in common.implemented_frameworks():
+        row = re.search(r"<tr><th>{}</th>(.*?)</tr>".format(re.escape(name)), html)
+        assert row and row.group(1).endswith("<td>yes</td>"), (name, row.group(0) if row else "no row")
+    assert "def get_weights(model)" in text("07-weights") and "def chw_rows_to_hwc(kernel)" in text("07-weights")
+
+
+def test_defaults_chapter_shows_the_cost_of_each_own_init(built):
+    html = text("defaults")
+    assert "Kaiming-uniform" in html and "points" in html and "max pooling, stride left out" in html
+    assert "Caffe2" in text("05-predict") and "Theano" in text("05-predict")  # the seed's dropout note
 
 
 def test_no_page_loads_anything_from_the_network(built):

@@ -15,7 +15,7 @@ import common
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
-STEPS = ["01-load-data", "02-model", "03-loss-optimizer", "04-train", "05-predict", "06-evaluate"]
+STEPS = ["01-load-data", "02-model", "03-loss-optimizer", "04-train", "05-predict", "06-evaluate", "07-weights"]
 TABS = list(dict.fromkeys(common.FRAMEWORKS[n]["label"] for n in common.implemented_frameworks()))
 
 
