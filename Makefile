@@ -11,6 +11,10 @@ PROFILE ?=
 DATASET ?= auto
 PORT ?= 8000
 BENCH_ARGS = $(if $(FRAMEWORKS),--frameworks $(FRAMEWORKS)) $(if $(PROFILE),--profile $(PROFILE)) --dataset $(DATASET)
+# GPU=1: the environments install their frameworks' CUDA builds (envs/*/requirements-gpu.txt);
+# GPU=0: the CPU builds. Default: 1 where nvidia-smi lists a GPU. Changing it recreates them.
+GPU ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1 || echo 0)
+export GPU
 LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
@@ -34,7 +38,11 @@ envs: $(SETUP)
 	tools/setup-system.sh
 	@mkdir -p .envs && touch $@
 
-.envs/main/.installed: envs/main/requirements.txt .envs/system.installed
+# One stamp per set: a change of GPU makes every environment older than its stamp.
+.envs/builds-%:
+	@mkdir -p .envs && rm -f .envs/builds-* && touch $@
+
+.envs/main/.installed: envs/main/requirements.txt envs/main/requirements-gpu.txt .envs/system.installed .envs/builds-$(GPU)
 	tools/make-env.sh main
 
 book/_static/vendor/VERSIONS: tools/vendor-js.sh
@@ -42,7 +50,7 @@ book/_static/vendor/VERSIONS: tools/vendor-js.sh
 
 # A legacy environment may fail on its own (no Python 3.6 here, say): the make goes on, and its
 # frameworks are reported as skipped, with the reason, until a later make creates it.
-.envs/%/.installed: envs/%/requirements.txt .envs/system.installed
+.envs/%/.installed: envs/%/requirements.txt envs/%/requirements-gpu.txt .envs/system.installed .envs/builds-$(GPU)
 	tools/make-env.sh $* || echo "environment $* was not created: its frameworks will be reported as skipped"
 
 test: $(SETUP)

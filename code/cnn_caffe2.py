@@ -7,7 +7,22 @@ from common import BATCH_SIZE, LR, MOMENTUM, N_CLASSES, SEED, nvidia_tf32
 from datasets import cifar_for_library
 from weights import check
 
-GPU = workspace.has_gpu_support and workspace.NumGpuDevices() > 0
+
+
+def gpu_or_why_not():
+    """(True, None) where Caffe2 runs an operator on the first GPU, else (False, why): torch
+    1.8.1's CUDA 10.2 may have no code for a newer card, and only running something tells."""
+    if not workspace.has_gpu_support or workspace.NumGpuDevices() == 0:
+        return False, "no GPU that this torch 1.8.1 build's Caffe2 can use"
+    try:
+        workspace.RunOperatorOnce(core.CreateOperator(
+            "ConstantFill", [], ["gpu_probe"], shape=[1], device_option=core.DeviceOption(caffe2_pb2.CUDA, 0)))
+        return True, None
+    except RuntimeError as e:
+        return False, "Caffe2's CUDA build cannot run on this GPU: " + str(e).strip().splitlines()[0]
+
+
+GPU, WHY_CPU = gpu_or_why_not()
 DEVICE = core.DeviceOption(caffe2_pb2.CUDA if GPU else caffe2_pb2.CPU, 0, random_seed=SEED)
 
 
@@ -107,6 +122,6 @@ def set_weights(model, weights):
 def runtime_info():
     import torch
     return dict(version="caffe2 in torch {}".format(torch.__version__), device="gpu" if GPU else "cpu",
-                device_note=None if GPU else "no GPU that this torch 1.8.1 build's Caffe2 can use",
+                device_note=WHY_CPU,
                 gpu="GPU 0" if GPU else None, layout="NCHW",
                 tf32_conv=GPU and nvidia_tf32(), tf32_matmul=GPU and nvidia_tf32())

@@ -6,7 +6,23 @@ from common import LR, MOMENTUM, N_CLASSES, SEED, nvidia_tf32
 from datasets import cifar_for_library
 from weights import LAYERS, check
 
-GPU = any(d.type() == C.device.DeviceKind.GPU for d in C.device.all_devices())
+
+
+def gpu_or_why_not():
+    """(True, None) where CNTK computes on the first GPU, else (False, why): cntk-gpu 2.7 is built
+    with CUDA 10, which may have no code for a newer card, and only running something tells."""
+    if not any(d.type() == C.device.DeviceKind.GPU for d in C.device.all_devices()):
+        return False, "the cntk wheel is CNTK's CPU build (cntk-gpu is the CUDA one), or it finds no GPU"
+    try:
+        (C.constant(1.0) + 1).eval(device=C.device.gpu(0))
+        return True, None
+    except (RuntimeError, ValueError) as e:
+        return False, "CNTK's CUDA build cannot run on this GPU: " + str(e).strip().splitlines()[0]
+
+
+GPU, WHY_CPU = gpu_or_why_not()
+if not GPU:  # CNTK would otherwise pick a GPU it lists by itself
+    C.device.try_set_default_device(C.device.cpu())
 
 
 def load_data(dataset, profile):
@@ -82,5 +98,5 @@ def set_weights(model, weights):
 
 def runtime_info():
     return dict(version=C.__version__, device="gpu" if GPU else "cpu", gpu="GPU 0" if GPU else None,
-                device_note=None if GPU else "the cntk wheel is CNTK's CPU build (cntk-gpu is the CUDA one)",
+                device_note=WHY_CPU,
                 layout="NCHW", tf32_conv=GPU and nvidia_tf32(), tf32_matmul=GPU and nvidia_tf32())

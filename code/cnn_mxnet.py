@@ -10,7 +10,23 @@ from common import LR, MOMENTUM, N_CLASSES, SEED, nvidia_tf32
 from datasets import cifar_for_library
 from weights import check
 
-CTX = mx.gpu() if mx.context.num_gpus() > 0 else mx.cpu()
+
+
+def gpu_or_why_not():
+    """(mx.gpu(), None) where this build runs a kernel on the first GPU, else (mx.cpu(), why):
+    an older CUDA may have no code for a newer card, and only running something tells."""
+    if not mx.runtime.Features().is_enabled("CUDA"):
+        return mx.cpu(), "the mxnet wheel is MXNet's CPU build (mxnet-cu* are the CUDA ones)"
+    if mx.context.num_gpus() == 0:
+        return mx.cpu(), "MXNet's CUDA build finds no GPU"
+    try:
+        nd.ones(1, ctx=mx.gpu()).asnumpy()
+        return mx.gpu(), None
+    except mx.MXNetError as e:
+        return mx.cpu(), "MXNet's CUDA build cannot run on this GPU: " + str(e).strip().splitlines()[0]
+
+
+CTX, WHY_CPU = gpu_or_why_not()
 
 
 def load_data(dataset, profile):
@@ -84,7 +100,7 @@ def set_weights(model, weights):
 def runtime_info():
     gpu = CTX.device_type == "gpu"
     return dict(version=mx.__version__, device="gpu" if gpu else "cpu", gpu="GPU 0" if gpu else None,
-                device_note=None if gpu else "the mxnet wheel is MXNet's CPU build (mxnet-cu* are the CUDA ones)",
+                device_note=WHY_CPU,
                 layout="NCHW", threads="OMP_NUM_THREADS={}".format(
                     os.environ.get("OMP_NUM_THREADS", "unset (MXNet's default)")),
                 tf32_conv=gpu and nvidia_tf32(), tf32_matmul=gpu and nvidia_tf32())

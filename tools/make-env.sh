@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .envs/NAME from envs/NAME/: its Python (envs/NAME/python-version, found through pyenv or
 # on PATH), its pinned requirements (and constraints.txt, if any), and its own setup steps
-# (envs/NAME/setup.sh, if any, instead of the requirements).
+# (envs/NAME/setup.sh, if any, instead of the requirements). With GPU=1 (the Makefile's default
+# where nvidia-smi lists a GPU) it installs requirements-gpu.txt, the CUDA builds, where there is one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1
@@ -19,6 +20,14 @@ if [ -z "$python" ] || ! "$python" -c pass 2>/dev/null; then
 fi
 # A constraints file applies to builds too (pip passes PIP_CONSTRAINT on to build environments).
 [ ! -f "$spec/constraints.txt" ] || export PIP_CONSTRAINT="$PWD/$spec/constraints.txt"
+requirements=$spec/requirements.txt
+if [ "${GPU:-0}" = 1 ] && [ -f "$spec/requirements-gpu.txt" ]; then
+  requirements=$spec/requirements-gpu.txt
+  # No pip configuration files: a local index or folder of CPU wheels (torch 2.13.0+cpu, say)
+  # would otherwise win over the registry's CUDA builds of the same version.
+  export PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS=
+fi
+export REQUIREMENTS=$PWD/$requirements
 rm -rf ".envs/$name"
 "$python" -m venv ".envs/$name"
 case $version in  # an old venv's pip ignores Requires-Python: name the last pip for that Python
@@ -30,7 +39,7 @@ esac
 if [ -f "$spec/setup.sh" ]; then
   bash "$spec/setup.sh" ".envs/$name"
 else
-  ".envs/$name/bin/python" -m pip install -q -r "$spec/requirements.txt"
+  ".envs/$name/bin/python" -m pip install -q -r "$requirements"
 fi
-touch ".envs/$name/.installed"
-echo "environment $name ready (.envs/$name, Python $version)"
+echo "$requirements" > ".envs/$name/.installed"
+echo "environment $name ready (.envs/$name, Python $version, $requirements)"
