@@ -8,6 +8,7 @@ import keras  # noqa: E402
 from keras import backend as K  # noqa: E402
 from keras.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D  # noqa: E402
 
+import cnn_cntk  # noqa: E402  the same CNTK: its check of the GPU picks the device for both
 from common import LR, MOMENTUM, N_CLASSES, SEED, nvidia_tf32  # noqa: E402
 from datasets import cifar_for_library  # noqa: E402
 from weights import check, chw_rows_to_hwc, hwc_rows_to_chw, hwio_to_oihw, oihw_to_hwio  # noqa: E402
@@ -76,9 +77,7 @@ def set_weights(model, weights):
 
 
 def runtime_info():
-    import cntk
-    gpu = any(d.type() == cntk.device.DeviceKind.GPU for d in cntk.device.all_devices())
-    return dict(version="keras {} on cntk {}".format(keras.__version__, cntk.__version__),
+    gpu = cnn_cntk.GPU
+    return dict(version="keras {} on cntk {}".format(keras.__version__, cnn_cntk.C.__version__),
                 device="gpu" if gpu else "cpu", gpu="GPU 0" if gpu else None, layout="NCHW",
-                device_note=None if gpu else "runs on the cntk wheel, CNTK's CPU build",
-                tf32_conv=gpu and nvidia_tf32(), tf32_matmul=gpu and nvidia_tf32())
+                device_note=cnn_cntk.WHY_CPU, tf32_conv=gpu and nvidia_tf32(), tf32_matmul=gpu and nvidia_tf32())
