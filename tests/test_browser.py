@@ -110,7 +110,7 @@ def test_results_charts_draw_with_no_network(site, page):
 
 
 def test_no_page_requests_anything_outside_localhost(site, page):
-    for name in ["intro"] + STEPS + ["results"]:
+    for name in ["intro"] + STEPS + ["results", "defaults"]:
         page.goto(site + name + ".html")
         page.wait_for_load_state("networkidle")
     assert page.context.outside == []
@@ -125,3 +125,30 @@ def test_copy_button_copies_exactly_the_code_shown(site, page):
     block.locator("button.copybtn").click()
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied.strip() == shown.strip() and "def create_model" in copied
+
+
+KEYS = list(dict.fromkeys(common.FRAMEWORKS[n]["module"][len("cnn_"):] for n in common.implemented_frameworks()))
+
+
+def picked(page):
+    return page.evaluate("document.getElementById('rosetta-picker').value")
+
+
+def test_one_picker_on_every_page_drives_the_tabs_and_lives_in_the_url(site, page):
+    key, label = KEYS[3], TABS[3]  # any framework but the first, whose tab shows by default
+    page.goto(site + "02-model.html?framework=" + key)  # a shared link
+    assert selected_tab(page) == label and picked(page) == key
+    for name in ["intro", "04-train", "results", "defaults"]:  # pages with and without tabs
+        page.goto(site + name + ".html")
+        assert picked(page) == key, name
+        assert "framework=" + key in page.url, name
+    page.goto(site + "03-loss-optimizer.html")
+    page.select_option("#rosetta-picker", KEYS[-1])
+    assert selected_tab(page) == TABS[-1] and page.url.endswith("?framework=" + KEYS[-1])
+    page.locator(".sd-tab-set > label", has_text=TABS[0]).first.click()  # a tab moves the picker
+    assert picked(page) == KEYS[0] and page.url.endswith("?framework=" + KEYS[0])
+    page.goto(site + "05-predict.html")
+    assert selected_tab(page) == TABS[0]
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.screenshot(path=os.path.join(ARTIFACTS, "picker.png"))
+    assert page.context.outside == [] and page.errors == []

@@ -12,6 +12,7 @@ Every implemented framework must have its sentence: a missing one is a build war
 under `-W`). The tabs share the sync group `framework`, so a choice holds on every page.
 """
 import ast
+import json
 import os
 import sys
 
@@ -96,4 +97,7 @@ class FrameworkTabs(SphinxDirective):
 
 def setup(app):
     app.add_directive("framework-tabs", FrameworkTabs)
+    # The picker (_static/picker.js) lists the tabs on every page, tabs or not.
+    app.add_js_file(None, body="window.ROSETTA_FRAMEWORKS = {};".format(
+        json.dumps([[key, label] for key, label, _, _ in tabs()])))
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,78 @@
+// One framework picker, at the top of every page. It drives every tab set of the book's sync
+// group through sphinx-design's own mechanism (the group's radio inputs and its stored choice),
+// shows the current choice, and keeps it in the URL: sphinx-design reads `?framework=jax` on
+// load, so a link with it opens the book on that framework.
+(function () {
+  "use strict";
+  const GROUP = "framework";
+  const KEY = "sphinx-design-tab-id-" + GROUP; // design-tabs.js's default storage prefix
+
+  function stored() {
+    try { return window.localStorage.getItem(KEY); } catch (e) { return null; }
+  }
+
+  function store(id) {
+    try { window.localStorage.setItem(KEY, id); } catch (e) { /* no storage: the URL still works */ }
+  }
+
+  function putInUrl(id) {
+    const url = new URL(window.location.href);
+    url.searchParams.set(GROUP, id);
+    window.history.replaceState(window.history.state, "", url);
+  }
+
+  function labels(id) {
+    return document.querySelectorAll(
+      '.sd-tab-label[data-sync-group="' + GROUP + '"][data-sync-id="' + id + '"]');
+  }
+
+  function choose(id, picker) {
+    labels(id).forEach(function (label) {
+      const input = document.getElementById(label.getAttribute("for"));
+      if (input) input.checked = true;
+    });
+    store(id);
+    putInUrl(id);
+    picker.value = id;
+  }
+
+  function build() {
+    const frameworks = window.ROSETTA_FRAMEWORKS || [];
+    if (!frameworks.length) return;
+    const box = document.createElement("label");
+    box.className = "rosetta-picker";
+    box.appendChild(document.createTextNode("Framework "));
+    const picker = document.createElement("select");
+    picker.id = "rosetta-picker";
+    picker.setAttribute("aria-label", "The framework every tab shows");
+    frameworks.forEach(function (pair) {
+      const option = document.createElement("option");
+      option.value = pair[0];
+      option.textContent = pair[1];
+      picker.appendChild(option);
+    });
+    box.appendChild(picker);
+    const place = document.querySelector(".header-article-items__start") || document.querySelector("main");
+    place.insertBefore(box, place.firstChild);
+
+    const known = frameworks.map(function (pair) { return pair[0]; });
+    const asked = new URLSearchParams(window.location.search).get(GROUP);
+    const current = [asked, stored()].find(function (id) { return known.indexOf(id) >= 0; });
+    if (current) {
+      choose(current, picker);
+    } else {
+      picker.value = known[0]; // sphinx-design shows each tab set's first tab
+    }
+    picker.addEventListener("change", function () { choose(picker.value, picker); });
+    // A tab clicked on the page changes the choice too: the picker and the URL follow it.
+    document.addEventListener("change", function (event) {
+      const label = event.target && event.target.nextElementSibling;
+      if (label && label.getAttribute("data-sync-group") === GROUP && event.target.checked) {
+        picker.value = label.getAttribute("data-sync-id");
+        putInUrl(picker.value);
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", build);
+})();
