@@ -130,7 +130,7 @@ def framework_run(framework, out_dir, import_from=None):
     shared = neutral.random_weights(WEIGHT_SEED)
     module.set_weights(model, shared)
     back = module.get_weights(model)
-    exact = all(np.array_equal(a, b) and np.asarray(a).dtype == np.float32
+    exact = all(np.array_equal(a, b) and np.asarray(b).dtype == np.float32  # the same values and type
                 for pair, back_pair in zip(shared, back) for a, b in zip(pair, back_pair))
     out["logits"] = logits(tab, module, trainer, batches[0][0])
     out["losses"] = np.array([module.train_epoch(trainer, (b for b in [batch])) for batch in batches], np.float64)
