@@ -152,3 +152,28 @@ def test_one_picker_on_every_page_drives_the_tabs_and_lives_in_the_url(site, pag
     os.makedirs(ARTIFACTS, exist_ok=True)
     page.screenshot(path=os.path.join(ARTIFACTS, "picker.png"))
     assert page.context.outside == [] and page.errors == []
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_nine_tabs_fit_any_screen(browser, site, width):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        for step in STEPS:
+            page.goto(site + step + ".html?framework=" + KEYS[-1])
+            fits = page.evaluate("""() => {
+                const vw = document.documentElement.clientWidth;
+                const labels = [...document.querySelector('.sd-tab-set').querySelectorAll(':scope > label')];
+                const cut = labels.filter(l => l.scrollWidth > l.clientWidth + 1
+                                          || l.getBoundingClientRect().right > vw + 1
+                                          || l.getBoundingClientRect().left < -1);
+                const active = document.querySelector('.sd-tab-set > input:checked + label').getBoundingClientRect();
+                return {pageScrolls: document.documentElement.scrollWidth > vw + 1,
+                        cut: cut.map(l => l.textContent.trim()),
+                        activeVisible: active.width > 0 && active.left >= 0 && active.right <= vw + 1,
+                        pickerVisible: document.getElementById('rosetta-picker').getBoundingClientRect().width > 0};
+            }""")
+            assert fits == dict(pageScrolls=False, cut=[], activeVisible=True, pickerVisible=True), (width, step, fits)
+        page.screenshot(path=os.path.join(ARTIFACTS, "tabs-{}px.png".format(width)))
+    finally:
+        context.close()

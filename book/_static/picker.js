@@ -41,7 +41,10 @@
     if (!frameworks.length) return;
     const box = document.createElement("label");
     box.className = "rosetta-picker";
-    box.appendChild(document.createTextNode("Framework "));
+    const text = document.createElement("span");
+    text.className = "rosetta-picker-text";
+    text.textContent = "Framework";
+    box.appendChild(text);
     const picker = document.createElement("select");
     picker.id = "rosetta-picker";
     picker.setAttribute("aria-label", "The framework every tab shows");
