@@ -60,7 +60,7 @@ def split(run):
     for r in run.results:
         groups.setdefault(where(r), []).append(r)
     unplaced = [r for key in [k for k in groups if k[1] is None] for r in groups.pop(key)]  # never ran
-    if len(groups) <= 1:
+    if not groups:
         return [run]
     parts = []
     for i, ((profile, device), found) in enumerate(groups.items()):
@@ -444,8 +444,9 @@ def init_cost_html(results_dir=None):
     for name, why in own_init.SAME.items():
         if name in glorot:
             body.append('<tr><th>{}</th><td colspan="4">{}</td></tr>'.format(html.escape(name), html.escape(why)))
-    caption = "{} dataset, {} profile, {}: runs {} and {}".format(
-        meta.get("dataset"), meta.get("profile"), meta.get("device"), os.path.basename(own), os.path.basename(latest))
+    where_ = sorted({"{} profile, {}".format(*where(r)) for r in results.load_run(own)[1] if where(r)[1]})
+    caption = "{} dataset, {}: runs {} and {}".format(
+        meta.get("dataset"), "; ".join(where_) or "not run", os.path.basename(own), os.path.basename(latest))
     return ('<p>{}</p><div class="rosetta-scroll"><table class="rosetta-results rosetta-init-cost"><thead><tr>{}'
             '</tr></thead><tbody>{}</tbody></table></div>').format(html.escape(caption), head, "".join(body))
 

@@ -114,3 +114,14 @@ def test_a_run_is_drawn_apart_by_profile_and_device(tmp_path):
     parts = report.split(report.Run(run_path, "this build"))
     assert [sorted(r["framework"] for r in p.results) for p in parts] == [["caffe2", "jax", "pytorch"], ["mxnet"]]
     assert "full profile, H100" in parts[0].caption and "quick profile, " + results.cpu_name() in parts[1].caption
+
+
+def test_a_run_that_asked_for_full_on_a_gpu_but_ran_quick_on_the_cpu_says_so(tmp_path):
+    import report
+    import results
+    run_path = str(tmp_path / "run")
+    doc = results.new_result("pytorch", "quick", "synthetic", status="ok", device="cpu")
+    results.write_json(os.path.join(run_path, "pytorch.json"), doc)
+    results.write_json(os.path.join(run_path, "run.json"), dict(profile="full", dataset="synthetic", device="H100"))
+    (part,) = report.split(report.Run(run_path, "this build"))
+    assert "quick profile, " + results.cpu_name() in part.caption and "H100" not in part.caption
