@@ -57,6 +57,20 @@ def count_params(model):
     return model.count_params()
 
 
+def get_weights(model):
+    """(kernel, bias) per layer in the neutral layout of weights.py, as NumPy arrays."""
+    k = model.get_weights()  # [kernel, bias] per layer; kernels HWIO and in x out
+    convs = [(hwio_to_oihw(k[i]), k[i + 1]) for i in range(0, 8, 2)]
+    # Flatten() of NHWC activations gives dense1's rows in (h, w, c) order: reorder to (c, h, w).
+    return convs + [(hwc_rows_to_chw(k[8]), k[9]), (k[10], k[11])]
+
+
+def set_weights(model, weights):
+    weights = check(weights)
+    convs = [a for kernel, bias in weights[:4] for a in (oihw_to_hwio(kernel), bias)]
+    model.set_weights(convs + [chw_rows_to_hwc(weights[4][0]), weights[4][1], weights[5][0], weights[5][1]])
+
+
 def _backend():
     """The backend's version, GPU name (or why none), and TF32 switched as the policy says."""
     name = keras.backend.backend()
@@ -79,20 +93,6 @@ def _backend():
 
 
 BACKEND_VERSION, GPU, BUILD = _backend()
-
-
-def get_weights(model):
-    """(kernel, bias) per layer in the neutral layout of weights.py, as NumPy arrays."""
-    k = model.get_weights()  # [kernel, bias] per layer; kernels HWIO and in x out
-    convs = [(hwio_to_oihw(k[i]), k[i + 1]) for i in range(0, 8, 2)]
-    # Flatten() of NHWC activations gives dense1's rows in (h, w, c) order: reorder to (c, h, w).
-    return convs + [(hwc_rows_to_chw(k[8]), k[9]), (k[10], k[11])]
-
-
-def set_weights(model, weights):
-    weights = check(weights)
-    convs = [a for kernel, bias in weights[:4] for a in (oihw_to_hwio(kernel), bias)]
-    model.set_weights(convs + [chw_rows_to_hwc(weights[4][0]), weights[4][1], weights[5][0], weights[5][1]])
 
 
 def runtime_info():
