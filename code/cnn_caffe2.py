@@ -8,7 +8,6 @@ from datasets import cifar_for_library
 from weights import check
 
 
-
 def gpu_or_why_not():
     """(True, None) where Caffe2 runs an operator on the first GPU, else (False, why): torch
     1.8.1's CUDA 10.2 may have no code for a newer card, and only running something tells."""

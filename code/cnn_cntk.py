@@ -7,7 +7,6 @@ from datasets import cifar_for_library
 from weights import LAYERS, check
 
 
-
 def gpu_or_why_not():
     """(True, None) where CNTK computes on the first GPU, else (False, why): cntk-gpu 2.7 is built
     with CUDA 10, which may have no code for a newer card, and only running something tells."""

@@ -11,7 +11,6 @@ from datasets import cifar_for_library
 from weights import check
 
 
-
 def gpu_or_why_not():
     """(mx.gpu(), None) where this build runs a kernel on the first GPU, else (mx.cpu(), why):
     an older CUDA may have no code for a newer card, and only running something tells."""

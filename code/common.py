@@ -82,6 +82,11 @@ def parse_frameworks(text):
     return names
 
 
+def tab(framework):
+    """The framework's tab in the book: its module's name without `cnn_` (the Keras rows share one)."""
+    return FRAMEWORKS[framework]["module"][len("cnn_"):]
+
+
 def implemented_frameworks():
     """The frameworks whose module exists in code/: the default set to run and to show."""
     here = os.path.dirname(os.path.abspath(__file__))

@@ -6,8 +6,9 @@
 The first form builds the framework's model and writes OUT_DIR/FRAMEWORK.own.npz (the weights it
 initialised itself, through get_weights) and OUT_DIR/FRAMEWORK.npz: its logits on one batch for
 those weights and for the shared weights of weights.random_weights (put in with set_weights),
-whether get_weights gives back exactly what set_weights took, and the losses and weights of
-STEPS training steps from the shared weights on the shared batches. The second form puts every
+whether get_weights gives back exactly what set_weights took, and the losses of STEPS training
+steps from the shared weights on the shared batches; the weights after them go to
+OUT_DIR/FRAMEWORK.trained.npz. The second form puts every
 *.own.npz of DIR into the framework and writes the logits to OUT_DIR/FRAMEWORK.imported.npz.
 
 Dropout is switched off for these runs by replacing each framework's dropout with the identity in
@@ -97,17 +98,9 @@ def logits(tab, module, trainer, x):
     raise ValueError("no logits for " + tab)
 
 
-def flat(prefix, pairs):
-    return {"{}{}.{}".format(prefix, i, part): a for i, pair in enumerate(pairs) for part, a in zip("kb", pair)}
-
-
-def unflat(prefix, arrays):
-    return [(arrays["{}{}.k".format(prefix, i)], arrays["{}{}.b".format(prefix, i)]) for i in range(len(neutral.LAYERS))]
-
-
 def framework_run(framework, out_dir, import_from=None):
     spec = common.FRAMEWORKS[framework]
-    tab = spec["module"][len("cnn_"):]
+    tab = common.tab(framework)
     for key, value in spec.get("vars", {}).items():
         os.environ[key] = value
     datasets.prepare("synthetic")
@@ -134,8 +127,8 @@ def framework_run(framework, out_dir, import_from=None):
                 for pair, back_pair in zip(shared, back) for a, b in zip(pair, back_pair))
     out["logits"] = logits(tab, module, trainer, batches[0][0])
     out["losses"] = np.array([module.train_epoch(trainer, (b for b in [batch])) for batch in batches], np.float64)
-    out.update(flat("trained", module.get_weights(model)))
     np.savez(os.path.join(out_dir, framework + ".npz"), **out)
+    neutral.save(os.path.join(out_dir, framework + ".trained.npz"), module.get_weights(model))
     return dict(round_trip_exact=bool(exact), info=module.runtime_info())
 
 
@@ -195,7 +188,7 @@ def compare(frameworks, out_dir, found):
             continue
         with np.load(os.path.join(own_dir, name + ".npz")) as f:
             got = dict(f)
-        trained = unflat("trained", got)
+        trained = neutral.load(os.path.join(own_dir, name + ".trained.npz"))
         update = max(max_diff(t - w, r - w) / np.max(np.abs(r - w))
                      for (t_pair, r_pair, w_pair) in zip(trained, ref_trained, shared)
                      for t, r, w in zip(t_pair, r_pair, w_pair))

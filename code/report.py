@@ -316,7 +316,7 @@ def read_defaults(timeout=300):
     import bench
     found = {}
     for name in common.implemented_frameworks():
-        tab = common.FRAMEWORKS[name]["module"][len("cnn_"):]
+        tab = common.tab(name)
         if tab not in found:
             got = bench.run_script(name, [os.path.join(common.ROOT, "code", "introspect.py"), tab], timeout)
             found[tab] = got if isinstance(got, list) else (
@@ -326,7 +326,7 @@ def read_defaults(timeout=300):
 
 def defaults_table(found):
     """Topics as rows, frameworks as columns; each value with how it was found."""
-    labels = {common.FRAMEWORKS[n]["module"][len("cnn_"):]: common.FRAMEWORKS[n]["label"] for n in common.FRAMEWORKS}
+    labels = {common.tab(n): common.FRAMEWORKS[n]["label"] for n in common.FRAMEWORKS}
     topics = list(dict.fromkeys(r["topic"] for rows_ in found.values() if isinstance(rows_, list) for r in rows_))
     cells = {(tab, r["topic"]): r for tab, rows_ in found.items() if isinstance(rows_, list) for r in rows_}
     head = "<th>default</th>" + "".join("<th>{}</th>".format(html.escape(labels[t])) for t in found)
@@ -350,8 +350,8 @@ def measured_threads(found, results_dir=None):
     local run (the harness measures it), beside the threads the framework itself reports."""
     latest = results.latest_run(results_dir)
     for r in results.load_run(latest)[1] if latest else []:
-        spec = common.FRAMEWORKS.get(r["framework"])
-        tab_rows = found.get(spec["module"][len("cnn_"):]) if spec and r.get("cpu_busy") else None
+        known = r["framework"] in common.FRAMEWORKS and r.get("cpu_busy")
+        tab_rows = found.get(common.tab(r["framework"])) if known else None
         if not isinstance(tab_rows, list):
             continue
         cell = next((x for x in tab_rows if x["topic"] == "CPU cores busy in training"), None)
@@ -390,8 +390,11 @@ def parity_table(table):
                  "yes" if parity.passes(row) else "NO"]
         body.append("<tr><th>{}</th>{}</tr>".format(
             html.escape(name), "".join("<td>{}</td>".format(html.escape(str(c))) for c in cells)))
-    return ('<div class="rosetta-scroll"><table class="rosetta-results rosetta-parity"><thead><tr>{}</tr></thead>'
-            "<tbody>{}</tbody></table></div>").format(head, "".join(body))
+    caption = ("Measured {} on {} (the device column says where each framework ran): the synthetic "
+               "dataset's first {} shuffled batches of {} images, float32 in the frameworks, float64 in "
+               "the reference.").format(results.now()[:10], results.cpu_name(), parity.STEPS, common.BATCH_SIZE)
+    return ('<p>{}</p><div class="rosetta-scroll"><table class="rosetta-results rosetta-parity"><thead><tr>{}</tr>'
+            "</thead><tbody>{}</tbody></table></div>").format(html.escape(caption), head, "".join(body))
 
 
 def show_parity():
@@ -429,11 +432,11 @@ def init_cost_html(results_dir=None):
         return ('<p class="rosetta-empty">No run with the frameworks\' own weight init beside this build\'s run: '
                 '<code>make bench</code> makes both.</p>')
     glorot = {r["framework"]: r for r in results.load_run(latest)[1]}
-    meta = results.load_run(own)[0]
+    meta, own_results, _ = results.load_run(own)
     head = ("<th>framework</th><th>own init (measured)</th><th>accuracy, own init</th>"
             "<th>accuracy, Glorot-uniform</th><th>difference</th>")
     body = []
-    for r in sorted(results.load_run(own)[1], key=lambda r: _order(r["framework"])):
+    for r in sorted(own_results, key=lambda r: _order(r["framework"])):
         g = glorot.get(r["framework"], {})
         ok = r.get("status") == "ok" and g.get("status") == "ok"
         cells = [r.get("init_rule") or "-", _fmt("accuracy", r.get("accuracy")), _fmt("accuracy", g.get("accuracy")),
@@ -444,7 +447,7 @@ def init_cost_html(results_dir=None):
     for name, why in own_init.SAME.items():
         if name in glorot:
             body.append('<tr><th>{}</th><td colspan="4">{}</td></tr>'.format(html.escape(name), html.escape(why)))
-    where_ = sorted({"{} profile, {}".format(*where(r)) for r in results.load_run(own)[1] if where(r)[1]})
+    where_ = sorted({"{} profile, {}".format(*where(r)) for r in own_results if where(r)[1]})
     caption = "{} dataset, {}: runs {} and {}".format(
         meta.get("dataset"), "; ".join(where_) or "not run", os.path.basename(own), os.path.basename(latest))
     return ('<p>{}</p><div class="rosetta-scroll"><table class="rosetta-results rosetta-init-cost"><thead><tr>{}'

@@ -127,7 +127,7 @@ def test_copy_button_copies_exactly_the_code_shown(site, page):
     assert copied.strip() == shown.strip() and "def create_model" in copied
 
 
-KEYS = list(dict.fromkeys(common.FRAMEWORKS[n]["module"][len("cnn_"):] for n in common.implemented_frameworks()))
+KEYS = list(dict.fromkeys(common.tab(n) for n in common.implemented_frameworks()))
 
 
 def picked(page):

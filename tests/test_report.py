@@ -125,3 +125,10 @@ def test_a_run_that_asked_for_full_on_a_gpu_but_ran_quick_on_the_cpu_says_so(tmp
     results.write_json(os.path.join(run_path, "run.json"), dict(profile="full", dataset="synthetic", device="H100"))
     (part,) = report.split(report.Run(run_path, "this build"))
     assert "quick profile, " + results.cpu_name() in part.caption and "H100" not in part.caption
+
+
+def test_parity_table_names_its_data_and_machine():
+    import report
+    import results
+    page = report.parity_table({"mxnet": {"error": "no environment for mxnet"}})
+    assert "synthetic dataset" in page and results.cpu_name() in page and "no environment for mxnet" in page

@@ -33,7 +33,7 @@ def tabs():
     seen = {}
     for name in common.implemented_frameworks():
         spec = common.FRAMEWORKS[name]
-        seen.setdefault(spec["module"], (spec["module"][len("cnn_"):], spec["label"], spec["module"],
+        seen.setdefault(spec["module"], (common.tab(name), spec["label"], spec["module"],
                                          spec.get("legacy")))
     return list(seen.values())
 
@@ -65,7 +65,7 @@ class FrameworkTabs(SphinxDirective):
 
     def run(self):
         notes = parse_notes(self.content)
-        known = {spec["module"][len("cnn_"):] for spec in common.FRAMEWORKS.values()}
+        known = {common.tab(name) for name in common.FRAMEWORKS}
         for key in sorted(set(notes) - known):
             logger.warning("framework-tabs: %r is no framework tab (known: %s)", key,
                            ", ".join(sorted(known)), location=self.get_location())
