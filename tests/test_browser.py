@@ -110,7 +110,7 @@ def test_results_charts_draw_with_no_network(site, page):
 
 
 def test_no_page_requests_anything_outside_localhost(site, page):
-    for name in ["intro"] + STEPS + ["results", "defaults"]:
+    for name in ["intro"] + STEPS + ["compare", "results", "defaults"]:
         page.goto(site + name + ".html")
         page.wait_for_load_state("networkidle")
     assert page.context.outside == []
@@ -175,5 +175,91 @@ def test_nine_tabs_fit_any_screen(browser, site, width):
             }""")
             assert fits == dict(pageScrolls=False, cut=[], activeVisible=True, pickerVisible=True), (width, step, fits)
         page.screenshot(path=os.path.join(ARTIFACTS, "tabs-{}px.png".format(width)))
+    finally:
+        context.close()
+
+
+def compare_state(page):
+    """What the compare page shows: per step, the framework of each visible cell in each column."""
+    return page.evaluate("""() => [...document.querySelectorAll('.rosetta-compare-step')].map(step => {
+        const visible = e => e.offsetParent !== null && e.getBoundingClientRect().height > 0;
+        const side = s => [...step.querySelectorAll('.rosetta-compare-col.side-' + s + ' > .rosetta-compare-cell')]
+            .filter(visible).map(c => [...c.classList].find(k => k.startsWith('fw-')).slice(3) + ':' + c.textContent.trim().length);
+        const aligned = [...step.querySelectorAll('table.rosetta-aligned')].filter(visible);
+        return {from: side('from'), to: side('to'), aligned: aligned.map(t => t.dataset.pair),
+                alignedEmptyRows: aligned.flatMap(t => [...t.rows]).filter(r => !r.textContent.trim()).length};
+    })""")
+
+
+def test_compare_view_fills_both_columns_for_every_ordered_pair(site, page):
+    page.goto(site + "compare.html")
+    steps = compare_state(page)
+    assert len(steps) == len(STEPS)
+    for a in KEYS:
+        for b in KEYS:
+            if a == b:
+                continue
+            page.select_option('.rosetta-compare select[name="from"]', a)
+            page.select_option('.rosetta-compare select[name="to"]', b)
+            assert page.url.endswith("?from={}&to={}".format(a, b))
+            for step, shown in zip(STEPS, compare_state(page)):
+                for side, key in (("from", a), ("to", b)):
+                    cells = shown[side]
+                    # Every cell of the column is that framework's, none empty, and there is code.
+                    assert cells and all(c.split(":")[0] == key and int(c.split(":")[1]) > 20 for c in cells), \
+                        (a, b, step, side, cells)
+                assert shown["alignedEmptyRows"] == 0, (a, b, step)
+    assert page.context.outside == [] and page.errors == []
+
+
+def test_compare_view_opens_the_pair_in_the_url_and_aligns_the_model_line_by_line(site, page):
+    page.goto(site + "compare.html?from=pytorch&to=mxnet")
+    assert page.evaluate("[...document.querySelectorAll('.rosetta-compare select')].map(s => s.value)") == ["pytorch", "mxnet"]
+    model = compare_state(page)[1]
+    assert model["aligned"] == ["pytorch mxnet"]  # both build the model layer by layer
+    rows = page.locator("table.rosetta-aligned:visible tr")
+    texts = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
+    conv_rows = [t for t in texts if "nn.Conv2d(" in t[0]]
+    assert len(conv_rows) == 4 and all("Conv2D" in t[1] for t in conv_rows)
+    page.click(".rosetta-compare-swap")
+    assert page.url.endswith("?from=mxnet&to=pytorch") and compare_state(page)[1]["aligned"] == ["mxnet pytorch"]
+    page.goto(site + "compare.html?from=jax&to=tensorflow")  # built in a class: function by function
+    assert compare_state(page)[1]["aligned"] == []
+    assert page.context.outside == [] and page.errors == []
+
+
+def test_every_tab_links_to_its_program_and_to_the_compare_view(site, page):
+    page.goto(site + "04-train.html?framework=" + KEYS[2])
+    links = page.locator(".sd-tab-set > input:checked + label + .sd-tab-content .rosetta-tab-links a")
+    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    module = common.FRAMEWORKS[[n for n in common.implemented_frameworks() if common.tab(n) == KEYS[2]][0]]["module"]
+    assert [h.rsplit("/", 1)[-1] for h in hrefs] == [module + ".py", module + ".ipynb", "compare.html?from=" + KEYS[2]]
+    for href in hrefs[:2]:
+        response = page.request.get(page.url.rsplit("/", 1)[0] + "/" + href)
+        assert response.ok and "def create_model" in response.text()
+    links.nth(2).click()
+    page.wait_for_url("**/compare.html?*to=*")
+    assert "from={}&".format(KEYS[2]) in page.url
+    assert compare_state(page)[0]["from"][0].startswith(KEYS[2] + ":")
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_compare_view_fits_any_screen(browser, site, width):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        for a, b in [("pytorch", "mxnet"), ("jax", "caffe2"), ("cntk", "keras")]:
+            page.goto(site + "compare.html?from={}&to={}".format(a, b))
+            fits = page.evaluate("""() => {
+                const vw = document.documentElement.clientWidth;
+                const from = document.querySelector('.rosetta-compare-notes .side-from').getBoundingClientRect();
+                const to = document.querySelector('.rosetta-compare-notes .side-to').getBoundingClientRect();
+                return {pageScrolls: document.documentElement.scrollWidth > vw + 1,
+                        stacked: to.top >= from.bottom - 1, sideBySide: Math.abs(to.top - from.top) < 2 && to.left >= from.right};
+            }""")
+            assert not fits["pageScrolls"], (width, a, b)
+            assert fits["stacked"] if width < 700 else fits["sideBySide"], (width, a, b, fits)
+        page.locator("table.rosetta-aligned:visible").first.scroll_into_view_if_needed()
+        page.screenshot(path=os.path.join(ARTIFACTS, "compare-{}px.png".format(width)))
     finally:
         context.close()

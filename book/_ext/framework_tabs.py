@@ -14,6 +14,7 @@ under `-W`). The tabs share the sync group `framework`, so a choice holds on eve
 import ast
 import json
 import os
+import re
 import sys
 
 from docutils import nodes
@@ -38,10 +39,21 @@ def tabs():
     return list(seen.values())
 
 
-def defined_names(path):
+def definitions(path):
+    """{name: source} of a module's top-level functions and classes, decorators included."""
     with open(path) as f:
-        tree = ast.parse(f.read(), path)
-    return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        text = f.read()
+    lines = text.splitlines()
+    out = {}
+    for node in ast.parse(text, path).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            out[node.name] = "\n".join(lines[start - 1:node.end_lineno])
+    return out
+
+
+def defined_names(path):
+    return set(definitions(path))
 
 
 def parse_notes(lines):
@@ -55,6 +67,36 @@ def parse_notes(lines):
         elif key and line.strip():
             notes[key] += " " + line.strip()
     return notes
+
+
+COMPARE = "book/compare"  # the page of book/_ext/compare.py
+LINKS = ("```{{container}} rosetta-tab-links\n"
+         "The whole program: {{download}}`{module}.py <{program}.py>` · "
+         "{{download}}`{module}.ipynb <{program}.ipynb>` · "
+         '<a href="{compare}?from={key}">compare {label} with another framework</a>\n```')
+DIRECTIVE = re.compile(r"^:::\{framework-tabs\}([^\n]*)\n(.*?)^:::$", re.M | re.S)
+
+
+def chapters():
+    """The book's chapters, in the table of contents' order (file names without .md)."""
+    with open(os.path.join(ROOT, "_toc.yml")) as f:
+        return re.findall(r"^\s*- file: (\S+)", f.read(), re.M)
+
+
+def steps():
+    """Every chapter's framework-tabs, in the book's order: what the compare view and the whole
+    programs are made of, so that nothing in them is typed twice. One dict per step: doc (the
+    chapter's path), title (its heading), names (the directive's arguments) and notes
+    ({tab key: its sentence})."""
+    out = []
+    for doc in chapters():
+        with open(os.path.join(ROOT, doc + ".md")) as f:
+            text = f.read()
+        for match in DIRECTIVE.finditer(text):
+            lines = [l for l in match.group(2).splitlines() if not l.startswith(":")]
+            out.append(dict(doc=doc, title=re.search(r"^# (.+)$", text, re.M).group(1),
+                            names=match.group(1).split(), notes=parse_notes(lines)))
+    return out
 
 
 class FrameworkTabs(SphinxDirective):
@@ -71,6 +113,7 @@ class FrameworkTabs(SphinxDirective):
                            ", ".join(sorted(known)), location=self.get_location())
         missing = self.options.get("missing", "{label} has no code of its own for this step.")
         lines = ["::::{tab-set}", ":sync-group: framework", ""]
+        compare = self.env.app.builder.get_relative_uri(self.env.docname, COMPARE)
         for key, label, module, legacy in tabs():
             path = os.path.join(ROOT, "code", module + ".py")
             self.env.note_dependency(path)
@@ -85,6 +128,8 @@ class FrameworkTabs(SphinxDirective):
             if not names:
                 lines += [missing.format(label=label), ""]
             lines += [notes.get(key, ""), ""]
+            program = "/_build/programs/" + module  # written by programs.py when the build starts
+            lines += LINKS.format(module=module, program=program, compare=compare, key=key, label=label).split("\n") + [""]
             if legacy:  # in every chapter: where to translate this framework's code to
                 lines += ["```{admonition} Legacy framework", ":class: note", legacy, "```", ""]
             lines += [":::", ""]

@@ -1,0 +1,308 @@
+"""Each framework's whole program, generated from its module: one .py script, one .ipynb notebook.
+
+    python book/_ext/programs.py OUT_DIR     # writes cnn_<tab>.py and cnn_<tab>.ipynb per tab
+
+A program is self-contained: the shared constants, the data loader and the helpers its module
+imports from code/ are copied in (only what it uses, found by following names), and the module's
+own code follows, cut into the book's steps as the chapters' framework-tabs cut it. The steps'
+calls (load, build, train, predict, evaluate) are written once, here, for every framework. The
+script is the notebook's cells one after another, so the two cannot drift apart. As a Sphinx
+extension, it writes every program into _build/programs/ before the book is read.
+"""
+import ast
+import json
+import os
+import sys
+import textwrap
+
+import nbformat.v4 as nbf
+
+import framework_tabs
+from framework_tabs import ROOT, common
+
+CODE = os.path.join(ROOT, "code")
+OUT = os.path.join(ROOT, "_build", "programs")
+LIBRARY = ["common", "datasets", "weights", "harness"]  # what a module may import from code/
+# Constants that name places in this repository get a value that makes sense anywhere.
+REPLACE = {"DATA_DIR": 'DATA_DIR = "data"  # the download and the decoded arrays go here, next to the program'}
+PARAMETERS = ("DATASET = \"{dataset}\"  # or \"fashion-mnist\" (Debian's dataset-fashion-mnist), or \"synthetic\"\n"
+              "PROFILE = dict(epochs={epochs}, n_train={n_train}, n_test={n_test})  # {about}")
+# The calls of each step, keyed by chapter: written once for every framework.
+CALLS = {
+    "book/01-load-data": (
+        "prepare(DATASET)  # downloads (CIFAR-10) and decodes once; later runs read the cache\n"
+        "x_train, x_test, y_train, y_test = load_data(DATASET, PROFILE)\n"
+        "print(\"train:\", x_train.shape, \"test:\", x_test.shape)"),
+    "book/02-model": "model = create_model()",
+    "book/03-loss-optimizer": "trainer = init_model(model)",
+    "book/04-train": (
+        "for epoch in range(PROFILE[\"epochs\"]):\n"
+        "    start = time.perf_counter()\n"
+        "    loss = train_epoch(trainer, minibatches(x_train, y_train, epoch=epoch))\n"
+        "    print(\"epoch {}: loss {:.4f} ({:.1f} s)\".format(epoch + 1, loss, time.perf_counter() - start))"),
+    "book/05-predict": "y_pred = predict(trainer, minibatches(x_test, None, shuffle=False))",
+    "book/06-evaluate": (
+        "print(\"{:,} parameters\".format(count_params(model)))\n"
+        "print(\"accuracy: {:.4f} on {} test images\".format(evaluate(y_pred, y_test), len(y_pred)))"),
+    "book/07-weights": (
+        "weights = get_weights(model)\n"
+        "set_weights(model, weights)  # and back: a round trip\n"
+        "print([kernel.shape for kernel, bias in weights])"),
+}
+DRIVER_NAMES = {"prepare", "minibatches", "evaluate"}  # the calls above use these from code/
+
+
+DEFS = (ast.FunctionDef, ast.ClassDef)
+IMPORTS = (ast.Import, ast.ImportFrom)
+
+
+class Source:
+    """A Python file's top-level statements: their text (with the comments just above them),
+    the names each defines and the names each uses."""
+
+    def __init__(self, name):
+        self.name = name
+        with open(os.path.join(CODE, name + ".py")) as f:
+            self.lines = f.read().splitlines()
+        self.tree = ast.parse("\n".join(self.lines))
+        self.docstring = ast.get_docstring(self.tree)
+        self.stmts, self.replaced = [], {}
+        for stmt in self.tree.body:
+            if isinstance(stmt, ast.Expr) and isinstance(getattr(stmt, "value", None), ast.Constant):
+                continue  # the docstring
+            name = next(iter(defines(stmt))) if len(defines(stmt)) == 1 else None
+            if name in REPLACE:
+                stmt = ast.parse(REPLACE[name]).body[0]
+                self.replaced[id(stmt)] = REPLACE[name]
+            self.stmts.append(stmt)
+
+    def text(self, stmt):
+        if id(stmt) in self.replaced:
+            return self.replaced[id(stmt)]
+        start = min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", [])]) - 1
+        while start > 0 and self.lines[start - 1].lstrip().startswith("#"):
+            start -= 1
+        return "\n".join(self.lines[start:stmt.end_lineno])
+
+
+def defines(stmt):
+    if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+        return {stmt.name}
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return {(a.asname or a.name).split(".")[0] for a in stmt.names}
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return set()
+
+
+def uses(stmt):
+    """The names a statement reads; a definition's own arguments and locals are not counted."""
+    names = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    if isinstance(stmt, DEFS):
+        names -= {a.arg for a in ast.walk(stmt) if isinstance(a, ast.arg)}
+        names -= {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return names
+
+
+def is_local_import(stmt):
+    """`from common import ...`, `import cnn_cntk`: code of this repository, to be copied in."""
+    if isinstance(stmt, ast.ImportFrom):
+        return stmt.module in LIBRARY
+    return isinstance(stmt, ast.Import) and any(a.name.startswith("cnn_") or a.name in LIBRARY
+                                               for a in stmt.names)
+
+
+def closure(sources, wanted):
+    """The statements of `sources` that define `wanted`, and what those need in turn, in file order.
+    Imports come back apart, so that the program's imports stand together at its top."""
+    defs = [(src, stmt) for src in sources for stmt in src.stmts if not is_local_import(stmt)]
+    wanted, chosen = set(wanted), set()
+    while True:
+        new = {i for i, (_, stmt) in enumerate(defs) if i not in chosen and defines(stmt) & wanted}
+        if not new:
+            break
+        chosen |= new
+        for i in new:
+            wanted |= uses(defs[i][1])
+    picked = [defs[i] for i in sorted(chosen)]
+    imports = [(src, s) for src, s in picked if isinstance(s, (ast.Import, ast.ImportFrom))]
+    code = [(src, s) for src, s in picked if not isinstance(s, (ast.Import, ast.ImportFrom))]
+    return imports, code
+
+
+def import_text(src, stmt, needed):
+    """An import line that names only what the program uses (`from x import a, b`, or `import x`)."""
+    if isinstance(stmt, ast.Import):
+        return src.text(stmt)
+    names = [a for a in stmt.names if (a.asname or a.name) in needed]
+    return "from {} import {}".format(stmt.module, ", ".join(
+        a.name + (" as " + a.asname if a.asname else "") for a in names))
+
+
+def tab_frameworks():
+    """{tab key: the first framework of the registry shown in that tab}."""
+    out = {}
+    for name in common.implemented_frameworks():
+        out.setdefault(common.tab(name), name)
+    return out
+
+
+def environment(framework):
+    """The variables the harness sets before the framework is imported, as program lines."""
+    spec = common.FRAMEWORKS[framework]
+    lines = ['os.environ.setdefault("{}", "{}")'.format(k, v) for k, v in sorted(spec.get("vars", {}).items())]
+    if not common.TF32:  # the book's float32 policy, as harness.py sets it
+        lines.append('os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")  # no TF32 in cuDNN and cuBLAS')
+    return lines
+
+
+def cells(tab, dataset="cifar10", profile="full"):
+    """The notebook's cells, as (kind, source, tags) triples."""
+    framework = tab_frameworks()[tab]
+    spec = common.FRAMEWORKS[framework]
+    module = Source(spec["module"])
+    local = [Source(a.name) for s in module.stmts if isinstance(s, ast.Import) and is_local_import(s)
+             for a in s.names if a.name.startswith("cnn_")]
+    steps = framework_tabs.steps()
+    functions = {s.name: s for s in module.stmts if isinstance(s, DEFS)}
+    cell_of = place(functions, steps, [s for s in module.stmts if not isinstance(s, DEFS)])
+
+    # What the module and its local imports take from code/, and the driver's helpers.
+    wanted = set(DRIVER_NAMES)
+    for src in [module] + local:
+        for stmt in src.stmts:
+            if isinstance(stmt, ast.ImportFrom) and stmt.module in LIBRARY:
+                wanted |= {a.asname or a.name for a in stmt.names}
+    lib_imports, lib_code = closure([Source(name) for name in LIBRARY], wanted)
+    needed = set().union(*[uses(s) for _, s in lib_code])
+    imports = ["import os", "import time"] + [import_text(src, s, needed) for src, s in lib_imports]
+    imports = list(dict.fromkeys(line for line in imports if not line.endswith(" import ")))
+    setup = []  # a local module's setup (imports, module-level code and the functions it calls) ...
+    for src in local:
+        top = [s for s in src.stmts if not isinstance(s, DEFS) and not is_local_import(s)]
+        called = set().union(*[uses(s) for s in top])
+        setup += [(src, s) for s in src.stmts if s in top or getattr(s, "name", None) in called]
+    setup += [(module, s) for s in module.stmts  # ... then the module's own, in its order
+              if not is_local_import(s) and not (isinstance(s, DEFS) and cell_of[s.name] != 0)]
+
+    def code(pairs):  # cnn_cntk.GPU -> GPU: the local module's setup is copied in above
+        text = join(pairs)
+        for src in local:
+            text = text.replace(src.name + ".", "")
+        return ("code", text, [])
+
+    prof = common.profile(profile)
+    out = [("markdown", intro(tab, framework, module, local), []),
+           ("code", PARAMETERS.format(dataset=dataset, **prof), ["parameters"]),
+           ("code", "\n".join(imports + [""] + environment(framework)), []),
+           ("markdown", "Shared by every framework in the book: the hyperparameters, the data loader "
+            "(`code/datasets.py`), the check of a weight list (`code/weights.py`) and the accuracy "
+            "(`code/harness.py`).", []),
+           code(lib_code),
+           ("markdown", "{}'s own setup: its imports and settings.".format(spec["label"]), []),
+           code(setup)]
+    for i, step in enumerate(steps, 1):
+        out.append(("markdown", "## {}\n\n{}".format(step["title"], step["notes"].get(tab, "")).strip(), []))
+        defs = [(module, s) for s in functions.values() if cell_of[s.name] == i]
+        if defs:
+            out.append(code(defs))
+        if step["doc"] in CALLS:
+            out.append(("code", CALLS[step["doc"]], []))
+    rest = [(module, s) for s in functions.values() if cell_of[s.name] == len(steps) + 1]
+    out += [("markdown", "## Where it ran", []), code(rest), ("code", "print(runtime_info())", [])]
+    return out
+
+
+def place(functions, steps, top):
+    """Which cell each function goes to: 1 + its step's index, or the first step that uses it;
+    a function no step names goes to the setup (0) when module-level code calls it, else to the end."""
+    top_uses = set().union(*[uses(s) for s in top])
+    cell_of = {}
+    for name in functions:
+        found = [i for i, step in enumerate(steps, 1) if name in step["names"]]
+        cell_of[name] = found[0] if found else (0 if name in top_uses else len(steps) + 1)
+    changed = True
+    while changed:  # a function an earlier cell uses moves up to it
+        changed = False
+        for name, stmt in functions.items():
+            for used in uses(stmt) & set(functions):
+                if cell_of[used] > cell_of[name]:
+                    cell_of[used], changed = cell_of[name], True
+    return cell_of
+
+
+def join(pairs):
+    """(source, statement) pairs as a file has them: two blank lines around definitions."""
+    out = []
+    for i, (src, stmt) in enumerate(pairs):
+        if i:
+            before = pairs[i - 1][1]
+            out.append("\n\n\n" if isinstance(stmt, DEFS) or isinstance(before, DEFS) else
+                       "\n\n" if isinstance(before, IMPORTS) and not isinstance(stmt, IMPORTS) else "\n")
+        out.append(src.text(stmt))
+    return "".join(out)
+
+
+def intro(tab, framework, module, local):
+    spec = common.FRAMEWORKS[framework]
+    others = [n for n in common.implemented_frameworks() if common.tab(n) == tab and n != framework]
+    lines = ["# {}: the whole program".format(spec["label"]), "",
+             module.docstring.split("\n")[0], "",
+             "The Rosetta Stone's CNN on CIFAR-10, generated from `code/{}.py`{} with everything it "
+             "imports from the book's code copied in, cut into the book's steps. It needs only the "
+             "framework and NumPy. `PROFILE` sets the epochs and images (the seed's run: 10 epochs of "
+             "50,000); `DATASET = \"synthetic\"` needs no download.".format(
+                 spec["module"], "".join(" and `code/{}.py`".format(s.name) for s in local))]
+    if others:
+        lines += ["", "The same code runs on the other backends: set the environment variable "
+                  "`KERAS_BACKEND` to {} before it starts.".format(" or ".join("`{}`".format(common.FRAMEWORKS[n]["vars"]["KERAS_BACKEND"])
+                                                    for n in others))]
+    return "\n".join(lines)
+
+
+def notebook(tab, **kwargs):
+    nb = nbf.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for kind, source, tags in cells(tab, **kwargs):
+        cell = nbf.new_markdown_cell(source) if kind == "markdown" else nbf.new_code_cell(source)
+        if tags:
+            cell.metadata["tags"] = tags
+        nb.cells.append(cell)
+    return nb
+
+
+def wrap(text, prefix=""):
+    return "\n".join("\n".join(textwrap.wrap(line, 98, initial_indent=prefix, subsequent_indent=prefix))
+                     or prefix.rstrip() for line in text.splitlines())
+
+
+def script(tab, **kwargs):
+    """The cells one after another; the introduction is the docstring, the other text comments."""
+    (_, intro_text, _), *rest = cells(tab, **kwargs)
+    parts = [source if kind == "code" else wrap(source, "# ") for kind, source, _ in rest]
+    return '"""{}\n"""\n{}\n'.format(wrap(intro_text[len("# "):]), "\n\n\n".join(parts))
+
+
+def write_all(out=OUT, **kwargs):
+    """cnn_<tab>.py and cnn_<tab>.ipynb for every tab; returns {tab: (script path, notebook path)}."""
+    import nbformat
+    os.makedirs(out, exist_ok=True)
+    paths = {}
+    for tab in tab_frameworks():
+        base = os.path.join(out, common.FRAMEWORKS[tab_frameworks()[tab]]["module"])
+        with open(base + ".py", "w") as f:
+            f.write(script(tab, **kwargs))
+        nbformat.write(notebook(tab, **kwargs), base + ".ipynb")
+        paths[tab] = (base + ".py", base + ".ipynb")
+    return paths
+
+
+def setup(app):
+    app.connect("builder-inited", lambda app: write_all())
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+if __name__ == "__main__":
+    print(json.dumps(write_all(sys.argv[1] if len(sys.argv) > 1 else OUT), indent=1))
