@@ -10,6 +10,7 @@ incomplete run with the same profile and dataset, skipping frameworks already do
 """
 import argparse
 import datetime
+import hashlib
 import os
 import queue
 import shutil
@@ -202,35 +203,44 @@ class Progress:
         self.stream.flush()
 
 
-def find_resumable(profile, dataset, init="glorot"):
-    """The newest local run left incomplete with this profile, dataset and init, or None."""
+def local_runs():
+    """(path, meta) of every local run, newest first."""
     root = os.path.join(common.RESULTS_DIR, "runs")
     for name in sorted(os.listdir(root) if os.path.isdir(root) else [], reverse=True):
-        meta = results.read_object(os.path.join(root, name, "run.json"))[0] or {}
-        if (meta.get("profile"), meta.get("dataset"), meta.get("init", "glorot")) == (profile, dataset, init):
-            return os.path.join(root, name) if meta.get("status") == "incomplete" else None
+        yield os.path.join(root, name), results.read_object(os.path.join(root, name, "run.json"))[0] or {}
+
+
+def find_resumable(profile, dataset, init="glorot", purpose=""):
+    """The newest local run left incomplete with this profile, dataset, init and purpose, or None."""
+    for path, meta in local_runs():
+        if (meta.get("profile"), meta.get("dataset"), meta.get("init", "glorot"), meta.get("purpose", "")) == (
+                profile, dataset, init, purpose):
+            return path if meta.get("status") == "incomplete" else None
     return None
 
 
-def start_run(frameworks, profile, dataset, device, resume, init="glorot"):
-    path = find_resumable(profile, dataset, init) if resume else None
+def start_run(frameworks, profile, dataset, device, resume, init="glorot", purpose=""):
+    path = find_resumable(profile, dataset, init, purpose) if resume else None
     if path:
         meta = results.read_object(os.path.join(path, "run.json"))[0]
         meta["frameworks"] = list(dict.fromkeys(meta["frameworks"] + frameworks))
         sys.stderr.write("resuming incomplete run {}\n".format(meta["run"]))
         return path, meta
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + profile + ("-own-init" if init == "own" else "")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + profile + (
+        "-own-init" if init == "own" else "-glorot-init" if purpose else "")
     run_id = next(r for r in [stamp] + ["{}-{}".format(stamp, i) for i in range(2, 100)]
                   if not os.path.exists(results.run_dir(r)))
     path = results.run_dir(run_id)
     meta = dict(schema=results.SCHEMA, run=run_id, profile=profile, dataset=dataset, device=device, init=init,
-                frameworks=frameworks, started=results.now(), finished=None, status="incomplete")
+                purpose=purpose, frameworks=frameworks, started=results.now(), finished=None, status="incomplete")
     return path, meta
 
 
-def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, label="", init="glorot"):
+def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, label="", init="glorot",
+          purpose="", extra=None):
     """Run `frameworks` into one run folder; `skip` maps names to record, unrun, with a reason.
-    init="own": the frameworks whose own weight init differs, with it; not the book's latest run."""
+    init="own": the frameworks whose own weight init differs, with it. A run with init="own" or a
+    purpose (see init_cost) is never the book's latest run; `extra` goes into its run.json."""
     skip = skip or {}
     gpu = gpu_name()
     # Without a profile asked for, each framework's profile follows its device: full on the GPU,
@@ -240,8 +250,9 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
     common.profile(profile)
     dataset = datasets.resolve(dataset)
     datasets.prepare(dataset)
-    path, meta = start_run(frameworks, profile, dataset, gpu or results.cpu_name(), resume, init)
+    path, meta = start_run(frameworks, profile, dataset, gpu or results.cpu_name(), resume, init, purpose)
     meta["label"] = label or meta.get("label") or ""
+    meta.update(extra or {})
     try:
         os.makedirs(path, exist_ok=True)
         results.write_json(os.path.join(path, "run.json"), meta)
@@ -267,10 +278,49 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
         show.done(result)
     meta.update(status="complete", finished=results.now())
     results.write_json(os.path.join(path, "run.json"), meta)
-    if init == "glorot":
+    if init == "glorot" and not purpose:
         results.set_latest(path)
     sys.stderr.write("results in {}\n".format(os.path.relpath(path, common.ROOT)))
     return path
+
+
+def fingerprint(frameworks, profile, dataset):
+    """What an init-cost pair depends on: the code and pinned environments the frameworks ran,
+    the profile, the dataset and the machine."""
+    envs = {common.FRAMEWORKS[f]["env"] for f in frameworks}
+    files = ["code/{}.py".format(n) for n in ("common", "datasets", "harness", "introspect", "own_init", "weights")]
+    files += ["code/{}.py".format(common.FRAMEWORKS[f]["module"]) for f in frameworks]
+    files += ["envs/{}/{}".format(e, n) for e in envs for n in ("requirements.txt", "requirements-gpu.txt")]
+    digest = hashlib.sha256(json.dumps([frameworks, profile, dataset, gpu_name() or results.cpu_name(),
+                                        os.environ.get("GPU", "")]).encode())
+    for name in sorted(files):
+        path = os.path.join(common.ROOT, name)
+        digest.update(name.encode() + (open(path, "rb").read() if os.path.exists(path) else b""))
+    return digest.hexdigest()[:16]
+
+
+def init_cost(frameworks, profile, dataset, resume=False, timeout=None):
+    """What the frameworks' own weight init costs (the defaults chapter): the frameworks whose own
+    default is not Glorot-uniform, trained twice on `profile`, with Glorot-uniform and with their
+    own default, into two runs that never become the book's latest. A pair that the same code,
+    environments, profile, dataset and machine made already is kept, not run again."""
+    frameworks = [f for f in frameworks if f in own_init.FRAMEWORKS]
+    if not frameworks:
+        sys.stderr.write("no framework here has an own weight init to measure\n")
+        return None
+    profile = profile or ("full" if gpu_name() else "quick")
+    dataset = datasets.resolve(dataset)
+    key = fingerprint(frameworks, profile, dataset)
+    for path, meta in local_runs():
+        twin = meta.get("twin") and results.read_object(os.path.join(results.run_dir(meta["twin"]), "run.json"))[0]
+        if meta.get("code") == key and meta.get("status") == "complete" and (twin or {}).get("status") == "complete":
+            sys.stderr.write("init cost: runs {} and {} were made by this code already; kept\n".format(
+                meta["twin"], meta["run"]))
+            return results.run_dir(meta["twin"]), path
+    glorot = bench(frameworks, profile, dataset, resume, timeout, purpose="init-cost", extra=dict(code=key))
+    own = bench(frameworks, profile, dataset, resume, timeout, init="own", purpose="init-cost",
+                extra=dict(code=key, twin=os.path.basename(glorot)))
+    return glorot, own
 
 
 def main(argv=None):
@@ -286,11 +336,16 @@ def main(argv=None):
                         help="record NAME as skipped with REASON instead of running it (repeatable)")
     parser.add_argument("--label", default="", help="a name for the run, shown in the book")
     parser.add_argument("--init", default="glorot", choices=["glorot", "own"],
-                        help="own: the frameworks whose own weight init differs, run with it (defaults chapter)")
+                        help="own: the frameworks whose own weight init differs, run with it")
+    parser.add_argument("--init-cost", action="store_true",
+                        help="a Glorot run and an own-init run of those frameworks, for the defaults chapter")
     args = parser.parse_args(argv)
     try:
         frameworks = (common.parse_frameworks(args.frameworks) if args.frameworks
                       else common.implemented_frameworks())
+        if args.init_cost:
+            init_cost(frameworks, args.profile or None, args.dataset, args.resume, args.timeout)
+            return 0
         if args.init == "own":
             frameworks = [f for f in frameworks if f in own_init.FRAMEWORKS]
             if not frameworks:

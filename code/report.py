@@ -410,28 +410,36 @@ def show_parity():
 # --- What the frameworks' own weight init costs ------------------------------------------------
 
 def own_init_pair(results_dir=None):
-    """(the latest run, the newest complete own-init run of the same profile and dataset or None)."""
+    """(Glorot run, own-init run) for the defaults chapter: the newest pair that `make bench` made
+    (bench.init_cost), the one on the dataset of the book's latest run first; else the newest own-init
+    run of the latest run's profile and dataset, beside the latest run; else (latest, None)."""
     root = results_dir or common.RESULTS_DIR
     latest = results.latest_run(root)
-    if not latest:
-        return None, None
-    meta = results.load_run(latest)[0]
+    latest_meta = results.load_run(latest)[0] if latest else {}
     runs_root = os.path.join(root, "runs")
-    for name in sorted(os.listdir(runs_root), reverse=True):
-        other = results.read_object(os.path.join(runs_root, name, "run.json"))[0] or {}
-        if (other.get("init"), other.get("status"), other.get("profile"), other.get("dataset")) == (
-                "own", "complete", meta.get("profile"), meta.get("dataset")):
-            return latest, os.path.join(runs_root, name)
+    runs = []
+    for name in sorted(os.listdir(runs_root) if os.path.isdir(runs_root) else [], reverse=True):
+        runs.append((os.path.join(runs_root, name), results.read_object(os.path.join(runs_root, name, "run.json"))[0] or {}))
+    status = {meta.get("run"): meta.get("status") for _, meta in runs}
+    pairs = [(os.path.join(runs_root, meta["twin"]), path) for path, meta in runs
+             if meta.get("init") == "own" and meta.get("status") == "complete" and status.get(meta.get("twin")) == "complete"]
+    pairs.sort(key=lambda pair: results.load_run(pair[1])[0].get("dataset") != latest_meta.get("dataset"))
+    if pairs:
+        return pairs[0]
+    for path, meta in runs:
+        if latest and (meta.get("init"), meta.get("status"), meta.get("profile"), meta.get("dataset")) == (
+                "own", "complete", latest_meta.get("profile"), latest_meta.get("dataset")):
+            return latest, path
     return latest, None
 
 
 def init_cost_html(results_dir=None):
     import own_init
-    latest, own = own_init_pair(results_dir)
+    glorot_run, own = own_init_pair(results_dir)
     if own is None:
-        return ('<p class="rosetta-empty">No run with the frameworks\' own weight init beside this build\'s run: '
+        return ('<p class="rosetta-empty">No run with the frameworks\' own weight init beside a Glorot run: '
                 '<code>make bench</code> makes both.</p>')
-    glorot = {r["framework"]: r for r in results.load_run(latest)[1]}
+    glorot = {r["framework"]: r for r in results.load_run(glorot_run)[1]}
     meta, own_results, _ = results.load_run(own)
     head = ("<th>framework</th><th>own init (measured)</th><th>accuracy, own init</th>"
             "<th>accuracy, Glorot-uniform</th><th>difference</th>")
@@ -445,11 +453,11 @@ def init_cost_html(results_dir=None):
         body.append("<tr><th>{}</th>{}</tr>".format(html.escape(r["framework"]), "".join(
             "<td>{}</td>".format(html.escape(str(c))) for c in cells)))
     for name, why in own_init.SAME.items():
-        if name in glorot:
+        if name in common.implemented_frameworks():
             body.append('<tr><th>{}</th><td colspan="4">{}</td></tr>'.format(html.escape(name), html.escape(why)))
     where_ = sorted({"{} profile, {}".format(*where(r)) for r in own_results if where(r)[1]})
     caption = "{} dataset, {}: runs {} and {}".format(
-        meta.get("dataset"), "; ".join(where_) or "not run", os.path.basename(own), os.path.basename(latest))
+        meta.get("dataset"), "; ".join(where_) or "not run", os.path.basename(own), os.path.basename(glorot_run))
     return ('<p>{}</p><div class="rosetta-scroll"><table class="rosetta-results rosetta-init-cost"><thead><tr>{}'
             '</tr></thead><tbody>{}</tbody></table></div>').format(html.escape(caption), head, "".join(body))
 

@@ -195,6 +195,24 @@ def test_own_init_run_keeps_the_framework_default_and_leaves_latest_alone(result
     assert "Kaiming-uniform" in page and "points" in page and os.path.basename(own) in page
 
 
+def test_init_cost_pair_is_made_once_per_code_and_shown_beside_its_own_glorot_run(results_dir, monkeypatch):
+    main = bench.bench(["pytorch", "tensorflow"], "smoke", "synthetic")
+    glorot, own = bench.init_cost(["pytorch", "tensorflow"], "smoke", "synthetic")  # tensorflow: no own init
+    assert results.latest_run() == main and main not in (glorot, own)
+    assert [r["framework"] for r in results.load_run(glorot)[1]] == ["pytorch"]
+    assert results.load_run(own)[0]["twin"] == os.path.basename(glorot)
+    assert load(glorot, "pytorch")["init_rule"] == "Glorot-uniform"
+    assert load(own, "pytorch")["init_rule"].startswith("Kaiming-uniform")
+    import report
+    assert report.own_init_pair(results_dir) == (glorot, own)
+    page = report.init_cost_html(results_dir)
+    assert os.path.basename(glorot) in page and os.path.basename(own) in page and "tf.nn has no initializer" in page
+    # The same code again: the pair is kept; another profile makes a new one.
+    assert bench.init_cost(["pytorch"], "smoke", "synthetic") == (glorot, own)
+    monkeypatch.setattr(bench, "fingerprint", lambda *a: "other code")
+    assert bench.init_cost(["pytorch"], "smoke", "synthetic")[1] != own
+
+
 def test_with_a_gpu_seen_each_framework_trains_the_profile_of_its_own_device(tmp_path, monkeypatch, results_dir):
     smi = tmp_path / "bin" / "nvidia-smi"
     smi.parent.mkdir()
