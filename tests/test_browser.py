@@ -138,10 +138,12 @@ def test_one_picker_on_every_page_drives_the_tabs_and_lives_in_the_url(site, pag
     key, label = KEYS[3], TABS[3]  # any framework but the first, whose tab shows by default
     page.goto(site + "02-model.html?framework=" + key)  # a shared link
     assert selected_tab(page) == label and picked(page) == key
-    for name in ["intro", "04-train", "results", "defaults"]:  # pages with and without tabs
+    for name in ["intro"] + STEPS + ["compare", "results", "defaults"]:  # pages with and without tabs
         page.goto(site + name + ".html")
         assert picked(page) == key, name
         assert "framework=" + key in page.url, name
+        if name in STEPS:
+            assert selected_tab(page) == label, name
     page.goto(site + "03-loss-optimizer.html")
     page.select_option("#rosetta-picker", KEYS[-1])
     assert selected_tab(page) == TABS[-1] and page.url.endswith("?framework=" + KEYS[-1])
