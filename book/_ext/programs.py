@@ -255,9 +255,9 @@ def intro(tab, framework, module, local):
              "50,000); `DATASET = \"synthetic\"` needs no download.".format(
                  spec["module"], "".join(" and `code/{}.py`".format(s.name) for s in local))]
     if others:
+        backends = " or ".join("`{}`".format(common.FRAMEWORKS[n]["vars"]["KERAS_BACKEND"]) for n in others)
         lines += ["", "The same code runs on the other backends: set the environment variable "
-                  "`KERAS_BACKEND` to {} before it starts.".format(" or ".join("`{}`".format(common.FRAMEWORKS[n]["vars"]["KERAS_BACKEND"])
-                                                    for n in others))]
+                  "`KERAS_BACKEND` to {} before it starts.".format(backends)]
     return "\n".join(lines)
 
 
