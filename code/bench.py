@@ -203,16 +203,9 @@ class Progress:
         self.stream.flush()
 
 
-def local_runs():
-    """(path, meta) of every local run, newest first."""
-    root = os.path.join(common.RESULTS_DIR, "runs")
-    for name in sorted(os.listdir(root) if os.path.isdir(root) else [], reverse=True):
-        yield os.path.join(root, name), results.read_object(os.path.join(root, name, "run.json"))[0] or {}
-
-
 def find_resumable(profile, dataset, init="glorot", purpose=""):
     """The newest local run left incomplete with this profile, dataset, init and purpose, or None."""
-    for path, meta in local_runs():
+    for path, meta in results.local_runs(common.RESULTS_DIR):
         if (meta.get("profile"), meta.get("dataset"), meta.get("init", "glorot"), meta.get("purpose", "")) == (
                 profile, dataset, init, purpose):
             return path if meta.get("status") == "incomplete" else None
@@ -236,6 +229,10 @@ def start_run(frameworks, profile, dataset, device, resume, init="glorot", purpo
     return path, meta
 
 
+def default_profile(gpu):
+    return "full" if gpu else "quick"
+
+
 def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, label="", init="glorot",
           purpose="", extra=None):
     """Run `frameworks` into one run folder; `skip` maps names to record, unrun, with a reason.
@@ -246,7 +243,7 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
     # Without a profile asked for, each framework's profile follows its device: full on the GPU,
     # quick for one whose build stays on the CPU. PROFILE=full runs full everywhere.
     cpu_profile = "quick" if gpu and not profile else None
-    profile = profile or ("full" if gpu else "quick")
+    profile = profile or default_profile(gpu)
     common.profile(profile)
     dataset = datasets.resolve(dataset)
     datasets.prepare(dataset)
@@ -305,13 +302,10 @@ def init_cost(frameworks, profile, dataset, resume=False, timeout=None):
     own default, into two runs that never become the book's latest. A pair that the same code,
     environments, profile, dataset and machine made already is kept, not run again."""
     frameworks = [f for f in frameworks if f in own_init.FRAMEWORKS]
-    if not frameworks:
-        sys.stderr.write("no framework here has an own weight init to measure\n")
-        return None
-    profile = profile or ("full" if gpu_name() else "quick")
+    profile = profile or default_profile(gpu_name())
     dataset = datasets.resolve(dataset)
     key = fingerprint(frameworks, profile, dataset)
-    for path, meta in local_runs():
+    for path, meta in results.local_runs(common.RESULTS_DIR):
         twin = meta.get("twin") and results.read_object(os.path.join(results.run_dir(meta["twin"]), "run.json"))[0]
         if meta.get("code") == key and meta.get("status") == "complete" and (twin or {}).get("status") == "complete":
             sys.stderr.write("init cost: runs {} and {} were made by this code already; kept\n".format(
@@ -343,10 +337,7 @@ def main(argv=None):
     try:
         frameworks = (common.parse_frameworks(args.frameworks) if args.frameworks
                       else common.implemented_frameworks())
-        if args.init_cost:
-            init_cost(frameworks, args.profile or None, args.dataset, args.resume, args.timeout)
-            return 0
-        if args.init == "own":
+        if args.init == "own" or args.init_cost:
             frameworks = [f for f in frameworks if f in own_init.FRAMEWORKS]
             if not frameworks:
                 sys.stderr.write("no framework here has an own weight init to measure\n")
@@ -359,6 +350,9 @@ def main(argv=None):
             raise common.UsageError("--skip takes NAME=REASON")
         if skip:
             common.parse_frameworks(",".join(skip))
+        if args.init_cost:
+            init_cost(frameworks, args.profile or None, args.dataset, args.resume, args.timeout)
+            return 0
         bench(frameworks + [n for n in skip if n not in frameworks], args.profile or None, args.dataset,
               args.resume, args.timeout, skip, args.label, args.init)
     except (common.UsageError, datasets.DatasetError) as e:

@@ -416,16 +416,14 @@ def own_init_pair(results_dir=None):
     root = results_dir or common.RESULTS_DIR
     latest = results.latest_run(root)
     latest_meta = results.load_run(latest)[0] if latest else {}
-    runs_root = os.path.join(root, "runs")
-    runs = []
-    for name in sorted(os.listdir(runs_root) if os.path.isdir(runs_root) else [], reverse=True):
-        runs.append((os.path.join(runs_root, name), results.read_object(os.path.join(runs_root, name, "run.json"))[0] or {}))
-    status = {meta.get("run"): meta.get("status") for _, meta in runs}
-    pairs = [(os.path.join(runs_root, meta["twin"]), path) for path, meta in runs
-             if meta.get("init") == "own" and meta.get("status") == "complete" and status.get(meta.get("twin")) == "complete"]
-    pairs.sort(key=lambda pair: results.load_run(pair[1])[0].get("dataset") != latest_meta.get("dataset"))
+    runs = list(results.local_runs(root))
+    meta_of = {meta.get("run"): meta for _, meta in runs}
+    pairs = [(os.path.join(root, "runs", meta["twin"]), path, meta) for path, meta in runs
+             if meta.get("init") == "own" and meta.get("status") == "complete"
+             and meta_of.get(meta.get("twin"), {}).get("status") == "complete"]
+    pairs.sort(key=lambda pair: pair[2].get("dataset") != latest_meta.get("dataset"))  # stable: newest first
     if pairs:
-        return pairs[0]
+        return pairs[0][:2]
     for path, meta in runs:
         if latest and (meta.get("init"), meta.get("status"), meta.get("profile"), meta.get("dataset")) == (
                 "own", "complete", latest_meta.get("profile"), latest_meta.get("dataset")):

@@ -112,6 +112,13 @@ def set_latest(path):
     os.replace(tmp, os.path.join(RESULTS_DIR, "latest"))
 
 
+def local_runs(root=None):
+    """(path, run.json or {}) of every local run under `root` (the results folder), newest first."""
+    runs = os.path.join(root or RESULTS_DIR, "runs")
+    for name in sorted(os.listdir(runs) if os.path.isdir(runs) else [], reverse=True):
+        yield os.path.join(runs, name), read_object(os.path.join(runs, name, "run.json"))[0] or {}
+
+
 def load_run(path):
     """A run folder -> (run.json or {}, [results], [reasons for files that were skipped])."""
     meta, _ = read_object(os.path.join(path, "run.json"))
