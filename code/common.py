@@ -104,6 +104,16 @@ FLOAT = "float32"
 TF32 = os.environ.get("ROSETTA_TF32", "0") == "1"
 
 
+def environment(framework):
+    """The variables a framework's process sets before it imports the framework (harness.py, and the
+    whole programs of the book): its registry entry's, and under the float32 policy
+    NVIDIA_TF32_OVERRIDE=0, read by cuDNN and cuBLAS when they load: no TF32 in any framework."""
+    env = OrderedDict(sorted(FRAMEWORKS[framework].get("vars", {}).items()))
+    if not TF32:
+        env["NVIDIA_TF32_OVERRIDE"] = "0"
+    return env
+
+
 def nvidia_tf32():
     """Whether cuDNN and cuBLAS may use TF32 in this process, as frameworks without a switch of
     their own (MXNet, CuPy for Chainer, CNTK, Caffe2) see it: NVIDIA_TF32_OVERRIDE=0, which the

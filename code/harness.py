@@ -60,10 +60,8 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
     init="own" takes the module's Glorot override out first (own_init.py); cpu_profile: see
     device_profile."""
     spec = common.FRAMEWORKS[framework]
-    for key, value in spec.get("vars", {}).items():
+    for key, value in common.environment(framework).items():
         os.environ.setdefault(key, value)
-    if not common.TF32:  # read by cuDNN and cuBLAS when they load: no TF32 in any framework
-        os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")
     result["nvidia_tf32_override"] = os.environ.get("NVIDIA_TF32_OVERRIDE")
     phases = result["phase_seconds"]
     module = timed(phases, "import", importlib.import_module, spec["module"])

@@ -148,13 +148,10 @@ def tab_frameworks():
     return out
 
 
-def environment(framework):
-    """The variables the harness sets before the framework is imported, as program lines."""
-    spec = common.FRAMEWORKS[framework]
-    lines = ['os.environ.setdefault("{}", "{}")'.format(k, v) for k, v in sorted(spec.get("vars", {}).items())]
-    if not common.TF32:  # the book's float32 policy, as harness.py sets it
-        lines.append('os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")  # no TF32 in cuDNN and cuBLAS')
-    return lines
+def environment_lines(framework):
+    """common.environment as program lines: what the harness sets before the framework is imported."""
+    lines = ['os.environ.setdefault("{}", "{}")'.format(*item) for item in common.environment(framework).items()]
+    return [line + ("  # no TF32 in cuDNN and cuBLAS" if "NVIDIA_TF32_OVERRIDE" in line else "") for line in lines]
 
 
 def cells(tab, dataset="cifar10", profile="full"):
@@ -195,7 +192,7 @@ def cells(tab, dataset="cifar10", profile="full"):
     prof = common.profile(profile)
     out = [("markdown", intro(tab, framework, module, local), []),
            ("code", PARAMETERS.format(dataset=dataset, **prof), ["parameters"]),
-           ("code", "\n".join(imports + [""] + environment(framework)), []),
+           ("code", "\n".join(imports + [""] + environment_lines(framework)), []),
            ("markdown", "Shared by every framework in the book: the hyperparameters, the data loader "
             "(`code/datasets.py`), the check of a weight list (`code/weights.py`) and the accuracy "
             "(`code/harness.py`).", []),
@@ -262,10 +259,14 @@ def intro(tab, framework, module, local):
 
 
 def notebook(tab, **kwargs):
+    return as_notebook(cells(tab, **kwargs))
+
+
+def as_notebook(cells_):
     nb = nbf.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
-    for kind, source, tags in cells(tab, **kwargs):
+    for kind, source, tags in cells_:
         cell = nbf.new_markdown_cell(source) if kind == "markdown" else nbf.new_code_cell(source)
         if tags:
             cell.metadata["tags"] = tags
@@ -279,8 +280,12 @@ def wrap(text, prefix=""):
 
 
 def script(tab, **kwargs):
+    return as_script(cells(tab, **kwargs))
+
+
+def as_script(cells_):
     """The cells one after another; the introduction is the docstring, the other text comments."""
-    (_, intro_text, _), *rest = cells(tab, **kwargs)
+    (_, intro_text, _), *rest = cells_
     parts = [source if kind == "code" else wrap(source, "# ") for kind, source, _ in rest]
     return '"""{}\n"""\n{}\n'.format(wrap(intro_text[len("# "):]), "\n\n\n".join(parts))
 
@@ -290,11 +295,12 @@ def write_all(out=OUT, **kwargs):
     import nbformat
     os.makedirs(out, exist_ok=True)
     paths = {}
-    for tab in tab_frameworks():
-        base = os.path.join(out, common.FRAMEWORKS[tab_frameworks()[tab]]["module"])
+    for tab, framework in tab_frameworks().items():
+        base = os.path.join(out, common.FRAMEWORKS[framework]["module"])
+        both = cells(tab, **kwargs)
         with open(base + ".py", "w") as f:
-            f.write(script(tab, **kwargs))
-        nbformat.write(notebook(tab, **kwargs), base + ".ipynb")
+            f.write(as_script(both))
+        nbformat.write(as_notebook(both), base + ".ipynb")
         paths[tab] = (base + ".py", base + ".ipynb")
     return paths
 
