@@ -82,6 +82,22 @@ def align(a, b):
     return [r for r in rows if r[0][0] < r[0][1] or r[1][0] < r[1][1]]
 
 
+def module_sources(env):
+    """{tab key: {name: source}} of every tab's module, each noted as a dependency of the page."""
+    sources = {}
+    for key, _, module, _ in framework_tabs.tabs():
+        path = os.path.join(ROOT, "code", module + ".py")
+        env.note_dependency(path)
+        sources[key] = framework_tabs.definitions(path)
+    return sources
+
+
+def layer_by_layer(sources):
+    """{tab key: the lines of its ALIGNED function} of the modules that build the model layer by layer."""
+    lines = {key: src[ALIGNED].splitlines() for key, src in sources.items() if ALIGNED in src}
+    return {key: found for key, found in lines.items() if is_layer_by_layer(found)}
+
+
 def code_html(text):
     if not text.strip():
         return '<div class="rosetta-compare-gap"></div>'
@@ -103,11 +119,7 @@ class FrameworkCompare(SphinxDirective):
 
     def run(self):
         tabs = framework_tabs.tabs()
-        sources = {}
-        for key, label, module, _ in tabs:
-            path = os.path.join(ROOT, "code", module + ".py")
-            self.env.note_dependency(path)
-            sources[key] = framework_tabs.definitions(path)
+        sources = module_sources(self.env)
         for doc in framework_tabs.chapters():
             self.env.note_dependency(os.path.join(ROOT, doc + ".md"))
         root = nodes.container(classes=["rosetta-compare"])
@@ -151,13 +163,13 @@ class FrameworkCompare(SphinxDirective):
                     row += col
                 section += row
                 if name == ALIGNED:
-                    section += self.aligned(tabs, sources, name)
+                    section += self.aligned(sources)
             root += section
         return [root]
 
-    def aligned(self, tabs, sources, name):
-        lines = {key: sources[key][name].splitlines() for key, _, _, _ in tabs if name in sources[key]}
-        able = [key for key in lines if is_layer_by_layer(lines[key])]
+    def aligned(self, sources):
+        lines = layer_by_layer(sources)
+        able = list(lines)
         tables = [aligned_table(a, lines[a], b, lines[b]) for a in able for b in able if a != b]
         return nodes.raw("", '<div class="rosetta-compare-aligned" data-frameworks="{}">{}</div>'.format(
             " ".join(able), "".join(tables)), format="html")
@@ -171,11 +183,8 @@ class AlignedFrameworks(SphinxDirective):
     """The sentence that names which frameworks' model lines are aligned, read from the code."""
 
     def run(self):
-        names = []
-        for key, label, module, _ in framework_tabs.tabs():
-            source = framework_tabs.definitions(os.path.join(ROOT, "code", module + ".py"))
-            if ALIGNED in source and is_layer_by_layer(source[ALIGNED].splitlines()):
-                names.append(label)
+        able = layer_by_layer(module_sources(self.env))
+        names = [label for key, label, _, _ in framework_tabs.tabs() if key in able]
         paragraph = nodes.paragraph()
         paragraph += nodes.Text("Line by line today: {}.".format(", ".join(names)))
         return [paragraph]
