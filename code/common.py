@@ -59,6 +59,12 @@ FRAMEWORKS = OrderedDict([
         "(this runs the one in PyTorch 1.8.1). Its replacement is PyTorch itself."))),
 ])
 
+# The tuned rows ("Make it fast"): each is its faithful twin's module with a few changes for speed
+# (code/cnn_<twin>_tuned.py, only the functions that change), run in its twin's environment.
+TUNED = OrderedDict((name + "-tuned", dict(FRAMEWORKS[name], module=FRAMEWORKS[name]["module"] + "_tuned", twin=name))
+                    for name in ("pytorch", "tensorflow", "keras-tensorflow", "keras-jax", "keras-torch", "jax"))
+ROWS = OrderedDict(list(FRAMEWORKS.items()) + list(TUNED.items()))  # every row the benchmark can run
+
 DATASETS = ("auto", "cifar10", "fashion-mnist", "synthetic")
 
 
@@ -78,20 +84,23 @@ def parse_frameworks(text):
     if not names:
         raise UsageError("no framework named: give FRAMEWORKS=pytorch,jax,...")
     for name in names:
-        check_choice("framework", name, list(FRAMEWORKS))
+        check_choice("framework", name, list(ROWS))
     return names
 
 
 def tab(framework):
-    """The framework's tab in the book: its module's name without `cnn_` (the Keras rows share one)."""
-    return FRAMEWORKS[framework]["module"][len("cnn_"):]
+    """The framework's tab in the book: its module's name without `cnn_` (the Keras rows share one;
+    a tuned row is in its twin's tab)."""
+    return FRAMEWORKS[ROWS[framework].get("twin", framework)]["module"][len("cnn_"):]
 
 
-def implemented_frameworks():
-    """The frameworks whose module exists in code/: the default set to run and to show."""
+def implemented_frameworks(tuned=False):
+    """The frameworks whose module exists in code/, the chapters' (faithful) rows; with tuned=True,
+    each tuned row right after its twin (the default set to run: the two measured minutes apart)."""
     here = os.path.dirname(os.path.abspath(__file__))
-    return [n for n, f in FRAMEWORKS.items()
-            if os.path.exists(os.path.join(here, f["module"] + ".py"))]
+    names = [n for n in FRAMEWORKS] + [n for n in TUNED if tuned]
+    names.sort(key=lambda n: list(FRAMEWORKS).index(ROWS[n].get("twin", n)))  # stable: the twin first
+    return [n for n in names if os.path.exists(os.path.join(here, ROWS[n]["module"] + ".py"))]
 
 
 def profile(name):
@@ -108,7 +117,7 @@ def environment(framework):
     """The variables a framework's process sets before it imports the framework (harness.py, and the
     whole programs of the book): its registry entry's, and under the float32 policy
     NVIDIA_TF32_OVERRIDE=0, read by cuDNN and cuBLAS when they load: no TF32 in any framework."""
-    env = OrderedDict(sorted(FRAMEWORKS[framework].get("vars", {}).items()))
+    env = OrderedDict(sorted(ROWS[framework].get("vars", {}).items()))
     if not TF32:
         env["NVIDIA_TF32_OVERRIDE"] = "0"
     return env

@@ -59,7 +59,7 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
     """The seed's steps; `result` is filled in as they go, so a failure keeps what was measured.
     init="own" takes the module's Glorot override out first (own_init.py); cpu_profile: see
     device_profile."""
-    spec = common.FRAMEWORKS[framework]
+    spec = common.ROWS[framework]
     for key, value in common.environment(framework).items():
         os.environ.setdefault(key, value)
     result["nvidia_tf32_override"] = os.environ.get("NVIDIA_TF32_OVERRIDE")
@@ -69,6 +69,9 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
         own_init.apply(framework, module)
     info = module.runtime_info()
     result.update(info, framework_version=info.pop("version"))
+    tuning = sys.modules.get("tuning")  # a tuned row: which of its changes are on here, and why
+    if tuning:
+        result.update(twin=spec["twin"], tuning=tuning.report())
     prof = common.profile(device_profile(result, profile_name, cpu_profile, gpu_seen))
     x_train, x_test, y_train, y_test = timed(phases, "data", module.load_data, dataset, prof)
     model = timed(phases, "build", module.create_model)
@@ -84,6 +87,8 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
         result["losses"].append(float(loss))
         progress(epoch=epoch + 1, epochs=prof["epochs"], seconds=result["epoch_seconds"][-1], loss=float(loss))
     phases["train"] = sum(result["epoch_seconds"])
+    if tuning:  # the compilation the framework itself timed, inside the first epoch
+        result["compile_seconds"] = tuning.compile_seconds()
     # CPU seconds per second of training: how many cores the framework really kept busy.
     result["cpu_busy"] = (time.process_time() - cpu_start) / phases["train"]
     batches = datasets.minibatches(x_test, None, shuffle=False)
@@ -97,7 +102,7 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("framework", choices=list(common.FRAMEWORKS))
+    parser.add_argument("framework", choices=list(common.ROWS))
     parser.add_argument("--profile", default="smoke", choices=list(common.PROFILES))
     parser.add_argument("--dataset", default="synthetic", choices=common.DATASETS[1:])
     parser.add_argument("--out", required=True)

@@ -20,7 +20,7 @@ PROFILE = dict(epochs=4, n_train=512, n_test=128)
 
 
 def main(framework):
-    spec = common.FRAMEWORKS[framework]
+    spec = common.ROWS[framework]
     for key, value in spec.get("vars", {}).items():
         os.environ[key] = value
     if not common.TF32:  # as the harness does

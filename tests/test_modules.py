@@ -10,12 +10,12 @@ import common
 
 def check(framework):
     out = run([env_python(framework), os.path.join(ROOT, "tests", "module_check.py"), framework],
-              timeout=900, env=dict(os.environ, **common.FRAMEWORKS[framework].get("vars", {})))
+              timeout=900, env=dict(os.environ, **common.ROWS[framework].get("vars", {})))
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module", params=common.implemented_frameworks())
+@pytest.fixture(scope="module", params=common.implemented_frameworks(tuned=True))
 def checked(request):
     return request.param, check(request.param)
 

@@ -17,7 +17,7 @@ import weights
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
-    frameworks = [f for f in common.implemented_frameworks() if bench.python_for(f)[0]]
+    frameworks = [f for f in common.implemented_frameworks(tuned=True) if bench.python_for(f)[0]]
     out_dir = str(tmp_path_factory.mktemp("parity"))
     found = parity.run_all(frameworks, out_dir)
     return parity.compare(frameworks, out_dir, found)
@@ -31,14 +31,14 @@ def row_of(table, framework):
     return row
 
 
-@pytest.mark.parametrize("framework", common.implemented_frameworks())
+@pytest.mark.parametrize("framework", common.implemented_frameworks(tuned=True))
 def test_same_logits_for_the_same_weights(table, framework):
     row = row_of(table, framework)
     assert row["logits"] < parity.TOLERANCE, "largest difference {:.2e}".format(row["logits"])
     assert row["own_logits"] < parity.TOLERANCE, "own weights: {:.2e}".format(row["own_logits"])
 
 
-@pytest.mark.parametrize("framework", common.implemented_frameworks())
+@pytest.mark.parametrize("framework", common.implemented_frameworks(tuned=True))
 def test_same_losses_and_weights_after_sgd_steps(table, framework):
     row = row_of(table, framework)
     assert row["losses"] < parity.TOLERANCE, (row["losses_seen"], row["reference_losses"])
@@ -47,15 +47,15 @@ def test_same_losses_and_weights_after_sgd_steps(table, framework):
     assert row["update"] < parity.UPDATE_TOLERANCE, "update off by {:.1%}".format(row["update"])
 
 
-@pytest.mark.parametrize("framework", common.implemented_frameworks())
+@pytest.mark.parametrize("framework", common.implemented_frameworks(tuned=True))
 def test_weights_round_trip_exactly(table, framework):
     assert row_of(table, framework)["round_trip_exact"]
 
 
-@pytest.mark.parametrize("framework", common.implemented_frameworks())
+@pytest.mark.parametrize("framework", common.implemented_frameworks(tuned=True))
 def test_weights_from_every_framework_give_the_same_logits(table, framework):
     row = row_of(table, framework)
-    available = [f for f in common.implemented_frameworks() if bench.python_for(f)[0]]
+    available = [f for f in common.implemented_frameworks(tuned=True) if bench.python_for(f)[0]]
     assert sorted(row["imported"]) == sorted(available)
     worst = max(row["imported"].items(), key=lambda kv: kv[1])
     assert worst[1] < parity.TOLERANCE, "weights from {}: logits differ by {:.2e}".format(*worst)

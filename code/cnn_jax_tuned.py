@@ -1,0 +1,65 @@
+"""JAX, tuned: the data on the device, each epoch one compiled lax.scan over its batches with the
+state's buffers donated, and bf16 compute where the device has bf16 units. The rest is cnn_jax's."""
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+import cnn_jax as faithful
+import tuning
+from cnn_jax import count_params, create_model, get_weights, init_model, predict, set_weights  # noqa: F401
+
+DEVICE = jax.devices()[0]
+GPU = DEVICE.platform == "gpu"
+BF16 = tuning.change("bf16", *(tuning.gpu_bf16(tuple(map(int, DEVICE.compute_capability.split("."))))
+                               if GPU else tuning.cpu_bf16()))
+DONATE = tuning.change("donate", True, "the new parameters and momenta are written over the old ones' buffers")
+COMPUTE = jnp.bfloat16 if BF16 else jnp.float32
+
+
+def load_data(dataset, profile):
+    x_train, x_test, y_train, y_test = faithful.load_data(dataset, profile)
+    return jax.device_put(x_train), jax.device_put(x_test), jax.device_put(y_train), y_test  # copied once
+
+
+def loss_fn(model, x, y):
+    if BF16:  # the forward pass on bf16 copies of the float32 weights; the loss in float32
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        half = nnx.merge(graphdef, jax.tree.map(lambda p: p.astype(COMPUTE), params), rest)
+        logits = half(x.astype(COMPUTE)).astype(jnp.float32)
+        nnx.update(model, nnx.state(half, nnx.RngState))  # dropout's key moves on in the model
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return faithful.loss_fn(model, x, y)
+
+
+def train_step(model, optimizer, x, y):  # not jitted on its own: train_scan traces it once
+    loss, grads = nnx.value_and_grad(loss_fn)(model, x, y)
+    optimizer.update(model, grads)
+    return loss
+
+
+@partial(jax.jit, static_argnums=0, donate_argnums=(1,) if DONATE else ())
+def train_scan(graphdef, state, xs, ys):
+    """Every step of the epoch in one XLA program: one dispatch, not one per step."""
+    def step(state, batch):
+        model, optimizer = nnx.merge(graphdef, state)
+        loss = train_step(model, optimizer, *batch)
+        return nnx.state((model, optimizer)), loss
+    return jax.lax.scan(step, state, xs=(xs, ys))
+
+
+def train_epoch(trainer, batches):
+    model, optimizer = trainer
+    model.train()  # dropout on
+    xs, ys = (jnp.stack(a) for a in zip(*batches))  # the epoch's batches, in order, on the device
+    graphdef, state = nnx.split((model, optimizer))
+    scan = tuning.compiled(train_scan, (graphdef,), state, xs, ys)  # compiled once per shape, timed
+    state, losses = scan(state, xs, ys)
+    nnx.update((model, optimizer), state)
+    return float(losses.mean())  # float() waits for the device
+
+
+def runtime_info():
+    return dict(faithful.runtime_info(), precision="bf16 compute, float32 weights" if BF16 else "float32")

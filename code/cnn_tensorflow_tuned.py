@@ -1,0 +1,72 @@
+"""TensorFlow, tuned: the training step compiled by XLA on a GPU, and bf16 compute where the device
+has bf16 units. The rest is cnn_tensorflow's."""
+import numpy as np
+import tensorflow as tf
+
+import cnn_tensorflow as faithful
+import tuning
+from cnn_tensorflow import LR, MOMENTUM, count_params, get_weights, init_model, load_data, set_weights  # noqa: F401
+
+GPUS = tf.config.list_physical_devices("GPU")
+XLA = tuning.change("jit_compile", bool(GPUS), "XLA fuses the step's operations into few GPU kernels" if GPUS
+                    else "off on the CPU: TensorFlow runs convolutions there with oneDNN, XLA with its own; "
+                    "`make bench-tuning` measures it")
+BF16 = tuning.change("bf16", *(tuning.gpu_bf16(tf.config.experimental.get_device_details(GPUS[0])["compute_capability"])
+                               if GPUS else tuning.cpu_bf16()))
+COMPUTE = tf.bfloat16 if BF16 else tf.float32
+
+
+class CNN(faithful.CNN):
+    def __call__(self, x, training=False):
+        def half(v):  # bf16 copies of the float32 variables (and input), where BF16 is on
+            return tf.cast(v, COMPUTE)
+        x = half(x)
+        for i, (w, b) in enumerate(self.convs):
+            x = tf.nn.relu(tf.nn.conv2d(x, half(w), strides=1, padding="SAME") + half(b))
+            if i % 2:  # after each pair of convolutions
+                x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
+                x = tf.nn.dropout(x, rate=0.25) if training else x
+        x = tf.reshape(x, [-1, 8 * 8 * 100])
+        (w1, b1), (w2, b2) = self.dense
+        x = tf.nn.relu(x @ half(w1) + half(b1))
+        x = tf.nn.dropout(x, rate=0.5) if training else x
+        return tf.cast(x @ half(w2) + half(b2), tf.float32)  # logits, and the loss, in float32
+
+
+def create_model():
+    tf.random.set_seed(faithful.SEED)
+    return CNN()
+
+
+@tf.function(jit_compile=XLA)  # traced once; with XLA, compiled once for the batch shape
+def train_step(model, velocities, x, y):
+    with tf.GradientTape() as tape:
+        logits = model(x, training=True)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+    grads = tape.gradient(loss, model.trainable_variables)
+    for v, w, g in zip(velocities, model.trainable_variables, grads):
+        v.assign(MOMENTUM * v + g)  # classic momentum, as torch.optim.SGD
+        w.assign_sub(LR * v)
+    return loss
+
+
+def train_epoch(trainer, batches):
+    model, velocities = trainer
+    total, steps = tf.constant(0.0), 0
+    for x, y in batches:
+        total, steps = total + train_step(model, velocities, x, y), steps + 1
+    return float(total) / steps  # float() waits for the device
+
+
+@tf.function(jit_compile=XLA)
+def logits_of(model, x):
+    return model(x, training=False)
+
+
+def predict(trainer, batches):
+    model = trainer[0]
+    return np.concatenate([tf.argmax(logits_of(model, x), axis=1).numpy() for x in batches])
+
+
+def runtime_info():
+    return dict(faithful.runtime_info(), precision="bf16 compute, float32 variables" if BF16 else "float32")
