@@ -1,8 +1,9 @@
 # Rosetta Stone of deep-learning frameworks.
 #   make html   fresh benchmarks, then the book (_build/html)
 #   make test   the fast tests; make test-slow: end to end, browser (CI runs both);
-#   make test-fidelity: every framework's accuracy on Fashion-MNIST (about 40 min on 2 cores)
+#   make test-fidelity: every row's accuracy on Fashion-MNIST (tuned rows too: over an hour on 2 cores)
 # FRAMEWORKS=pytorch,jax  PROFILE=full|quick|fidelity|smoke  DATASET=auto|cifar10|fashion-mnist|synthetic
+# make bench-tuning: what each change of the tuned rows costs or saves (Make it fast chapter)
 # INIT_PROFILE: the profile of the own-init comparison (default: PROFILE if given, else fidelity)
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -21,7 +22,7 @@ export GPU
 LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
-.PHONY: html book bench envs test test-slow test-fidelity serve clean
+.PHONY: html book bench bench-tuning envs test test-slow test-fidelity serve clean
 .DELETE_ON_ERROR:
 
 html: bench book
@@ -35,6 +36,12 @@ book: .envs/main/.installed book/_static/vendor/VERSIONS
 bench: $(SETUP)
 	$(PY) code/bench.py --resume $(BENCH_ARGS)
 	$(PY) code/bench.py --resume --init-cost $(INIT_ARGS)
+
+# What each change of the tuned rows costs or saves here ("Make it fast"): each tuned row as it is,
+# then once per change with that change flipped. Not part of html: on 2 cores, the quick profile
+# takes one to two hours (bf16 without bf16 units is emulated, slowly). FRAMEWORKS=pytorch-tuned,... picks rows.
+bench-tuning: $(SETUP)
+	$(PY) code/bench.py --tuning $(BENCH_ARGS)
 
 # Every environment: the system packages, the main one, the Vega JS, and the legacy frameworks'.
 envs: $(SETUP)

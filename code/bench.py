@@ -51,7 +51,7 @@ def python_for(framework):
     ROSETTA_PYTHON_<FRAMEWORK> (KERAS_JAX for keras-jax), ROSETTA_PYTHON_<ENV> (MAIN, MXNET, ...)
     or ROSETTA_PYTHON name an interpreter that already has the framework, most specific first.
     """
-    env = common.FRAMEWORKS[framework]["env"]
+    env = common.ROWS[framework]["env"]
     names = ["ROSETTA_PYTHON_" + n for n in (framework.upper().replace("-", "_"), env.upper())]
     var = next((v for v in names + ["ROSETTA_PYTHON"] if os.environ.get(v)), None)
     if var:
@@ -77,7 +77,7 @@ def run_script(framework, args, timeout=300):
     python, why_not = python_for(framework)
     if python is None:
         return why_not
-    env = dict(os.environ, **common.FRAMEWORKS[framework].get("vars", {}))
+    env = dict(os.environ, **common.ROWS[framework].get("vars", {}))
     try:
         out = subprocess.run([python] + list(args), env=env, cwd=common.ROOT, capture_output=True,
                              text=True, timeout=timeout)
@@ -99,15 +99,17 @@ def _pump(stream, lines):
 
 
 def run_framework(framework, profile, dataset, run_path, run_id, timeout, show, init="glorot", cpu_profile=None,
-                  gpu=None):
-    """Run one framework's harness; always returns a result document."""
-    spec = common.FRAMEWORKS[framework]
+                  gpu=None, name=None, env_extra=None):
+    """Run one framework's harness; always returns a result document. `name`: the files' name in
+    the run folder (default: the framework's); `env_extra`: more environment variables."""
+    spec = common.ROWS[framework]
     python, why_not = python_for(framework)
     if python is None:
         return results.new_result(framework, profile, dataset, run=run_id, status="skipped", error=why_not)
-    out = os.path.join(run_path, ".{}.partial".format(framework))
-    log_path = os.path.join(run_path, framework + ".log")
-    env = dict(os.environ, PYTHONUNBUFFERED="1", **spec.get("vars", {}))
+    name = name or framework
+    out = os.path.join(run_path, ".{}.partial".format(name))
+    log_path = os.path.join(run_path, name + ".log")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **dict(spec.get("vars", {}), **(env_extra or {})))
     cmd = [python, os.path.join(HERE, "harness.py"), framework, "--profile", profile,
            "--dataset", dataset, "--out", out, "--run", run_id, "--init", init]
     if cpu_profile:  # a GPU is here: the framework trains `profile` only if it really runs on it
@@ -220,7 +222,7 @@ def start_run(frameworks, profile, dataset, device, resume, init="glorot", purpo
         sys.stderr.write("resuming incomplete run {}\n".format(meta["run"]))
         return path, meta
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + profile + (
-        "-own-init" if init == "own" else "-glorot-init" if purpose else "")
+        "-own-init" if init == "own" else "-tuning" if purpose == "tuning" else "-glorot-init" if purpose else "")
     run_id = next(r for r in [stamp] + ["{}-{}".format(stamp, i) for i in range(2, 100)]
                   if not os.path.exists(results.run_dir(r)))
     path = results.run_dir(run_id)
@@ -284,9 +286,9 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
 def fingerprint(frameworks, profile, dataset):
     """What an init-cost pair depends on: the code and pinned environments the frameworks ran,
     the profile, the dataset and the machine."""
-    envs = {common.FRAMEWORKS[f]["env"] for f in frameworks}
+    envs = {common.ROWS[f]["env"] for f in frameworks}
     files = ["code/{}.py".format(n) for n in ("common", "datasets", "harness", "introspect", "own_init", "weights")]
-    files += ["code/{}.py".format(common.FRAMEWORKS[f]["module"]) for f in frameworks]
+    files += ["code/{}.py".format(common.ROWS[f]["module"]) for f in frameworks]
     files += ["envs/{}/{}".format(e, n) for e in envs for n in ("requirements.txt", "requirements-gpu.txt")]
     digest = hashlib.sha256(json.dumps([frameworks, profile, dataset, gpu_name() or results.cpu_name(),
                                         os.environ.get("GPU", "")]).encode())
@@ -317,10 +319,41 @@ def init_cost(frameworks, profile, dataset, resume=False, timeout=None):
     return glorot, own
 
 
+def tuning_ablation(frameworks, profile, dataset, timeout=None):
+    """What each change of the tuned rows costs or saves on this machine ("Make it fast"): every
+    tuned row once as it is, then once per change with that change flipped (ROSETTA_TUNING), into
+    one run (purpose "tuning") that is never the book's latest. Files: <row>.json, <row>@<change>.json."""
+    frameworks = [f for f in frameworks if f in common.TUNED]
+    profile = profile or default_profile(gpu_name())
+    dataset = datasets.resolve(dataset)
+    datasets.prepare(dataset)
+    path, meta = start_run(frameworks, profile, dataset, gpu_name() or results.cpu_name(), False, purpose="tuning")
+    os.makedirs(path, exist_ok=True)
+    results.write_json(os.path.join(path, "run.json"), meta)
+    limit = timeout or common.profile(profile)["timeout"]
+    for framework in frameworks:
+        show = Progress([framework])
+        base = run_framework(framework, profile, dataset, path, meta["run"], limit, show)
+        results.write_json(os.path.join(path, framework + ".json"), base)
+        show.done(base)
+        for change in base.get("tuning") or []:
+            name = "{}@{}".format(framework, change["change"].replace(" ", "_"))
+            flip = "{}={}".format(change["change"], 0 if change["on"] else 1)
+            result = run_framework(framework, profile, dataset, path, meta["run"], limit, show, name=name,
+                                   env_extra=dict(ROSETTA_TUNING=flip))
+            result["flipped"] = change["change"]
+            results.write_json(os.path.join(path, name + ".json"), result)
+            show.done(result)
+    meta.update(status="complete", finished=results.now())
+    results.write_json(os.path.join(path, "run.json"), meta)
+    sys.stderr.write("results in {}\n".format(os.path.relpath(path, common.ROOT)))
+    return path
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frameworks", default="",
-                        help="comma-separated names (default: every implemented framework)")
+                        help="comma-separated names (default: every implemented framework, tuned rows included)")
     parser.add_argument("--profile", default="", help="full, quick, fidelity or smoke (default: full on a GPU, else quick)")
     parser.add_argument("--dataset", default="auto", help="auto, cifar10, fashion-mnist or synthetic")
     parser.add_argument("--resume", action="store_true",
@@ -333,10 +366,12 @@ def main(argv=None):
                         help="own: the frameworks whose own weight init differs, run with it")
     parser.add_argument("--init-cost", action="store_true",
                         help="a Glorot run and an own-init run of those frameworks, for the defaults chapter")
+    parser.add_argument("--tuning", action="store_true",
+                        help="each tuned row as it is and with each of its changes flipped (Make it fast)")
     args = parser.parse_args(argv)
     try:
         frameworks = (common.parse_frameworks(args.frameworks) if args.frameworks
-                      else common.implemented_frameworks())
+                      else common.implemented_frameworks(tuned=True))
         if args.init == "own" or args.init_cost:
             frameworks = [f for f in frameworks if f in own_init.FRAMEWORKS]
             if not frameworks:
@@ -352,6 +387,11 @@ def main(argv=None):
             common.parse_frameworks(",".join(skip))
         if args.init_cost:
             init_cost(frameworks, args.profile or None, args.dataset, args.resume, args.timeout)
+            return 0
+        if args.tuning:
+            if not any(f in common.TUNED for f in frameworks):
+                raise common.UsageError("--tuning measures the tuned rows: name some (FRAMEWORKS=pytorch-tuned,...)")
+            tuning_ablation(frameworks, args.profile or None, args.dataset, args.timeout)
             return 0
         bench(frameworks + [n for n in skip if n not in frameworks], args.profile or None, args.dataset,
               args.resume, args.timeout, skip, args.label, args.init)
