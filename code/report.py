@@ -88,12 +88,15 @@ def load_runs(results_dir=None):
     return runs
 
 
-def rows(run):
-    """One flat row per result, ready for a chart or a table."""
+def rows(run, tuned=False):
+    """One flat row per result, ready for a chart or a table; the tuned rows only with tuned=True
+    (the results chapter shows the faithful rows, "Make it fast" both)."""
     out = []
     for r in sorted(run.results, key=lambda r: _order(r["framework"])):
+        if r["framework"] in common.TUNED and not tuned:
+            continue
         epochs = r.get("epoch_seconds") or []
-        steady = statistics.median(epochs[1:]) if len(epochs) > 1 else None
+        steady = _steady(r)
         n_images = (r.get("n_train") or 0) - (r.get("n_train") or 0) % (r.get("batch_size") or 64)
         out.append(dict(
             framework=r["framework"], status=r["status"], run=run.label,
@@ -105,13 +108,14 @@ def rows(run):
             device_note=r.get("device_note") or "", layout=r.get("layout") or "",
             tf32="on" if r.get("tf32_conv") or r.get("tf32_matmul") else "off",
             python=r.get("python") or "", threads=r.get("threads"), cpu_busy=r.get("cpu_busy"),
-            params=r.get("params"),
+            params=r.get("params"), compile_seconds=r.get("compile_seconds"),
+            precision=r.get("precision") or r.get("float") or "", tuning=r.get("tuning") or [],
             dataset=r["dataset"], profile=r["profile"]))
     return out
 
 
 def _order(name):
-    names = list(common.FRAMEWORKS)
+    names = list(common.ROWS)
     return names.index(name) if name in names else len(names)
 
 
@@ -231,6 +235,141 @@ def results_html(runs):
 def show_results():
     from IPython.display import HTML, display
     display(HTML(results_html(load_runs())))
+
+
+# --- Make it fast: each tuned row beside its faithful twin, from the same run -----------------
+
+def tuned_pairs(run):
+    """(faithful row, tuned row) for every tuned row of the run whose twin ran in it too."""
+    found = {d["framework"]: d for d in rows(run, tuned=True)}
+    return [(found[spec["twin"]], found[name]) for name, spec in common.TUNED.items()
+            if name in found and spec["twin"] in found]
+
+
+def speedup(faithful, tuned, key="steady_epoch"):
+    """How many times faster the tuned row is (above 1) or slower (below 1), or None."""
+    ok = faithful["status"] == tuned["status"] == "ok" and faithful[key] and tuned[key]
+    return faithful[key] / tuned[key] if ok else None
+
+
+def tuned_chart(run):
+    pairs = tuned_pairs(run)
+    data = [dict(framework=t["framework"][:-len("-tuned")], row=label, epoch=kind, seconds=d[key])
+            for f, t in pairs for label, d in (("faithful", f), ("tuned", t)) if d["status"] == "ok"
+            for kind, key in (("steady epoch", "steady_epoch"), ("first epoch", "first_epoch")) if d[key]]
+    if not data:
+        return None
+    order = [t["framework"][:-len("-tuned")] for _, t in pairs]
+    ratios = ["{}: {}".format(o, "{:.2f}x".format(speedup(f, t)) if speedup(f, t) else "not measured")
+              for o, (f, t) in zip(order, pairs)]
+    return alt.Chart(alt.Data(values=data)).mark_bar().encode(
+        y=alt.Y("framework:N", sort=order, title=None), yOffset=alt.YOffset("row:N", sort=["faithful", "tuned"]),
+        x=alt.X("seconds:Q", title="seconds"),
+        color=alt.Color("row:N", title=None, sort=["faithful", "tuned"], legend=alt.Legend(orient="bottom")),
+        column=alt.Column("epoch:N", sort=["steady epoch", "first epoch"], title=None),
+        tooltip=["framework:N", "row:N", "epoch:N", alt.Tooltip("seconds:Q", format=".2f")],
+    ).resolve_scale(x="independent").properties(width=WIDTH // 2 - 20, title=alt.Title(
+        "Faithful against tuned: " + run.caption, anchor="start",
+        subtitle=["Steady epoch (median of the epochs after the first) and first epoch (tracing, compiling).",
+                  "Speed-up of the steady epoch, faithful / tuned: " + ", ".join(ratios) + "."]))
+
+
+def _changes(tuning, on):
+    return "; ".join("{} ({})".format(c["change"], c["why"]) for c in tuning if c["on"] == on) or "none"
+
+
+def tuned_table(run):
+    head = ["framework", "steady epoch s, faithful → tuned", "speed-up", "first epoch s, faithful → tuned",
+            "compile s (reported)", "accuracy, faithful → tuned", "precision", "changes on here", "changes off here"]
+    body = []
+    for f, t in tuned_pairs(run):
+        ratio = speedup(f, t)
+        acc = "{} → {}".format(_fmt("accuracy", f["accuracy"]), _fmt("accuracy", t["accuracy"]))
+        if f["accuracy"] is not None and t["accuracy"] is not None:
+            acc += " ({:+.1f} points)".format(100 * (t["accuracy"] - f["accuracy"]))
+        cells = [t["framework"], "{} → {}".format(_fmt("", f["steady_epoch"]), _fmt("", t["steady_epoch"])),
+                 "{:.2f}x{}".format(ratio, "" if ratio >= 1.05 else ": no faster here") if ratio else
+                 t["error"] or f["error"] or t["status"],
+                 "{} → {}".format(_fmt("", f["first_epoch"]), _fmt("", t["first_epoch"])),
+                 _fmt("", t["compile_seconds"]), acc, t["precision"], _changes(t["tuning"], True),
+                 _changes(t["tuning"], False)]
+        body.append("<tr>{}</tr>".format("".join("<td>{}</td>".format(html.escape(str(c))) for c in cells)))
+    return '<div class="rosetta-scroll"><table class="rosetta-results rosetta-tuned"><thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>'.format(
+        "".join("<th>{}</th>".format(html.escape(h)) for h in head), "".join(body))
+
+
+def tuned_html(runs):
+    parts = []
+    for run in runs:
+        for part in split(run):
+            chart = tuned_chart(part)
+            if chart is not None:
+                parts += [embed(chart), tuned_table(part)]
+    return "\n".join(parts) or ('<p class="rosetta-empty">No run has a tuned row beside its faithful twin yet: '
+                                 '<code>make bench</code> (or <code>make html</code>) runs both.</p>')
+
+
+def show_tuned():
+    from IPython.display import HTML, display
+    display(HTML(tuned_html(load_runs())))
+
+
+def ablation_run(results_dir=None):
+    """The newest complete run of `make bench-tuning` (bench.tuning_ablation), or None."""
+    return next((path for path, meta in results.local_runs(results_dir or common.RESULTS_DIR)
+                 if meta.get("purpose") == "tuning" and meta.get("status") == "complete"), None)
+
+
+def ablation_rows(path):
+    """One row per change of each tuned row: its steady and first epoch with the change and without it."""
+    found = results.load_run(path)[1]
+    base = {r["framework"]: r for r in found if not r.get("flipped")}
+    out = []
+    for r in sorted((r for r in found if r.get("flipped")), key=lambda r: _order(r["framework"])):
+        b = base.get(r["framework"])
+        change = next((c for c in (b or {}).get("tuning") or [] if c["change"] == r["flipped"]), None)
+        if change is None:
+            continue
+        with_, without = (b, r) if change["on"] else (r, b)
+        pair = [dict(status=d["status"], error=d.get("error"), steady_epoch=_steady(d), first_epoch=(
+            d.get("epoch_seconds") or [None])[0]) for d in (without, with_)]
+        out.append(dict(framework=r["framework"], change=change["change"], on=change["on"], why=change["why"],
+                        without=pair[0], with_=pair[1], speedup=speedup(pair[0], pair[1])))
+    return out
+
+
+def _steady(result):
+    epochs = result.get("epoch_seconds") or []
+    return statistics.median(epochs[1:]) if len(epochs) > 1 else None
+
+
+def ablation_html(results_dir=None):
+    path = ablation_run(results_dir)
+    if path is None:
+        return ('<p class="rosetta-empty">No measurement of the changes one by one on this machine yet: '
+                '<code>make bench-tuning</code> makes one (it is not part of <code>make html</code>).</p>')
+    meta = results.load_run(path)[0]
+    head = ["tuned row", "change", "here", "steady epoch s, without → with", "speed-up from the change",
+            "first epoch s, without → with"]
+    body = []
+    for row in ablation_rows(path):
+        w, o = row["with_"], row["without"]
+        ratio = row["speedup"]
+        cells = [row["framework"], row["change"], ("on: " if row["on"] else "off: ") + row["why"],
+                 "{} → {}".format(_fmt("", o["steady_epoch"]), _fmt("", w["steady_epoch"])),
+                 "{:.2f}x".format(ratio) if ratio else (w["error"] or o["error"] or "not measured").splitlines()[0],
+                 "{} → {}".format(_fmt("", o["first_epoch"]), _fmt("", w["first_epoch"]))]
+        body.append("<tr>{}</tr>".format("".join("<td>{}</td>".format(html.escape(str(c))) for c in cells)))
+    caption = "Run {}: {} dataset, {} profile, {}, {}.".format(
+        os.path.basename(path), meta.get("dataset"), meta.get("profile"), meta.get("device"), (meta.get("started") or "")[:10])
+    return ('<p>{}</p><div class="rosetta-scroll"><table class="rosetta-results rosetta-ablation"><thead><tr>{}</tr>'
+            '</thead><tbody>{}</tbody></table></div>').format(
+        html.escape(caption), "".join("<th>{}</th>".format(html.escape(h)) for h in head), "".join(body))
+
+
+def show_ablation():
+    from IPython.display import HTML, display
+    display(HTML(ablation_html()))
 
 
 # --- The 2017 benchmark beside ours -----------------------------------------------------------
