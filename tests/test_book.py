@@ -30,7 +30,7 @@ def text(name):
 
 
 def test_every_framework_has_a_result(built):
-    for name in common.implemented_frameworks():
+    for name in common.implemented_frameworks(tuned=True):
         with open(os.path.join(built, name + ".json")) as f:
             doc = json.load(f)
         assert doc["status"] == "ok", (name, doc["error"])
@@ -56,6 +56,23 @@ def test_results_page_has_the_charts_of_this_run(built):
     assert "synthetic dataset, smoke profile" in html and meta["started"][:10] in html
     assert "&quot;framework&quot;" not in html  # the chart specs are data, not escaped HTML
     assert all(name in html for name in common.implemented_frameworks())
+
+
+def test_make_it_fast_shows_each_tuned_row_beside_its_twin_with_its_diff(built):
+    for name, spec in common.TUNED.items():
+        with open(os.path.join(built, name + ".json")) as f:
+            doc = json.load(f)
+        assert doc["twin"] == spec["twin"] and {c["change"] for c in doc["tuning"]} >= {"bf16"}, name
+        assert all(c["why"] for c in doc["tuning"]), doc["tuning"]
+    html = page("fast")
+    assert html.count('class="rosetta-chart"') == 1 and "Faithful against tuned" in html
+    table = re.search(r'<table class="rosetta-results rosetta-tuned">(.*?)</table>', html, re.S).group(1)
+    assert all("<td>{}</td>".format(name) in table for name in common.TUNED)
+    assert html.count('data-sync-group="framework"') >= len(common.implemented_frameworks())
+    assert html.count("highlight-diff") >= 4  # the changed functions, as diffs
+    words = text("fast")
+    assert "memory_format=LAYOUT" in words and "steps_per_execution=STEPS_PER_EXECUTION" in words
+    assert "jax.lax.scan" in words and "has no tuned row" in words
 
 
 def test_weights_chapter_shows_every_framework_matching_the_reference(built):

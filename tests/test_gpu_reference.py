@@ -9,6 +9,7 @@ import common
 
 pytestmark = pytest.mark.slow
 GPU_ROWS = {"pytorch", "jax", "keras-jax", "keras-torch"}
+GPU_ROWS |= {name + "-tuned" for name in GPU_ROWS}
 
 
 def test_gpu_reference_script_runs_the_gpu_rows_and_records_the_rest(tmp_path):
@@ -27,7 +28,7 @@ def test_gpu_reference_script_runs_the_gpu_rows_and_records_the_rest(tmp_path):
     with open(str(folder / "run.json")) as f:
         assert json.load(f)["label"] == "GPU reference"
     found = {}
-    for name in common.FRAMEWORKS:
+    for name in common.ROWS:
         with open(str(folder / (name + ".json"))) as f:
             found[name] = json.load(f)
     expected_ok = GPU_ROWS | ({"chainer"} if os.path.exists(chainer) else set())

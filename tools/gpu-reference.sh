@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU reference run, on a machine whose Python already has the frameworks (PyTorch, JAX, Flax,
-# Optax, CuPy) and no network: the `full` profile for every row that can run there, written to
+# Optax, CuPy) and no network: the `full` profile for every row that can run there (the tuned rows
+# of those frameworks too, each right after its twin), written to
 # data/results/runs/<run>/ and copied to data/results/reference/<run>/ (and to $OUT, if set).
 #
 #   tools/fetch-gpu-wheels.sh        # beforehand, where there is network: fills .whl/
@@ -25,9 +26,9 @@ fi
 export ROSETTA_PYTHON=$python
 tf="the CUDA build of TensorFlow cannot be brought to this machine (no network, and its wheels are larger than what can be carried)"
 old="its last release's CUDA build predates this GPU"
-frameworks=pytorch,jax,keras-jax,keras-torch
+frameworks=pytorch,pytorch-tuned,jax,jax-tuned,keras-jax,keras-jax-tuned,keras-torch,keras-torch-tuned
 skip=(--skip "tensorflow=$tf" --skip "keras-tensorflow=$tf" --skip "mxnet=$old" --skip "cntk=$old"
-      --skip "keras-cntk=$old" --skip "caffe2=$old")
+      --skip "keras-cntk=$old" --skip "caffe2=$old" --skip "tensorflow-tuned=$tf" --skip "keras-tensorflow-tuned=$tf")
 if [ -f code/cnn_chainer.py ]; then frameworks+=,chainer; else skip+=(--skip "chainer=no Chainer module yet"); fi
 "$python" code/bench.py --profile "${PROFILE:-full}" --dataset "${DATASET:-auto}" --frameworks "$frameworks" \
   --label "${LABEL:-GPU reference}" --timeout "${TIMEOUT:-900}" "${skip[@]}"

@@ -1,0 +1,140 @@
+"""The tuned rows ("Make it fast"): each reads as a small set of changes to its faithful twin, its
+switches say why they are on or off, and the chapter shows each pair from the same run."""
+import ast
+import os
+import sys
+
+import pytest
+
+from conftest import ROOT, run
+import common
+import report
+import results
+import tuning
+from test_report import make_run, ok
+
+sys.path.insert(0, os.path.join(ROOT, "book", "_ext"))
+import tuned as tuned_ext  # noqa: E402
+
+CONTRACT = ["load_data", "create_model", "init_model", "train_epoch", "predict", "count_params",
+            "get_weights", "set_weights", "runtime_info"]
+
+
+def module_ast(module):
+    with open(os.path.join(ROOT, "code", module + ".py")) as f:
+        return ast.parse(f.read())
+
+
+@pytest.mark.parametrize("name", list(common.TUNED))
+def test_a_tuned_module_has_the_contract_and_changes_it_in_its_twins_order(name):
+    spec = common.TUNED[name]
+    twin = common.ROWS[spec["twin"]]["module"]
+    tree = module_ast(spec["module"])
+    defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    imported = {a.name for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == twin for a in n.names}
+    assert set(CONTRACT) <= set(defined) | imported, set(CONTRACT) - set(defined) - imported
+    assert not set(defined) & imported, "defined and imported both"
+    twin_order = [n.name for n in module_ast(twin).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    shared = [n for n in defined if n in twin_order]
+    assert shared == sorted(shared, key=twin_order.index), "not in {}'s order".format(twin)
+    assert len(shared) < len(twin_order), "it redefines everything: import what does not change"
+
+
+@pytest.mark.parametrize("name", list(common.TUNED))
+def test_the_chapter_shows_every_redefinition_as_a_diff_or_whole(name):
+    spec = common.TUNED[name]
+    twin = common.ROWS[spec["twin"]]["module"]
+    found = tuned_ext.changes(twin, spec["module"])
+    assert found
+    for what, kind, text in found:
+        if kind == "diff":
+            lines = text.splitlines()
+            assert lines[0].startswith("@@") and any(l.startswith("+") for l in lines), (what, text)
+        else:
+            assert text.lstrip().startswith(("def ", "class ", "@")), (what, kind)
+    header = tuned_ext.header(os.path.join(ROOT, "code", spec["module"] + ".py"))
+    assert "tuning.change(" in header and '"""' not in header.split("\n")[0]
+
+
+def test_changes_switch_on_and_off_with_a_reason_and_rosetta_tuning_overrides_them(monkeypatch):
+    monkeypatch.setattr(tuning, "_changes", [])
+    monkeypatch.setenv("ROSETTA_TUNING", "bf16=1,scan=0")
+    assert tuning.change("bf16", False, "no bf16 units") is True
+    assert tuning.change("scan", True, "one dispatch") is False
+    assert tuning.change("donate", True, "reuse") is True
+    got = {c["change"]: c for c in tuning.report()}
+    assert got["bf16"]["why"] == "ROSETTA_TUNING switched it on (by default: no bf16 units)"
+    assert got["donate"] == dict(change="donate", on=True, why="reuse")
+    monkeypatch.setenv("ROSETTA_TUNING", "bf16=1,nonesuch=0")
+    with pytest.raises(common.UsageError, match="nonesuch, which this module does not have"):
+        tuning.report()
+    monkeypatch.setenv("ROSETTA_TUNING", "bf16=yes")
+    with pytest.raises(common.UsageError, match="name=0 or name=1"):
+        tuning.forced()
+
+
+def test_bf16_follows_the_hardware():
+    assert tuning.gpu_bf16((9, 0))[0] and not tuning.gpu_bf16((7, 5))[0]
+    on, why = tuning.cpu_bf16()
+    with open("/proc/cpuinfo") as f:
+        flags = f.read()
+    assert on == ("amx_bf16" in flags or "avx512_bf16" in flags), why
+
+
+def tuned_doc(name, seconds, accuracy, changes):
+    doc = ok(name, seconds, accuracy)
+    doc.update(tuning=changes, twin=common.TUNED[name]["twin"], compile_seconds=1.5, precision="float32",
+               epoch_seconds=[seconds * 0.7, seconds * 0.3 / 2, seconds * 0.3 / 2])
+    return doc
+
+
+def test_the_chapter_pairs_each_tuned_row_with_its_twin_from_the_same_run(tmp_path):
+    faithful = ok("pytorch", 6.0, 0.31)
+    faithful["epoch_seconds"] = [3.0, 1.5, 1.5]
+    on_off = [dict(change="channels_last", on=True, why="NHWC"), dict(change="bf16", on=False, why="no <units>")]
+    make_run(str(tmp_path), [faithful, tuned_doc("pytorch-tuned", 3.0, 0.30, on_off),
+                             tuned_doc("jax-tuned", 2.0, 0.3, on_off)])  # no jax twin in this run: not paired
+    run_ = report.load_runs(str(tmp_path))[0]
+    assert [d["framework"] for d in report.rows(run_)] == ["pytorch"]  # the results chapter: faithful only
+    pairs = report.tuned_pairs(run_)
+    assert [(f["framework"], t["framework"]) for f, t in pairs] == [("pytorch", "pytorch-tuned")]
+    assert report.speedup(*pairs[0]) == pytest.approx(1.5 / 0.45)
+    table = report.tuned_table(run_)
+    assert "3.33x" in table and "-1.0 points" in table and "channels_last (NHWC)" in table
+    assert "no &lt;units&gt;" in table and "<units>" not in table
+    chart = report.tuned_chart(run_).to_dict()
+    assert "pytorch: 3.33x" in " ".join(chart["title"]["subtitle"])
+
+
+def test_a_tuned_row_that_is_slower_says_so(tmp_path):
+    faithful = ok("tensorflow", 4.0, 0.3)
+    faithful["epoch_seconds"] = [2.0, 1.0, 1.0]
+    make_run(str(tmp_path), [faithful, tuned_doc("tensorflow-tuned", 10.0, 0.3, [])])
+    table = report.tuned_table(report.load_runs(str(tmp_path))[0])
+    assert "0.67x: no faster here" in table and "<td>none</td>" in table
+
+
+def test_the_ablation_table_reads_each_change_with_and_without(tmp_path):
+    on_off = [dict(change="channels_last", on=True, why="NHWC"), dict(change="bf16", on=False, why="no units")]
+    base = tuned_doc("pytorch-tuned", 3.0, 0.3, on_off)  # steady 0.45
+    no_cl = tuned_doc("pytorch-tuned", 4.0, 0.3, on_off)  # steady 0.6
+    no_cl["flipped"] = "channels_last"
+    with_bf16 = tuned_doc("pytorch-tuned", 30.0, 0.3, on_off)  # steady 4.5
+    with_bf16["flipped"] = "bf16"
+    path = os.path.join(str(tmp_path), "runs", "20260101-000000-quick-tuning")
+    os.makedirs(path)
+    results.write_json(os.path.join(path, "run.json"), dict(run="x", purpose="tuning", status="complete",
+                                                            profile="quick", dataset="synthetic"))
+    for name, doc in [("pytorch-tuned", base), ("pytorch-tuned@channels_last", no_cl), ("pytorch-tuned@bf16", with_bf16)]:
+        results.write_json(os.path.join(path, name + ".json"), doc)
+    assert report.ablation_run(str(tmp_path)) == path
+    got = {r["change"]: r for r in report.ablation_rows(path)}
+    assert got["channels_last"]["speedup"] == pytest.approx(0.6 / 0.45)  # on here: it saves
+    assert got["bf16"]["speedup"] == pytest.approx(0.45 / 4.5)  # off here: it would cost
+    html_ = report.ablation_html(str(tmp_path))
+    assert "1.33x" in html_ and "0.10x" in html_ and "off: no units" in html_
+
+
+def test_bench_tuning_needs_tuned_rows():
+    out = run([sys.executable, os.path.join(ROOT, "code", "bench.py"), "--tuning", "--frameworks", "pytorch"])
+    assert out.returncode == 2 and "measures the tuned rows" in out.stderr
