@@ -1,9 +1,11 @@
-"""JAX, tuned: the data on the device, each epoch one compiled lax.scan over its batches with the
-state's buffers donated, and bf16 compute where the device has bf16 units. The rest is cnn_jax's."""
+"""JAX, tuned: the data on the device, on a GPU each epoch one compiled lax.scan over its batches
+with the state's buffers donated, and bf16 compute where the device has bf16 units. The rest is
+cnn_jax's."""
 from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
@@ -15,7 +17,11 @@ DEVICE = jax.devices()[0]
 GPU = DEVICE.platform == "gpu"
 BF16 = tuning.change("bf16", *(tuning.gpu_bf16(tuple(map(int, DEVICE.compute_capability.split("."))))
                                if GPU else tuning.cpu_bf16()))
-DONATE = tuning.change("donate", True, "the new parameters and momenta are written over the old ones' buffers")
+SCAN = tuning.change("scan", GPU, "the epoch is one XLA program: one dispatch, not one per step" if GPU else
+                     "XLA's CPU backend runs the convolutions inside a scan's loop many times slower than the "
+                     "same step jitted alone; `make bench-tuning` measures it")
+DONATE = tuning.change("donate", SCAN, "the new parameters and momenta are written over the old ones' buffers"
+                       if SCAN else "it donates the scan's state: off with the scan")
 COMPUTE = jnp.bfloat16 if BF16 else jnp.float32
 
 
@@ -50,9 +56,14 @@ def train_scan(graphdef, state, xs, ys):
     return jax.lax.scan(step, state, xs=(xs, ys))
 
 
+step_by_step = nnx.jit(train_step)  # where the scan is off: one compiled call per step, as in cnn_jax
+
+
 def train_epoch(trainer, batches):
     model, optimizer = trainer
     model.train()  # dropout on
+    if not SCAN:
+        return float(np.mean(jax.device_get([step_by_step(model, optimizer, x, y) for x, y in batches])))
     xs, ys = (jnp.stack(a) for a in zip(*batches))  # the epoch's batches, in order, on the device
     graphdef, state = nnx.split((model, optimizer))
     scan = tuning.compiled(train_scan, (graphdef,), state, xs, ys)  # compiled once per shape, timed

@@ -1,6 +1,6 @@
-"""Keras 3, tuned: many steps per compiled call (TensorFlow and JAX backends), torch.compile on a
-GPU (PyTorch backend), and the mixed_bfloat16 policy where the device has bf16 units. The rest is
-cnn_keras's: on a GPU, Keras already compiles with XLA on TensorFlow and always on JAX."""
+"""Keras 3, tuned: many batches per call of Keras' train function (TensorFlow and JAX backends),
+torch.compile on a GPU (PyTorch backend), and the mixed_bfloat16 policy where the device has bf16
+units. The rest is cnn_keras's: Keras already compiles with XLA on TensorFlow's GPUs and on JAX."""
 import keras
 
 import cnn_keras as faithful
@@ -23,12 +23,14 @@ def gpu_capability():
     return torch.cuda.get_device_capability()
 
 
-MANY_STEPS = tuning.change("steps_per_execution", BACKEND != "torch", "{} steps per call of the compiled train "
+MANY_STEPS = tuning.change("steps_per_execution", BACKEND != "torch", "{} batches per call of Keras' train "
                            "function".format(STEPS_PER_EXECUTION) if BACKEND != "torch"
                            else "Keras' torch backend accepts only steps_per_execution=1")
-JIT = tuning.change("jit_compile", BACKEND == "torch" and bool(GPU), "torch.compile for the torch backend, on the GPU"
-                    if BACKEND == "torch" and GPU else "Keras compiles with XLA already on this backend's GPUs"
-                    if BACKEND != "torch" else "off on the CPU: `make bench-tuning` measures torch.compile there")
+JIT = tuning.change("jit_compile", BACKEND == "torch" and bool(GPU), {
+    "torch": "torch.compile for the torch backend" if GPU else "switched on for GPUs only; "
+             "`make bench-tuning` measures torch.compile on this CPU",
+    "tensorflow": "Keras' default, \"auto\", compiles with XLA where TensorFlow has a GPU, and not on a CPU-only machine",
+    "jax": "Keras' default, \"auto\", always compiles with XLA on JAX"}[BACKEND])
 BF16 = tuning.change("bf16", *(tuning.gpu_bf16(gpu_capability()) if GPU else tuning.cpu_bf16()))
 if BF16:  # before create_model: each layer computes in bf16 and keeps float32 weights
     keras.mixed_precision.set_global_policy("mixed_bfloat16")

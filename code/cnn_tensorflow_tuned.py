@@ -5,12 +5,12 @@ import tensorflow as tf
 
 import cnn_tensorflow as faithful
 import tuning
-from cnn_tensorflow import LR, MOMENTUM, count_params, get_weights, init_model, load_data, set_weights  # noqa: F401
+from cnn_tensorflow import count_params, get_weights, init_model, load_data, set_weights  # noqa: F401
 
 GPUS = tf.config.list_physical_devices("GPU")
 XLA = tuning.change("jit_compile", bool(GPUS), "XLA fuses the step's operations into few GPU kernels" if GPUS
-                    else "off on the CPU: TensorFlow runs convolutions there with oneDNN, XLA with its own; "
-                    "`make bench-tuning` measures it")
+                    else "on the CPU, TensorFlow runs convolutions with oneDNN and XLA with its own; "
+                    "`make bench-tuning` measures the two")
 BF16 = tuning.change("bf16", *(tuning.gpu_bf16(tf.config.experimental.get_device_details(GPUS[0])["compute_capability"])
                                if GPUS else tuning.cpu_bf16()))
 COMPUTE = tf.bfloat16 if BF16 else tf.float32
@@ -38,16 +38,9 @@ def create_model():
     return CNN()
 
 
-@tf.function(jit_compile=XLA)  # traced once; with XLA, compiled once for the batch shape
-def train_step(model, velocities, x, y):
-    with tf.GradientTape() as tape:
-        logits = model(x, training=True)
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
-    grads = tape.gradient(loss, model.trainable_variables)
-    for v, w, g in zip(velocities, model.trainable_variables, grads):
-        v.assign(MOMENTUM * v + g)  # classic momentum, as torch.optim.SGD
-        w.assign_sub(LR * v)
-    return loss
+# The faithful step and forward pass, compiled by XLA where XLA is on (traced once either way).
+train_step = tf.function(faithful.train_step.python_function, jit_compile=XLA)
+logits_of = tf.function(faithful.logits_of.python_function, jit_compile=XLA)
 
 
 def train_epoch(trainer, batches):
@@ -56,11 +49,6 @@ def train_epoch(trainer, batches):
     for x, y in batches:
         total, steps = total + train_step(model, velocities, x, y), steps + 1
     return float(total) / steps  # float() waits for the device
-
-
-@tf.function(jit_compile=XLA)
-def logits_of(model, x):
-    return model(x, training=False)
 
 
 def predict(trainer, batches):

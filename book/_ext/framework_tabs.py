@@ -134,10 +134,15 @@ class FrameworkTabs(SphinxDirective):
                 lines += ["```{admonition} Legacy framework", ":class: note", legacy, "```", ""]
             lines += [":::", ""]
         lines.append("::::")
-        container = nodes.container()
-        self.state.nested_parse(self.content.__class__(lines, self.get_source_info()[0]),
-                                self.content_offset, container)
-        return container.children
+        return parsed(self, lines)
+
+
+def parsed(directive, lines):
+    """The nodes of MyST `lines` written by a directive, parsed where the directive stands."""
+    container = nodes.container()
+    directive.state.nested_parse(directive.content.__class__(lines, directive.get_source_info()[0]),
+                                 directive.content_offset, container)
+    return container.children
 
 
 def setup(app):

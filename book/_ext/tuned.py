@@ -13,12 +13,11 @@ import ast
 import difflib
 import os
 
-from docutils import nodes
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 import framework_tabs
-from framework_tabs import ROOT, common, definitions, parse_notes
+from framework_tabs import ROOT, common, definitions, parse_notes, parsed
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ class TunedDiff(SphinxDirective):
             faithful, tuned = modules[key]
             for path in (source(faithful), source(tuned)):
                 self.env.note_dependency(path)
-            lines += [notes.get(key, ""), "", "`code/{}.py`: its imports and switches".format(tuned), ""]
+            lines += [notes.get(key, ""), "", "`code/{}.py`: its imports, its switches and its other top-level lines".format(tuned), ""]
             lines += fenced("python", header(source(tuned)))
             for name, kind, text in changes(faithful, tuned):
                 lines += ["`{}`: {}".format(name, {
@@ -100,10 +99,7 @@ class TunedDiff(SphinxDirective):
                 lines += fenced("diff" if kind == "diff" else "python", text)
             lines += [":::", ""]
         lines.append("::::")
-        container = nodes.container()
-        self.state.nested_parse(self.content.__class__(lines, self.get_source_info()[0]),
-                                self.content_offset, container)
-        return container.children
+        return parsed(self, lines)
 
 
 def setup(app):
