@@ -231,6 +231,22 @@ def start_run(frameworks, profile, dataset, device, resume, init="glorot", purpo
     return path, meta
 
 
+def open_run(path, meta):
+    """Create the run folder and its run.json, or say what to do where it cannot be written."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        results.write_json(os.path.join(path, "run.json"), meta)
+    except OSError as e:
+        raise common.UsageError("cannot write the results folder {} ({}): make it writable, or set "
+                                "ROSETTA_RESULTS_DIR to a folder that is".format(path, e))
+
+
+def finish_run(path, meta):
+    meta.update(status="complete", finished=results.now())
+    results.write_json(os.path.join(path, "run.json"), meta)
+    sys.stderr.write("results in {}\n".format(os.path.relpath(path, common.ROOT)))
+
+
 def default_profile(gpu):
     return "full" if gpu else "quick"
 
@@ -252,12 +268,7 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
     path, meta = start_run(frameworks, profile, dataset, gpu or results.cpu_name(), resume, init, purpose)
     meta["label"] = label or meta.get("label") or ""
     meta.update(extra or {})
-    try:
-        os.makedirs(path, exist_ok=True)
-        results.write_json(os.path.join(path, "run.json"), meta)
-    except OSError as e:
-        raise common.UsageError("cannot write the results folder {} ({}): make it writable, or set "
-                                "ROSETTA_RESULTS_DIR to a folder that is".format(path, e))
+    open_run(path, meta)
     sys.stderr.write("run {}: profile {}, dataset {}, device {}\n".format(
         meta["run"], profile, dataset, meta["device"]))
     show = Progress(meta["frameworks"])
@@ -275,11 +286,9 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
                                    cpu_profile, gpu)
         results.write_json(os.path.join(path, framework + ".json"), result)
         show.done(result)
-    meta.update(status="complete", finished=results.now())
-    results.write_json(os.path.join(path, "run.json"), meta)
+    finish_run(path, meta)
     if init == "glorot" and not purpose:
         results.set_latest(path)
-    sys.stderr.write("results in {}\n".format(os.path.relpath(path, common.ROOT)))
     return path
 
 
@@ -328,8 +337,7 @@ def tuning_ablation(frameworks, profile, dataset, timeout=None):
     dataset = datasets.resolve(dataset)
     datasets.prepare(dataset)
     path, meta = start_run(frameworks, profile, dataset, gpu_name() or results.cpu_name(), False, purpose="tuning")
-    os.makedirs(path, exist_ok=True)
-    results.write_json(os.path.join(path, "run.json"), meta)
+    open_run(path, meta)
     limit = timeout or common.profile(profile)["timeout"]
     for framework in frameworks:
         show = Progress([framework])
@@ -344,9 +352,7 @@ def tuning_ablation(frameworks, profile, dataset, timeout=None):
             result["flipped"] = change["change"]
             results.write_json(os.path.join(path, name + ".json"), result)
             show.done(result)
-    meta.update(status="complete", finished=results.now())
-    results.write_json(os.path.join(path, "run.json"), meta)
-    sys.stderr.write("results in {}\n".format(os.path.relpath(path, common.ROOT)))
+    finish_run(path, meta)
     return path
 
 

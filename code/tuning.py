@@ -10,8 +10,9 @@ import time
 
 from common import UsageError
 
-_changes = []
-_compiles = []
+_changes = []  # as the module declared them
+_compiles = []  # seconds of each ahead-of-time compilation
+_cache = {}  # compiled executables, by function, static arguments and argument shapes
 
 
 def forced():
@@ -76,9 +77,6 @@ def compiled(jitted, static, *args):
         _cache[key] = jitted.lower(*(static + args)).compile()
         _compiles.append(time.perf_counter() - start)
     return _cache[key]
-
-
-_cache = {}
 
 
 def compile_seconds():
