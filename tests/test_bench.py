@@ -38,6 +38,9 @@ if MODE == "slow":
 import results
 r = results.new_result(framework, opts["--profile"], opts["--dataset"], run=opts["--run"], status="ok",
                        params=3441592, epoch_seconds=[1.0, 0.5], train_seconds=1.5, accuracy=0.5)
+if MODE == "tuned":  # two changes, one on and one off, as ROSETTA_TUNING leaves them
+    forced = dict(i.split("=") for i in os.environ.get("ROSETTA_TUNING", "").split(",") if i)
+    r["tuning"] = [dict(change=n, on=forced.get(n, d) == "1", why="w") for n, d in (("fast", "1"), ("bf16", "0"))]
 results.write_json(opts["--out"], r)
 '''
 
@@ -228,3 +231,18 @@ def test_with_a_gpu_seen_each_framework_trains_the_profile_of_its_own_device(tmp
     assert len(r["epoch_seconds"]) == 3
     assert r["device_note"].startswith("NVIDIA H100 80GB HBM3 (compute capability 9.0) is here, but this torch "
                                        "is a CPU build: on the CPU with the quick profile instead of full")
+
+
+def test_tuning_ablation_runs_a_tuned_row_as_it_is_then_with_each_change_flipped(tmp_path, monkeypatch, results_dir):
+    fake(tmp_path, monkeypatch, "pytorch-tuned", "tuned")
+    path = bench.tuning_ablation(["pytorch", "pytorch-tuned"], "smoke", "synthetic", timeout=300)
+    assert path.endswith("-smoke-tuning") and results.latest_run() is None  # never the book's latest
+    with open(os.path.join(path, "run.json")) as f:
+        meta = json.load(f)
+    assert meta["status"] == "complete" and meta["purpose"] == "tuning" and meta["frameworks"] == ["pytorch-tuned"]
+    assert sorted(n for n in os.listdir(path) if n.endswith(".json") and n != "run.json") == [
+        "pytorch-tuned.json", "pytorch-tuned@bf16.json", "pytorch-tuned@fast.json"]
+    assert [c["on"] for c in load(path, "pytorch-tuned")["tuning"]] == [True, False]
+    fast_off, bf16_on = load(path, "pytorch-tuned@fast"), load(path, "pytorch-tuned@bf16")
+    assert fast_off["flipped"] == "fast" and [c["on"] for c in fast_off["tuning"]] == [False, False]
+    assert bf16_on["flipped"] == "bf16" and [c["on"] for c in bf16_on["tuning"]] == [True, True]
