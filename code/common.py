@@ -27,8 +27,8 @@ PROFILES = OrderedDict([
                    about="a CPU-sized run: 3 epochs over 3,200 images")),
     ("fidelity", dict(epochs=4, n_train=6400, n_test=2560, timeout=1800,
                       about="long enough for accuracies to settle: 4 epochs over 6,400 images")),
-    ("smoke", dict(epochs=2, n_train=256, n_test=128, timeout=300,
-                   about="a few steps, for tests: 2 epochs over 256 images")),
+    ("smoke", dict(epochs=2, n_train=128, n_test=128, timeout=300,
+                   about="a few steps, for tests: 2 epochs over 128 images")),
 ])
 
 # name -> module in code/, environment (envs/<env>/), tab label, extra environment variables.
