@@ -292,15 +292,17 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
     return path
 
 
-def fingerprint(frameworks, profile, dataset):
-    """What an init-cost pair depends on: the code and pinned environments the frameworks ran,
-    the profile, the dataset and the machine."""
+def fingerprint(frameworks, profile, dataset, code=("harness", "introspect", "own_init"), *also):
+    """What an init-cost pair (or the parity table) depends on: the code and pinned environments
+    the frameworks ran, the profile, the dataset, the machine, and anything in `also`."""
     envs = {common.ROWS[f]["env"] for f in frameworks}
-    files = ["code/{}.py".format(n) for n in ("common", "datasets", "harness", "introspect", "own_init", "weights")]
+    files = ["code/{}.py".format(n) for n in ("common", "datasets", "weights") + tuple(code)]
     files += ["code/{}.py".format(common.ROWS[f]["module"]) for f in frameworks]
     files += ["envs/{}/{}".format(e, n) for e in envs for n in ("requirements.txt", "requirements-gpu.txt")]
-    digest = hashlib.sha256(json.dumps([frameworks, profile, dataset, gpu_name() or results.cpu_name(),
-                                        os.environ.get("GPU", "")]).encode())
+    gpu = gpu_name()
+    gpu_set = os.environ.get("GPU") or ("1" if gpu else "0")  # the Makefile's default, outside make too
+    digest = hashlib.sha256(json.dumps([frameworks, profile, dataset, gpu or results.cpu_name(), gpu_set]
+                                       + list(also)).encode())
     for name in sorted(files):
         path = os.path.join(common.ROOT, name)
         digest.update(name.encode() + (open(path, "rb").read() if os.path.exists(path) else b""))

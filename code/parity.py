@@ -27,6 +27,7 @@ import numpy as np
 
 import common
 import datasets
+import results
 import weights as neutral
 
 HERE = os.path.abspath(__file__)
@@ -158,6 +159,27 @@ def run_all(frameworks, out_dir, timeout=600):
             if not isinstance(got, dict):
                 found[name] = "importing the others' weights failed: " + got
     return found
+
+
+def table(frameworks, fresh=False, timeout=600):
+    """{"measured": when, "machine": where, "table": compare's} for `frameworks`: measured now if
+    `fresh`, else taken from the cache where the same code, environments and machine measured it
+    (the parity tests store theirs, so a book built after `make test` does not run them all again)."""
+    import bench
+    import tempfile
+    key = bench.fingerprint(frameworks, "parity", "synthetic", ("bench", "parity", "reference", "tuning"),
+                            [bench.python_for(f)[0] for f in frameworks])
+    path = os.path.join(datasets.CACHE_DIR, "parity", key + ".json")
+    if os.path.exists(path) and not fresh:
+        with open(path) as f:
+            return json.load(f)
+    with tempfile.TemporaryDirectory(prefix="rosetta-parity-") as out_dir:
+        found = run_all(frameworks, out_dir, timeout)
+        measured = dict(measured=results.now(), machine=bench.gpu_name() or results.cpu_name(),
+                        table=compare(frameworks, out_dir, found))
+    if all("error" not in row for row in measured["table"].values()):  # a failure is measured again
+        results.write_json(path, measured)
+    return measured
 
 
 def max_diff(a, b):

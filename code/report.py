@@ -509,7 +509,7 @@ def show_defaults():
 
 # --- Parity with the NumPy reference, measured while the book is built ------------------------
 
-def parity_table(table):
+def parity_table(table, measured=None, machine=None):
     """One row per framework: its largest differences from the reference, and whether they pass."""
     import parity
     head = ("<th>framework</th><th>device</th><th>logits</th><th>losses</th><th>weights after {} steps</th>"
@@ -531,19 +531,17 @@ def parity_table(table):
             html.escape(name), "".join("<td>{}</td>".format(html.escape(str(c))) for c in cells)))
     caption = ("Measured {} on {} (the device column says where each framework ran): the synthetic "
                "dataset's first {} shuffled batches of {} images, float32 in the frameworks, float64 in "
-               "the reference.").format(results.now()[:10], results.cpu_name(), parity.STEPS, common.BATCH_SIZE)
+               "the reference.").format((measured or results.now())[:10], machine or results.cpu_name(),
+                                        parity.STEPS, common.BATCH_SIZE)
     return ('<p>{}</p><div class="rosetta-scroll"><table class="rosetta-results rosetta-parity"><thead><tr>{}</tr>'
             "</thead><tbody>{}</tbody></table></div>").format(html.escape(caption), head, "".join(body))
 
 
 def show_parity():
-    import tempfile
     import parity
     from IPython.display import HTML, display
-    frameworks = common.implemented_frameworks()
-    with tempfile.TemporaryDirectory(prefix="rosetta-parity-") as out_dir:
-        found = parity.run_all(frameworks, out_dir)
-        display(HTML(parity_table(parity.compare(frameworks, out_dir, found))))
+    measured = parity.table(common.implemented_frameworks(tuned=True))
+    display(HTML(parity_table(measured["table"], measured["measured"], measured["machine"])))
 
 
 # --- What the frameworks' own weight init costs ------------------------------------------------

@@ -16,11 +16,9 @@ import weights
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    frameworks = [f for f in common.implemented_frameworks(tuned=True) if bench.python_for(f)[0]]
-    out_dir = str(tmp_path_factory.mktemp("parity"))
-    found = parity.run_all(frameworks, out_dir)
-    return parity.compare(frameworks, out_dir, found)
+def table():
+    """Measured now, never from the cache; stored there for the book (report.show_parity)."""
+    return parity.table(common.implemented_frameworks(tuned=True), fresh=True)["table"]
 
 
 def row_of(table, framework):
@@ -112,3 +110,20 @@ def test_weights_file_round_trip(tmp_path):
     weights.save(str(tmp_path / "w.npz"), w)
     back = weights.load(str(tmp_path / "w.npz"))
     assert all(np.array_equal(a, b) for pa, pb in zip(w, back) for a, b in zip(pa, pb))
+
+
+def test_the_book_reuses_a_parity_table_only_where_the_same_code_measured_it(monkeypatch, tmp_path):
+    import datasets
+    monkeypatch.setattr(datasets, "CACHE_DIR", str(tmp_path))
+    runs, outcome = [], {"error": "failed"}
+    monkeypatch.setattr(parity, "run_all", lambda frameworks, out_dir, timeout: runs.append(frameworks))
+    monkeypatch.setattr(parity, "compare", lambda frameworks, out_dir, found: {f: dict(outcome) for f in frameworks})
+    parity.table(["pytorch"])
+    parity.table(["pytorch"])
+    assert len(runs) == 2  # a failure is never kept
+    outcome = {"logits": 0.0}
+    first = parity.table(["pytorch"])
+    assert parity.table(["pytorch"]) == first and len(runs) == 3
+    assert parity.table(["pytorch"], fresh=True)["table"] == first["table"] and len(runs) == 4
+    parity.table(["pytorch", "jax"])
+    assert len(runs) == 5 and first["machine"] and first["measured"][:4].isdigit()
