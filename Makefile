@@ -22,7 +22,7 @@ export GPU
 LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
-.PHONY: html book bench bench-tuning envs test test-slow test-fidelity serve clean
+.PHONY: html book bench bench-tuning gpu-builds envs test test-slow test-fidelity serve clean
 .DELETE_ON_ERROR:
 
 html: bench book
@@ -42,6 +42,12 @@ bench: $(SETUP)
 # takes one to two hours (bf16 without bf16 units is emulated, slowly). FRAMEWORKS=pytorch-tuned,... picks rows.
 bench-tuning: $(SETUP)
 	$(PY) code/bench.py --tuning $(BENCH_ARGS)
+
+# What each GPU set takes on disk and which GPUs its CUDA builds have code for (the README's table):
+# resolved, not installed; reads the wheels' directories from the registry, and downloads the
+# frameworks' CUDA libraries (about 3 GB, into a temporary folder) to read their fat binaries.
+gpu-builds: .envs/main/.installed
+	$(PY) tools/gpu_builds.py --archs
 
 # Every environment: the system packages, the main one, the Vega JS, and the legacy frameworks'.
 envs: $(SETUP)

@@ -1,0 +1,26 @@
+"""tools/gpu_builds.py reads the architectures of a library's fat binaries (the README's table)."""
+import os
+import struct
+import sys
+
+from conftest import ROOT
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import gpu_builds  # noqa: E402
+
+
+def container(*entries):
+    """A fat binary: its 16-byte header, then one 64-byte entry header and payload per (kind, arch)."""
+    body = b""
+    for kind, arch, payload in entries:
+        header = struct.pack("<HHIQII4xI", kind, 0x101, 64, len(payload), 0, 0, arch).ljust(64, b"\0")
+        body += header + payload
+    return gpu_builds.FATBIN + struct.pack("<HHQ", 1, 16, len(body)) + body
+
+
+def test_fat_binaries_give_their_machine_code_and_ptx_architectures(tmp_path):
+    library = tmp_path / "lib.so"
+    noise = gpu_builds.FATBIN + b"\x07\x00" + b"\0" * 30  # the magic's bytes where no fat binary is
+    library.write_bytes(b"\x7fELF" + noise + container((2, 80, b"sass" * 5), (2, 86, b"x" * 8), (1, 86, b"ptx!"))
+                        + b"\0" * 13 + container((2, 70, container((2, 90, b"inner"))[:12])))
+    assert gpu_builds.fatbin_archs(str(library)) == {"sass": [70, 80, 86], "ptx": [86]}
+    assert gpu_builds.sm([70, 86]) == "7.0, 8.6"

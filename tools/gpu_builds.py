@@ -1,0 +1,220 @@
+"""What each environment's GPU set takes on disk, and which GPUs its CUDA builds carry code for.
+
+    .envs/main/bin/python tools/gpu_builds.py           resolve every GPU set, read each wheel's size
+    .envs/main/bin/python tools/gpu_builds.py --archs   and the CUDA architectures in the frameworks'
+                                                        own libraries (downloads about 3 GB)
+
+Nothing is installed. Each envs/<env>/requirements-gpu.txt is resolved by pip's dry run, as
+tools/make-env.sh installs it (tests/test_envs.py checks the pins the same way). A wheel's installed
+size is the sum of its files' sizes in the zip's central directory, read from the registry with two
+HTTP range requests, not by downloading it. With --archs, the shared libraries of each framework's
+CUDA build are downloaded one at a time into a temporary folder and the fat binaries in them are
+read: the SASS (machine code, `sm_XY`) and PTX (`compute_XY`) each carries. Prints a Markdown table
+and writes data/gpu-builds.json.
+"""
+import argparse
+import io
+import json
+import mmap
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "data", "gpu-builds.json")
+# Each environment's CUDA builds: the wheels whose own libraries carry GPU code.
+CUDA_BUILDS = {"main": ["torch", "tensorflow", "jax-cuda12-plugin"], "mxnet": ["mxnet-cu117"],
+               "chainer": ["cupy-cuda12x"], "cntk": ["cntk-gpu"], "caffe2": ["torch"]}
+FATBIN = b"\x50\xed\x55\xba"  # 0xBA55ED50, little-endian: a fat binary's magic
+
+
+def norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def resolve(env, path, report):
+    """pip's dry run of `path` for the environment's Python into `report`: its own pip where that
+    has --dry-run (22.2 and newer), else the main environment's pip asked for wheels of that Python
+    (CNTK's 3.6). No pip configuration files or local wheel folders, as make-env.sh's GPU set."""
+    with open(os.path.join(ROOT, "envs", env, "python-version")) as f:
+        version = f.read().strip()
+    own = os.path.join(ROOT, ".envs", env, "bin", "python")
+    cmd = [own, "-m", "pip"]
+    if version == "3.6" or not os.path.exists(own):
+        if env == "chainer":
+            return None  # a source distribution: resolving it builds it, in its own environment
+        abi = "cp{}{}".format(version.replace(".", ""), "m" if version in ("3.6", "3.7") else "")
+        cmd = [os.path.join(ROOT, ".envs", "main", "bin", "python"), "-m", "pip", "--python-version", version,
+               "--implementation", "cp", "--abi", abi, "--platform", "manylinux1_x86_64",
+               "--platform", "manylinux2014_x86_64", "--platform", "linux_x86_64", "--only-binary=:all:"]
+    cmd[3:3] = ["install", "--dry-run", "--ignore-installed", "--quiet", "--report", report, "-r", path]
+    env_vars = dict(os.environ, PIP_CONFIG_FILE=os.devnull, PIP_FIND_LINKS="")
+    constraints = os.path.join(ROOT, "envs", env, "constraints.txt")
+    if os.path.exists(constraints):
+        env_vars["PIP_CONSTRAINT"] = constraints
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT, env=env_vars)
+
+
+class Remote(io.RawIOBase):
+    """A file on the registry, read by HTTP range requests: zipfile reads a wheel's directory
+    from its end without the rest of it."""
+
+    def __init__(self, url):
+        self.url, self.pos = url, 0
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=60) as r:
+            self.size = int(r.headers["Content-Length"])
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.pos
+
+    def seek(self, offset, whence=0):
+        self.pos = {0: offset, 1: self.pos + offset, 2: self.size + offset}[whence]
+        return self.pos
+
+    def readinto(self, buffer):
+        end = min(self.size, self.pos + len(buffer))
+        if end <= self.pos:
+            return 0
+        request = urllib.request.Request(self.url, headers={"Range": "bytes={}-{}".format(self.pos, end - 1)})
+        with urllib.request.urlopen(request, timeout=120) as r:
+            data = r.read()
+        buffer[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+def wheel(url):
+    """(the wheel at `url` as a ZipFile read in 16 MiB range requests, its size in bytes)."""
+    remote = Remote(url)
+    return zipfile.ZipFile(io.BufferedReader(remote, 16 << 20)), remote.size
+
+
+def sizes(item):
+    """(name, version, download bytes, installed bytes) of one item of pip's report."""
+    url = item["download_info"]["url"]
+    meta = item["metadata"]
+    if not url.endswith(".whl"):  # a source distribution: its size until it is built
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=60) as r:
+            size = int(r.headers["Content-Length"])
+        return norm(meta["name"]), meta["version"], size, size
+    z, size = wheel(url)
+    with z:
+        return norm(meta["name"]), meta["version"], size, sum(i.file_size for i in z.infolist())
+
+
+def fatbin_archs(path):
+    """{"sass": [...], "ptx": [...]}: the architectures of the fat binaries in one library."""
+    found = {"sass": set(), "ptx": set()}
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        at = data.find(FATBIN)
+        while at >= 0 and at + 16 <= len(data):
+            version, header, size = struct.unpack_from("<HHQ", data, at + 4)
+            if version != 1 or header != 16 or at + 16 + size > len(data):
+                at = data.find(FATBIN, at + 4)
+                continue
+            entry, end = at + 16, at + 16 + size
+            while entry + 32 <= end:
+                kind, _, entry_header, payload = struct.unpack_from("<HHIQ", data, entry)
+                arch = struct.unpack_from("<I", data, entry + 28)[0]
+                if kind in (1, 2) and 10 <= arch < 200:
+                    found["ptx" if kind == 1 else "sass"].add(arch)
+                if entry_header == 0:
+                    break
+                entry += entry_header + payload
+            at = data.find(FATBIN, end)
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def wheel_archs(url):
+    """The architectures of every shared library in the wheel at `url`, downloaded one at a time."""
+    found = {"sass": set(), "ptx": set()}
+    z = wheel(url)[0]
+    with z, tempfile.TemporaryDirectory(prefix="rosetta-archs-") as tmp:
+        for info in z.infolist():
+            if re.search(r"\.so(\.|$)", info.filename) and info.file_size > (1 << 20):
+                path = os.path.join(tmp, "lib.so")
+                with z.open(info) as src, open(path, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 16 << 20)
+                for kind, archs in fatbin_archs(path).items():
+                    found[kind].update(archs)
+                os.remove(path)
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def cuda_bytes(env, packages):
+    """What NVIDIA's CUDA libraries and the frameworks' CUDA builds take of a set, installed."""
+    names = {n for n in packages if n.startswith(("nvidia-", "cuda-", "cupy-", "jax-cuda"))}
+    return sum(packages[n]["installed"] for n in names | (set(CUDA_BUILDS[env]) & set(packages)))
+
+
+def measure(env, archs=False):
+    path = os.path.join(ROOT, "envs", env, "requirements-gpu.txt")
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "report.json")
+        out = resolve(env, path, report)
+        if out is None or out.returncode != 0:
+            return dict(env=env, error="not resolved here" if out is None else out.stderr[-500:])
+        with open(report) as f:
+            items = json.load(f)["install"]
+    with ThreadPoolExecutor(8) as pool:
+        packages = {name: dict(version=v, download=d, installed=i) for name, v, d, i in pool.map(sizes, items)}
+    doc = dict(env=env, packages=packages, installed=sum(p["installed"] for p in packages.values()),
+               download=sum(p["download"] for p in packages.values()),
+               cuda=cuda_bytes(env, packages))
+    if archs:
+        urls = {norm(i["metadata"]["name"]): i["download_info"]["url"] for i in items}
+        doc["archs"] = {n: wheel_archs(urls[n]) for n in CUDA_BUILDS[env] if n in urls}
+    return doc
+
+
+def gib(n):
+    return "{:.1f} GiB".format(n / 2 ** 30)
+
+
+def sm(archs):
+    return ", ".join("{}.{}".format(a // 10, a % 10) for a in archs) or "none"
+
+
+def table(docs):
+    lines = ["| environment | GPU set installed | of it CUDA (NVIDIA libraries and CUDA builds) | download |",
+             "|---|---|---|---|"]
+    for d in docs:
+        if "error" in d:
+            lines.append("| `{}` | {} | | |".format(d["env"], d["error"].splitlines()[-1] if d["error"] else ""))
+        else:
+            lines.append("| `{}` | {} | {} | {} |".format(d["env"], gib(d["installed"]), gib(d["cuda"]), gib(d["download"])))
+    lines += ["", "| build | version | machine code for compute capability | PTX for |", "|---|---|---|---|"]
+    for d in docs:
+        for name, a in d.get("archs", {}).items():
+            lines.append("| `{}` ({}) | {} | {} | {} |".format(name, d["env"], d["packages"][name]["version"],
+                                                           sm(a["sass"]), sm(a["ptx"])))
+    return "\n".join(lines)
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", action="store_true", help="also read the CUDA builds' architectures")
+    parser.add_argument("--envs", default=",".join(CUDA_BUILDS), help="environments, comma-separated")
+    args = parser.parse_args(argv)
+    docs = [measure(env, args.archs) for env in args.envs.split(",")]
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    with open(OUT, "w") as f:
+        json.dump(docs, f, indent=1, sort_keys=True)
+    print(table(docs))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
