@@ -24,3 +24,12 @@ def test_fat_binaries_give_their_machine_code_and_ptx_architectures(tmp_path):
                         + b"\0" * 13 + container((2, 70, container((2, 90, b"inner"))[:12])))
     assert gpu_builds.fatbin_archs(str(library)) == {"sass": [70, 80, 86], "ptx": [86]}
     assert gpu_builds.sm([70, 86]) == "7.0, 8.6"
+
+
+def test_a_gpu_gets_machine_code_of_its_major_version_or_older_ptx_in_every_library():
+    libraries = {"a.so": {"sass": [70, 80, 86], "ptx": []}, "b.so": {"sass": [80, 86, 90], "ptx": [90]}}
+    assert [gpu_builds.runs_on(libraries["b.so"], c) for c in (75, 89, 90, 120)] == [
+        "none", "machine code", "machine code", "PTX"]
+    assert [gpu_builds.verdict(libraries, c) for c in (60, 75, 80, 89, 90, 120)] == [
+        "none", "partly", "machine code", "machine code", "partly", "partly"]
+    assert gpu_builds.verdict({"a.so": {"sass": [70], "ptx": [70]}, "b.so": {"sass": [90], "ptx": []}}, 90) == "PTX"

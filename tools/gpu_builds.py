@@ -9,8 +9,10 @@ tools/make-env.sh installs it (tests/test_envs.py checks the pins the same way).
 size is the sum of its files' sizes in the zip's central directory, read from the registry with two
 HTTP range requests, not by downloading it. With --archs, the shared libraries of each framework's
 CUDA build are downloaded one at a time into a temporary folder and the fat binaries in them are
-read: the SASS (machine code, `sm_XY`) and PTX (`compute_XY`) each carries. Prints a Markdown table
-and writes data/gpu-builds.json.
+read: the SASS (machine code, `sm_XY`) and PTX (`compute_XY`) each carries. A GPU runs a build's
+kernel where it has machine code of the GPU's major version and an equal or lower minor one, or PTX of
+an equal or lower version, which its driver compiles when the program starts (CUDA's compatibility
+rules), each library on its own. Prints Markdown tables and writes data/gpu-builds.json.
 """
 import argparse
 import io
@@ -139,8 +141,9 @@ def fatbin_archs(path):
 
 
 def wheel_archs(url):
-    """The architectures of every shared library in the wheel at `url`, downloaded one at a time."""
-    found = {"sass": set(), "ptx": set()}
+    """{library: its architectures} for every shared library with GPU code in the wheel at `url`,
+    each downloaded, read and deleted in turn."""
+    found = {}
     z = wheel(url)[0]
     with z, tempfile.TemporaryDirectory(prefix="rosetta-archs-") as tmp:
         for info in z.infolist():
@@ -148,10 +151,30 @@ def wheel_archs(url):
                 path = os.path.join(tmp, "lib.so")
                 with z.open(info) as src, open(path, "wb") as dst:
                     shutil.copyfileobj(src, dst, 16 << 20)
-                for kind, archs in fatbin_archs(path).items():
-                    found[kind].update(archs)
+                archs = fatbin_archs(path)
+                if archs["sass"] or archs["ptx"]:
+                    found[info.filename] = archs
                 os.remove(path)
-    return {k: sorted(v) for k, v in found.items()}
+    return found
+
+
+def runs_on(archs, capability):
+    """How a GPU of `capability` (86 for 8.6) gets one library's code: machine code of its major
+    version and an equal or lower minor one, else PTX of an equal or lower version, else none."""
+    if any(a // 10 == capability // 10 and a <= capability for a in archs["sass"]):
+        return "machine code"
+    if any(a <= capability for a in archs["ptx"]):
+        return "PTX"
+    return "none"
+
+
+def verdict(libraries, capability):
+    """How a GPU gets a build's code: machine code in every library with GPU code, or PTX in some of
+    them (compiled by the driver at start), or "partly" where some library has none, or none."""
+    each = {runs_on(archs, capability) for archs in libraries.values()}
+    if each == {"machine code"} or each == {"none"}:
+        return each.pop()
+    return "partly" if "none" in each else "PTX"
 
 
 def cuda_bytes(env, packages):
@@ -188,19 +211,36 @@ def sm(archs):
     return ", ".join("{}.{}".format(a // 10, a % 10) for a in archs) or "none"
 
 
+GPUS = [("Pascal", 60), ("Volta", 70), ("Turing", 75), ("Ampere", 80), ("Ampere", 86), ("Ada", 89),
+        ("Hopper", 90), ("Blackwell", 100), ("Blackwell", 120)]
+
+
 def table(docs):
-    lines = ["| environment | GPU set installed | of it CUDA (NVIDIA libraries and CUDA builds) | download |",
-             "|---|---|---|---|"]
+    lines = ["| environment | GPU set installed | of it CUDA (NVIDIA's libraries and the CUDA builds) "
+             "| of it NVIDIA's `nvidia-*` packages | download |", "|---|---|---|---|---|"]
+    sums = [0, 0, 0, 0]
     for d in docs:
         if "error" in d:
-            lines.append("| `{}` | {} | | |".format(d["env"], d["error"].splitlines()[-1] if d["error"] else ""))
-        else:
-            lines.append("| `{}` | {} | {} | {} |".format(d["env"], gib(d["installed"]), gib(d["cuda"]), gib(d["download"])))
-    lines += ["", "| build | version | machine code for compute capability | PTX for |", "|---|---|---|---|"]
+            lines.append("| `{}` | {} | | | |".format(d["env"], d["error"].splitlines()[-1] if d["error"] else ""))
+            continue
+        nvidia = sum(p["installed"] for n, p in d["packages"].items() if n.startswith("nvidia-"))
+        row = [d["installed"], d["cuda"], nvidia, d["download"]]
+        sums = [a + b for a, b in zip(sums, row)]
+        lines.append("| `{}` | {} |".format(d["env"], " | ".join(map(gib, row))))
+    lines.append("| all | {} |".format(" | ".join(map(gib, sums))))
+    lines += ["", "| build | libraries with GPU code | "
+              + " | ".join("{} {}.{}".format(name, c // 10, c % 10) for name, c in GPUS) + " |",
+              "|---" * (2 + len(GPUS)) + "|"]
+    partly = []
     for d in docs:
-        for name, a in d.get("archs", {}).items():
-            lines.append("| `{}` ({}) | {} | {} | {} |".format(name, d["env"], d["packages"][name]["version"],
-                                                           sm(a["sass"]), sm(a["ptx"])))
+        for name, libraries in d.get("archs", {}).items():
+            build = "`{}` {}".format(name, d["packages"][name]["version"])
+            cells = [verdict(libraries, c) for _, c in GPUS]
+            lines.append("| {} | {} | {} |".format(build, len(libraries), " | ".join(cells)))
+            partly += ["{} on {}.{}: none in {}".format(build, c // 10, c % 10, ", ".join(
+                "`{}`".format(lib) for lib, a in sorted(libraries.items()) if runs_on(a, c) == "none"))
+                for (_, c), cell in zip(GPUS, cells) if cell == "partly"]
+    lines += [""] + ["- " + line for line in partly]
     return "\n".join(lines)
 
 
