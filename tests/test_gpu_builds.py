@@ -23,7 +23,6 @@ def test_fat_binaries_give_their_machine_code_and_ptx_architectures(tmp_path):
     library.write_bytes(b"\x7fELF" + noise + container((2, 80, b"sass" * 5), (2, 86, b"x" * 8), (1, 86, b"ptx!"))
                         + b"\0" * 13 + container((2, 70, container((2, 90, b"inner"))[:12])))
     assert gpu_builds.fatbin_archs(str(library)) == {"sass": [70, 80, 86], "ptx": [86]}
-    assert gpu_builds.sm([70, 86]) == "7.0, 8.6"
 
 
 def test_a_gpu_gets_machine_code_of_its_major_version_or_older_ptx_in_every_library():

@@ -184,6 +184,7 @@ def cuda_bytes(env, packages):
 
 
 def measure(env, archs=False):
+    """One environment's GPU set: its packages' sizes, and with `archs` its CUDA builds' libraries."""
     path = os.path.join(ROOT, "envs", env, "requirements-gpu.txt")
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "report.json")
@@ -205,10 +206,6 @@ def measure(env, archs=False):
 
 def gib(n):
     return "{:.1f} GiB".format(n / 2 ** 30)
-
-
-def sm(archs):
-    return ", ".join("{}.{}".format(a // 10, a % 10) for a in archs) or "none"
 
 
 GPUS = [("Pascal", 60), ("Volta", 70), ("Turing", 75), ("Ampere", 80), ("Ampere", 86), ("Ada", 89),
