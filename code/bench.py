@@ -292,7 +292,7 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
     return path
 
 
-def fingerprint(frameworks, profile, dataset, code=("harness", "introspect", "own_init"), *also):
+def fingerprint(frameworks, profile, dataset, code=("harness", "introspect", "own_init"), also=()):
     """What an init-cost pair (or the parity table) depends on: the code and pinned environments
     the frameworks ran, the profile, the dataset, the machine, and anything in `also`."""
     envs = {common.ROWS[f]["env"] for f in frameworks}

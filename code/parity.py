@@ -168,7 +168,7 @@ def table(frameworks, fresh=False, timeout=600):
     import bench
     import tempfile
     key = bench.fingerprint(frameworks, "parity", "synthetic", ("bench", "parity", "reference", "tuning"),
-                            [bench.python_for(f)[0] for f in frameworks])
+                            also=[bench.python_for(f)[0] for f in frameworks])
     path = os.path.join(datasets.CACHE_DIR, "parity", key + ".json")
     if os.path.exists(path) and not fresh:
         with open(path) as f:

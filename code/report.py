@@ -507,7 +507,7 @@ def show_defaults():
     display(HTML(defaults_table(measured_threads(read_defaults()))))
 
 
-# --- Parity with the NumPy reference, measured while the book is built ------------------------
+# --- Parity with the NumPy reference (parity.table: measured now, or the parity tests') -----
 
 def parity_table(table, measured=None, machine=None):
     """One row per framework: its largest differences from the reference, and whether they pass."""

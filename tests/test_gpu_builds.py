@@ -1,4 +1,5 @@
 """tools/gpu_builds.py reads the architectures of a library's fat binaries (the README's table)."""
+import json
 import os
 import struct
 import sys
@@ -32,3 +33,16 @@ def test_a_gpu_gets_machine_code_of_its_major_version_or_older_ptx_in_every_libr
     assert [gpu_builds.verdict(libraries, c) for c in (60, 75, 80, 89, 90, 120)] == [
         "none", "partly", "machine code", "machine code", "partly", "partly"]
     assert gpu_builds.verdict({"a.so": {"sass": [70], "ptx": [70]}, "b.so": {"sass": [90], "ptx": []}}, 90) == "PTX"
+
+
+def test_a_partial_run_leaves_the_readmes_data_as_it_is(monkeypatch, tmp_path, capsys):
+    out = tmp_path / "gpu-builds.json"
+    out.write_text("[]")
+    monkeypatch.setattr(gpu_builds, "OUT", str(out))
+    monkeypatch.setattr(gpu_builds, "measure", lambda env, archs: dict(
+        dict(env=env, packages={}, installed=2 ** 30, download=2 ** 29, cuda=0), **({"archs": {}} if archs else {})))
+    gpu_builds.main(["--envs", "mxnet", "--archs"])
+    gpu_builds.main([])
+    assert out.read_text() == "[]" and "| `mxnet` | 1.0 GiB |" in capsys.readouterr().out
+    gpu_builds.main(["--archs"])
+    assert [d["env"] for d in json.loads(out.read_text())] == list(gpu_builds.CUDA_BUILDS)

@@ -6,13 +6,14 @@
 
 Nothing is installed. Each envs/<env>/requirements-gpu.txt is resolved by pip's dry run, as
 tools/make-env.sh installs it (tests/test_envs.py checks the pins the same way). A wheel's installed
-size is the sum of its files' sizes in the zip's central directory, read from the registry with two
-HTTP range requests, not by downloading it. With --archs, the shared libraries of each framework's
+size is the sum of its files' sizes in the zip's central directory, read from the registry with a
+few HTTP range requests, not by downloading it. With --archs, the shared libraries of each framework's
 CUDA build are downloaded one at a time into a temporary folder and the fat binaries in them are
 read: the SASS (machine code, `sm_XY`) and PTX (`compute_XY`) each carries. A GPU runs a build's
 kernel where it has machine code of the GPU's major version and an equal or lower minor one, or PTX of
 an equal or lower version, which its driver compiles when the program starts (CUDA's compatibility
-rules), each library on its own. Prints Markdown tables and writes data/gpu-builds.json.
+rules), each library on its own. Prints Markdown tables; a complete run (every environment, with
+--archs) writes data/gpu-builds.json, which a partial one leaves as it is.
 """
 import argparse
 import io
@@ -109,8 +110,7 @@ def sizes(item):
     url = item["download_info"]["url"]
     meta = item["metadata"]
     if not url.endswith(".whl"):  # a source distribution: its size until it is built
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=60) as r:
-            size = int(r.headers["Content-Length"])
+        size = Remote(url).size
         return norm(meta["name"]), meta["version"], size, size
     z, size = wheel(url)
     with z:
@@ -246,11 +246,15 @@ def main(argv):
     parser.add_argument("--archs", action="store_true", help="also read the CUDA builds' architectures")
     parser.add_argument("--envs", default=",".join(CUDA_BUILDS), help="environments, comma-separated")
     args = parser.parse_args(argv)
-    docs = [measure(env, args.archs) for env in args.envs.split(",")]
+    envs = args.envs.split(",")
+    docs = [measure(env, args.archs) for env in envs]
+    print(table(docs))
+    if envs != list(CUDA_BUILDS) or not args.archs or any("error" in d for d in docs):
+        sys.stderr.write("{} kept: only a complete make gpu-builds replaces it\n".format(os.path.relpath(OUT, ROOT)))
+        return
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump(docs, f, indent=1, sort_keys=True)
-    print(table(docs))
 
 
 if __name__ == "__main__":
