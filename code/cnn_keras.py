@@ -88,7 +88,8 @@ def _backend():
         return jax.__version__, dev.device_kind if dev.platform == "gpu" else None, "jaxlib on " + dev.platform
     import torch
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = TF32
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    on_gpu = keras.ops.zeros(()).device.type == "cuda"  # where Keras puts tensors, not what torch lists
+    gpu = torch.cuda.get_device_name() if on_gpu else None
     return torch.__version__, gpu, "torch with CUDA {}".format(torch.version.cuda) if torch.version.cuda else "a CPU build"
 
 

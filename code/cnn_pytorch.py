@@ -3,26 +3,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from common import LR, MOMENTUM, N_CLASSES, SEED, TF32
+from common import LR, MOMENTUM, N_CLASSES, SEED, TF32, torch_gpu_or_why_not
 from datasets import cifar_for_library
 from weights import check
 
-
-def gpu_or_why_not():
-    """(cuda, None) where this build runs a kernel on the first GPU, else (cpu, why): a CUDA 13
-    build has no code for GPUs older than Turing, and only running something tells."""
-    if not torch.cuda.is_available():
-        return torch.device("cpu"), ("this torch is a CPU build" if torch.version.cuda is None
-                                     else "torch's CUDA {} finds no GPU it can use".format(torch.version.cuda))
-    try:
-        (torch.ones(1, device="cuda") + 1).item()
-        return torch.device("cuda"), None
-    except RuntimeError as e:
-        return torch.device("cpu"), "torch's CUDA {} build cannot run on this GPU: {}".format(
-            torch.version.cuda, str(e).strip().splitlines()[0])
-
-
-DEVICE, WHY_CPU = gpu_or_why_not()
+GPU, WHY_CPU = torch_gpu_or_why_not()
+DEVICE = torch.device("cuda" if GPU else "cpu")
 torch.backends.cudnn.benchmark = True  # autotune convolution algorithms, as the seed did
 torch.backends.cudnn.allow_tf32 = TF32  # on by default for convolutions: the policy decides
 torch.backends.cuda.matmul.allow_tf32 = TF32
@@ -104,9 +90,8 @@ def set_weights(model, weights):
 
 
 def runtime_info():
-    gpu = DEVICE.type == "cuda"
-    return dict(version=torch.__version__, device="gpu" if gpu else "cpu",
-                gpu=torch.cuda.get_device_name() if gpu else None, device_note=WHY_CPU,
+    return dict(version=torch.__version__, device="gpu" if GPU else "cpu",
+                gpu=torch.cuda.get_device_name() if GPU else None, device_note=WHY_CPU,
                 threads=torch.get_num_threads(), layout="NCHW",
-                tf32_conv=gpu and torch.backends.cudnn.allow_tf32,
-                tf32_matmul=gpu and torch.backends.cuda.matmul.allow_tf32)
+                tf32_conv=GPU and torch.backends.cudnn.allow_tf32,
+                tf32_matmul=GPU and torch.backends.cuda.matmul.allow_tf32)

@@ -4,9 +4,8 @@ import torch
 
 import cnn_pytorch as faithful
 import tuning
-from cnn_pytorch import DEVICE, count_params, get_weights, set_weights  # noqa: F401 (unchanged)
+from cnn_pytorch import DEVICE, GPU, count_params, get_weights, set_weights  # noqa: F401 (unchanged)
 
-GPU = DEVICE.type == "cuda"
 CHANNELS_LAST = tuning.change("channels_last", True, "NHWC in memory, for the convolutions' channels-last kernels")
 BF16 = tuning.change("bf16", *(tuning.gpu_bf16(torch.cuda.get_device_capability()) if GPU else tuning.cpu_bf16()))
 ON_DEVICE = tuning.change("data on device", GPU, "the training set is copied to the GPU once" if GPU

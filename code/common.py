@@ -123,6 +123,21 @@ def environment(framework):
     return env
 
 
+def torch_gpu_or_why_not():
+    """(True, None) where this torch runs a kernel on its first GPU, else (False, why): a CUDA 13
+    build lists a Pascal or Volta GPU but has no code for it, and only running something tells."""
+    import torch
+    if not torch.cuda.is_available():
+        return False, ("this torch is a CPU build" if torch.version.cuda is None
+                       else "torch's CUDA {} finds no GPU it can use".format(torch.version.cuda))
+    try:
+        (torch.ones(1, device="cuda") + 1).item()
+        return True, None
+    except RuntimeError as e:
+        return False, "torch's CUDA {} build cannot run on this GPU: {}".format(
+            torch.version.cuda, str(e).strip().splitlines()[0])
+
+
 def nvidia_tf32():
     """Whether cuDNN and cuBLAS may use TF32 in this process, as frameworks without a switch of
     their own (MXNet, CuPy for Chainer, CNTK, Caffe2) see it: NVIDIA_TF32_OVERRIDE=0, which the

@@ -42,6 +42,24 @@ def timed(phases, name, fn, *args):
     return value
 
 
+def keras_torch_device():
+    """Keras' torch backend takes "cuda" wherever torch lists a GPU, even one the build has no code
+    for; there it gets the CPU, as the pytorch row does, and the reason (to go in the result)."""
+    if os.environ.get("KERAS_BACKEND") != "torch" or "KERAS_TORCH_DEVICE" in os.environ:
+        return None
+    import torch
+    gpu, why = common.torch_gpu_or_why_not()
+    if gpu or not torch.cuda.is_available():
+        return None  # a CPU build: Keras' own choice is already the CPU, and its note says why
+    os.environ["KERAS_TORCH_DEVICE"] = "cpu"
+    return why
+
+
+def load_module(name):
+    why_cpu = keras_torch_device()  # before keras is imported: it reads the device then
+    return importlib.import_module(name), why_cpu
+
+
 def device_profile(result, profile_name, cpu_profile, gpu_seen):
     """The profile for where the framework really runs: a framework that stays on the CPU while
     there is a GPU (its build cannot use it) trains `cpu_profile`, and its result says why."""
@@ -64,11 +82,13 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
         os.environ.setdefault(key, value)
     result["nvidia_tf32_override"] = os.environ.get("NVIDIA_TF32_OVERRIDE")
     phases = result["phase_seconds"]
-    module = timed(phases, "import", importlib.import_module, spec["module"])
+    module, why_cpu = timed(phases, "import", load_module, spec["module"])
     if init == "own":
         own_init.apply(framework, module)
     info = module.runtime_info()
     result.update(info, framework_version=info.pop("version"))
+    if why_cpu:
+        result["device_note"] = why_cpu
     tuning = sys.modules.get("tuning")  # a tuned row: which of its changes are on here, and why
     if tuning:
         result.update(twin=spec["twin"], tuning=tuning.report())

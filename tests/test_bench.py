@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from conftest import CODE, ROOT
 import bench
 import common
+import harness
 import results
 
 FAKE = '''#!{python}
@@ -231,6 +233,30 @@ def test_with_a_gpu_seen_each_framework_trains_the_profile_of_its_own_device(tmp
     assert len(r["epoch_seconds"]) == 3
     assert r["device_note"].startswith("NVIDIA H100 80GB HBM3 (compute capability 9.0) is here, but this torch "
                                        "is a CPU build: on the CPU with the quick profile instead of full")
+
+
+class Cuda13TorchOnVolta:
+    """torch's CUDA 13 build on a Volta: it lists the GPU, and its first kernel fails."""
+    version = SimpleNamespace(cuda="13.0")
+    cuda = SimpleNamespace(is_available=lambda: True)
+
+    @staticmethod
+    def ones(*args, **kwargs):
+        raise RuntimeError("CUDA error: no kernel image is available for execution on the device\nmore")
+
+
+def test_keras_on_torch_gets_the_cpu_and_the_reason_where_torch_lists_a_gpu_it_cannot_run_on(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", Cuda13TorchOnVolta)
+    monkeypatch.setenv("KERAS_TORCH_DEVICE", "unset below")
+    monkeypatch.delenv("KERAS_TORCH_DEVICE")
+    for backend in ("tensorflow", "jax"):  # not torch: nothing to do
+        monkeypatch.setenv("KERAS_BACKEND", backend)
+        assert harness.keras_torch_device() is None and "KERAS_TORCH_DEVICE" not in os.environ
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert harness.keras_torch_device() == ("torch's CUDA 13.0 build cannot run on this GPU: "
+                                            "CUDA error: no kernel image is available for execution on the device")
+    assert os.environ["KERAS_TORCH_DEVICE"] == "cpu"  # what Keras' torch backend reads when imported
+    assert harness.keras_torch_device() is None  # a device already chosen is left alone
 
 
 def test_tuning_ablation_runs_a_tuned_row_as_it_is_then_with_each_change_flipped(tmp_path, monkeypatch, results_dir):
