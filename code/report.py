@@ -6,6 +6,7 @@ vega-embed, so a page needs no network.
 """
 import contextlib
 import copy
+import datetime
 import html
 import itertools
 import json
@@ -45,6 +46,20 @@ class Run:
         return "{}: {} dataset, {} profile, {}, {}".format(
             self.label, m.get("dataset") or first.get("dataset"), m.get("profile") or first.get("profile"),
             m.get("device") or first.get("gpu") or first.get("cpu"), date)
+
+
+def wall_time(run):
+    """(rows, tuned rows, seconds): how long the rows that ran took, each from its process' start
+    to its result, added up (they run one after another): the benchmark's share of `make html`."""
+    spans = {}
+    for r in run.results:
+        try:
+            if r["status"] != "skipped":
+                spans[r["framework"]] = (datetime.datetime.fromisoformat(r["finished"])
+                                         - datetime.datetime.fromisoformat(r["started"])).total_seconds()
+        except (KeyError, TypeError, ValueError):  # never finished, or written by hand
+            pass
+    return len(spans), len([n for n in spans if n in common.TUNED]), sum(spans.values())
 
 
 def where(result):
@@ -216,6 +231,12 @@ def _fmt(key, value):
 
 def run_html(run):
     parts = ["<h3>{}</h3>".format(html.escape(run.caption))]
+    n, tuned, seconds = wall_time(run)
+    if n:
+        parts.append('<p class="rosetta-run-time">The {} {} that ran{} took {:.1f} min, one after another, each '
+                     'from the start of its process to its result.</p>'.format(
+                         n, "row" if n == 1 else "rows", " ({} of them tuned, drawn in Make it fast)".format(tuned)
+                         if tuned else "", seconds / 60))
     chart = charts(run)
     parts.append(embed(chart) if chart is not None else "<p>This run has no results.</p>")
     parts.append(table(run))

@@ -100,6 +100,19 @@ def test_reference_runs_are_shown_beside_the_local_run_and_labelled(tmp_path):
     assert "reference (GPU reference) (NVIDIA H100 80GB HBM3)" in sources
 
 
+def test_a_run_says_how_long_its_rows_took_counting_only_the_rows_that_ran(tmp_path):
+    docs = [ok("pytorch", 5.0, 0.2), ok("pytorch-tuned", 3.0, 0.2), ok("jax", 4.0, 0.2),
+            results.new_result("mxnet", "smoke", "synthetic", status="skipped", error="no environment")]
+    for doc, (start, end) in zip(docs, [("10:00:00", "10:01:30"), ("10:01:31", "10:02:31"),
+                                        ("10:02:32", None), ("10:02:33", "10:02:33")]):
+        doc.update(started="2026-01-01T{}+00:00".format(start), finished=end and "2026-01-01T{}+00:00".format(end))
+    make_run(str(tmp_path), docs)
+    (run,) = report.load_runs(str(tmp_path))
+    assert report.wall_time(run) == (2, 1, 150.0)  # jax never finished; mxnet never ran
+    assert ("The 2 rows that ran (1 of them tuned, drawn in Make it fast) took 2.5 min, one after another"
+            in report.results_html([run]))
+
+
 def test_a_run_is_drawn_apart_by_profile_and_device(tmp_path):
     import report
     import results
