@@ -25,7 +25,9 @@ SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 .PHONY: html book bench bench-tuning gpu-builds envs test test-slow test-fidelity serve clean
 .DELETE_ON_ERROR:
 
-html: bench book
+# Ends with its own duration: what a build costs on this machine (the README asks for a GPU's).
+html:
+	@start=$$(date +%s); $(MAKE) --no-print-directory bench book; echo "make html took $$(( $$(date +%s) - start )) s"
 
 book: .envs/main/.installed book/_static/vendor/VERSIONS
 	.envs/main/bin/jupyter-book build . --all -W -n --keep-going

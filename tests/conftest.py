@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -45,5 +46,6 @@ def built_book(tmp_path_factory):
     out = run(["make", "html", "PROFILE=smoke", "DATASET=synthetic"], timeout=3000,
               env=dict(os.environ, ROSETTA_RESULTS_DIR=results_dir))
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    assert re.search(r"^make html took \d+ s$", out.stdout, re.M)  # what a build costs, printed by the build
     with open(os.path.join(results_dir, "latest")) as f:
         return os.path.join(results_dir, f.read().strip())
