@@ -56,6 +56,9 @@ def test_results_page_has_the_charts_of_this_run(built):
     assert "synthetic dataset, smoke profile" in html and meta["started"][:10] in html
     assert "&quot;framework&quot;" not in html  # the chart specs are data, not escaped HTML
     assert all(name in html for name in common.implemented_frameworks())
+    assert re.search(r"The \d+ rows that ran \(\d+ of them tuned, drawn in Make it fast\) took \d+\.\d min", html)
+    assert "dropdown-download-buttons" not in html  # the theme's menu offers the page's MyST source
+
 
 
 def test_make_it_fast_shows_each_tuned_row_beside_its_twin_with_its_diff(built):
