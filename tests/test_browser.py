@@ -170,12 +170,17 @@ def test_nine_tabs_fit_any_screen(browser, site, width):
                                           || l.getBoundingClientRect().right > vw + 1
                                           || l.getBoundingClientRect().left < -1);
                 const active = document.querySelector('.sd-tab-set > input:checked + label').getBoundingClientRect();
+                const picker = document.getElementById('rosetta-picker').getBoundingClientRect();
                 return {pageScrolls: document.documentElement.scrollWidth > vw + 1,
                         cut: cut.map(l => l.textContent.trim()),
                         activeVisible: active.width > 0 && active.left >= 0 && active.right <= vw + 1,
-                        pickerVisible: document.getElementById('rosetta-picker').getBoundingClientRect().width > 0};
+                        pickerVisible: picker.width > 0,
+                        // whole, and nothing over it (the page's top bar once covered its top)
+                        pickerWhole: picker.top >= 0 && [picker.top + 1, picker.bottom - 1].every(y =>
+                            document.elementFromPoint(picker.left + picker.width / 2, y)?.closest('.rosetta-picker') != null)};
             }""")
-            assert fits == dict(pageScrolls=False, cut=[], activeVisible=True, pickerVisible=True), (width, step, fits)
+            assert fits == dict(pageScrolls=False, cut=[], activeVisible=True, pickerVisible=True, pickerWhole=True), (
+                width, step, fits)
         page.screenshot(path=os.path.join(ARTIFACTS, "tabs-{}px.png".format(width)))
     finally:
         context.close()

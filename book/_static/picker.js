@@ -56,7 +56,7 @@
     });
     box.appendChild(picker);
     const place = document.querySelector(".header-article-items__start") || document.querySelector("main");
-    place.insertBefore(box, place.firstChild);
+    place.appendChild(box);  // after the sidebar toggle, where the theme has one
 
     const known = frameworks.map(function (pair) { return pair[0]; });
     const asked = new URLSearchParams(window.location.search).get(GROUP);
