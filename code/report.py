@@ -171,7 +171,8 @@ def charts(run):
     ).properties(title="First epoch (tracing, compilation, autotuning) vs steady epochs",
                                   width=WIDTH)
     phases = [dict(framework=r["framework"], phase=p, seconds=r["phase_seconds"][p])
-              for r in run.results if r["status"] == "ok" for p in PHASES if p in r["phase_seconds"]]
+              for r in run.results if r["status"] == "ok" and r["framework"] in order
+              for p in PHASES if p in r["phase_seconds"]]
     per_phase = alt.Chart(alt.Data(values=phases)).mark_bar().encode(
         y=y, x=alt.X("seconds:Q", title="seconds, stacked", stack="zero"),
         color=alt.Color("phase:N", sort=PHASES, title=None, legend=alt.Legend(orient="bottom")),

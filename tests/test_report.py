@@ -48,6 +48,16 @@ def test_failed_and_skipped_frameworks_are_shown_not_dropped(tmp_path):
     assert "synthetic dataset, smoke profile, Test CPU, 2026-01-01" in runs[0].caption
 
 
+def test_the_results_charts_leave_the_tuned_rows_to_make_it_fast(tmp_path):
+    docs = [ok("pytorch", 5.0, 0.2), ok("pytorch-tuned", 3.0, 0.2)]
+    for doc in docs:
+        doc["phase_seconds"] = {"import": 1.0, "train": 3.0}
+    make_run(str(tmp_path), docs)
+    (run,) = report.load_runs(str(tmp_path))
+    spec = json.dumps(report.charts(run).to_dict())
+    assert '"pytorch"' in spec and "pytorch-tuned" not in spec
+
+
 def test_a_single_framework_run(tmp_path):
     make_run(str(tmp_path), [ok("pytorch", 5.0, 0.2)])
     page = report.results_html(report.load_runs(str(tmp_path)))
