@@ -215,8 +215,10 @@ COLUMNS = [("framework", "framework"), ("status", "status"), ("version", "versio
 def table(run):
     """An HTML table of one run: every value escaped, failed and skipped rows kept."""
     head = "".join("<th>{}</th>".format(html.escape(title)) for _, title in COLUMNS)
+    cell = {key: '<td class="rosetta-prose">{}</td>' if key in ("device_note", "error") else "<td>{}</td>"
+            for key, _ in COLUMNS}  # sentences: too narrow to read where the table shares out its width
     body = "".join("<tr>{}</tr>".format("".join(
-        "<td>{}</td>".format(html.escape(_fmt(key, row[key]))) for key, _ in COLUMNS)) for row in rows(run))
+        cell[key].format(html.escape(_fmt(key, row[key]))) for key, _ in COLUMNS)) for row in rows(run))
     return '<div class="rosetta-scroll"><table class="rosetta-results"><thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>'.format(head, body)
 
 
