@@ -215,11 +215,16 @@ COLUMNS = [("framework", "framework"), ("status", "status"), ("version", "versio
 def table(run):
     """An HTML table of one run: every value escaped, failed and skipped rows kept."""
     head = "".join("<th>{}</th>".format(html.escape(title)) for _, title in COLUMNS)
-    cell = {key: '<td class="rosetta-prose">{}</td>' if key in ("device_note", "error") else "<td>{}</td>"
-            for key, _ in COLUMNS}  # sentences: too narrow to read where the table shares out its width
-    body = "".join("<tr>{}</tr>".format("".join(
-        cell[key].format(html.escape(_fmt(key, row[key]))) for key, _ in COLUMNS)) for row in rows(run))
+    prose = [i for i, (key, _) in enumerate(COLUMNS) if key in ("device_note", "error")]
+    body = "".join(table_row([_fmt(key, row[key]) for key, _ in COLUMNS], prose) for row in rows(run))
     return '<div class="rosetta-scroll"><table class="rosetta-results"><thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>'.format(head, body)
+
+
+def table_row(cells, prose=()):
+    """One row, every value escaped; the columns of sentences (indexes in prose) get a width to read
+    them at, where the table would share out about nine characters to each."""
+    return "<tr>{}</tr>".format("".join("<td{}>{}</td>".format(
+        ' class="rosetta-prose"' if i in prose else "", html.escape(str(c))) for i, c in enumerate(cells)))
 
 
 def _fmt(key, value):
@@ -295,7 +300,8 @@ def tuned_chart(run):
     ).resolve_scale(x="independent").properties(width=WIDTH // 2 - 20, title=alt.Title(
         "Faithful against tuned: " + run.caption, anchor="start",
         subtitle=["Steady epoch (median of the epochs after the first) and first epoch (tracing, compiling).",
-                  "Speed-up of the steady epoch, faithful / tuned: " + ", ".join(ratios) + "."]))
+                  "Speed-up of the steady epoch, faithful / tuned:"]  # three a line: a title does not wrap
+                 + [", ".join(ratios[i:i + 3]) for i in range(0, len(ratios), 3)]))
 
 
 def _changes(tuning, on):
@@ -317,7 +323,7 @@ def tuned_table(run):
                  "{} → {}".format(_fmt("", f["first_epoch"]), _fmt("", t["first_epoch"])),
                  _fmt("", t["compile_seconds"]), acc, t["precision"], _changes(t["tuning"], True),
                  _changes(t["tuning"], False)]
-        body.append("<tr>{}</tr>".format("".join("<td>{}</td>".format(html.escape(str(c))) for c in cells)))
+        body.append(table_row(cells, prose=(7, 8)))
     return '<div class="rosetta-scroll"><table class="rosetta-results rosetta-tuned"><thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>'.format(
         "".join("<th>{}</th>".format(html.escape(h)) for h in head), "".join(body))
 
@@ -383,7 +389,7 @@ def ablation_html(results_dir=None):
                  "{} → {}".format(_fmt("", o["steady_epoch"]), _fmt("", w["steady_epoch"])),
                  "{:.2f}x".format(ratio) if ratio else (w["error"] or o["error"] or "not measured").splitlines()[0],
                  "{} → {}".format(_fmt("", o["first_epoch"]), _fmt("", w["first_epoch"]))]
-        body.append("<tr>{}</tr>".format("".join("<td>{}</td>".format(html.escape(str(c))) for c in cells)))
+        body.append(table_row(cells, prose=(7, 8)))
     caption = "Run {}: {} dataset, {} profile, {}, {}.".format(
         os.path.basename(path), meta.get("dataset"), meta.get("profile"), meta.get("device"), (meta.get("started") or "")[:10])
     return ('<p>{}</p><div class="rosetta-scroll"><table class="rosetta-results rosetta-ablation"><thead><tr>{}</tr>'

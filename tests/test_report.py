@@ -46,6 +46,7 @@ def test_failed_and_skipped_frameworks_are_shown_not_dropped(tmp_path):
     spec = json.dumps(report.charts(runs[0]).to_dict())
     assert all(name in spec for name in ("pytorch", "jax", "mxnet"))
     assert "synthetic dataset, smoke profile, Test CPU, 2026-01-01" in runs[0].caption
+    assert '<td class="rosetta-prose">RuntimeError: boom</td>' in page  # a sentence's column is wide enough
 
 
 def test_the_results_charts_leave_the_tuned_rows_to_make_it_fast(tmp_path):

@@ -111,7 +111,7 @@ def test_a_tuned_row_that_is_slower_says_so(tmp_path):
     faithful["epoch_seconds"] = [2.0, 1.0, 1.0]
     make_run(str(tmp_path), [faithful, tuned_doc("tensorflow-tuned", 10.0, 0.3, [])])
     table = report.tuned_table(report.load_runs(str(tmp_path))[0])
-    assert "0.67x: no faster here" in table and "<td>none</td>" in table
+    assert "0.67x: no faster here" in table and '<td class="rosetta-prose">none</td>' in table
 
 
 def test_the_ablation_table_reads_each_change_with_and_without(tmp_path):
