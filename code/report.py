@@ -546,7 +546,8 @@ def parity_table(table, measured=None, machine=None):
             "<th>update, relative</th><th>round trip</th><th>weights from every framework</th>"
             "<th>within tolerance</th>").format(parity.STEPS)
     body = []
-    for name, row in table.items():
+    twin_first = lambda item: (_order(common.ROWS.get(item[0], {}).get("twin", item[0])), item[0] in common.TUNED)
+    for name, row in sorted(table.items(), key=twin_first):  # the book's order, each tuned row after its twin
         if "error" in row:
             body.append('<tr><th>{}</th><td colspan="8" class="rosetta-skipped">{}</td></tr>'.format(
                 html.escape(name), html.escape(str(row["error"]))))

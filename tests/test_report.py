@@ -1,6 +1,7 @@
 """The results chapter's pieces: what the book shows for odd, failed, missing and hostile results."""
 import json
 import os
+import re
 
 import report
 import results
@@ -156,3 +157,10 @@ def test_parity_table_names_its_data_and_machine():
     import results
     page = report.parity_table({"mxnet": {"error": "no environment for mxnet"}})
     assert "synthetic dataset" in page and results.cpu_name() in page and "no environment for mxnet" in page
+
+
+def test_parity_table_lists_the_rows_in_the_books_order_each_tuned_row_after_its_twin():
+    failed = {"error": "no environment"}
+    page = report.parity_table({name: failed for name in ("caffe2", "jax-tuned", "pytorch-tuned", "jax", "pytorch")})
+    order = re.findall(r"<tr><th>([^<]+)</th>", page.split("<tbody>")[1])
+    assert order == ["pytorch", "pytorch-tuned", "jax", "jax-tuned", "caffe2"]
