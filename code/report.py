@@ -389,7 +389,7 @@ def ablation_html(results_dir=None):
                  "{} → {}".format(_fmt("", o["steady_epoch"]), _fmt("", w["steady_epoch"])),
                  "{:.2f}x".format(ratio) if ratio else (w["error"] or o["error"] or "not measured").splitlines()[0],
                  "{} → {}".format(_fmt("", o["first_epoch"]), _fmt("", w["first_epoch"]))]
-        body.append(table_row(cells))
+        body.append(table_row(cells, prose=(2,)))
     caption = "Run {}: {} dataset, {} profile, {}, {}.".format(
         os.path.basename(path), meta.get("dataset"), meta.get("profile"), meta.get("device"), (meta.get("started") or "")[:10])
     return ('<p>{}</p><div class="rosetta-scroll"><table class="rosetta-results rosetta-ablation"><thead><tr>{}</tr>'
