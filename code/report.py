@@ -546,8 +546,8 @@ def parity_table(table, measured=None, machine=None):
             "<th>update, relative</th><th>round trip</th><th>weights from every framework</th>"
             "<th>within tolerance</th>").format(parity.STEPS)
     body = []
-    twin_first = lambda item: (_order(common.ROWS.get(item[0], {}).get("twin", item[0])), item[0] in common.TUNED)
-    for name, row in sorted(table.items(), key=twin_first):  # the book's order, each tuned row after its twin
+    order = common.implemented_frameworks(tuned=True)  # each tuned row after its twin; a cached table is by name
+    for name, row in sorted(table.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)):
         if "error" in row:
             body.append('<tr><th>{}</th><td colspan="8" class="rosetta-skipped">{}</td></tr>'.format(
                 html.escape(name), html.escape(str(row["error"]))))

@@ -60,7 +60,6 @@ def test_results_page_has_the_charts_of_this_run(built):
     assert "dropdown-download-buttons" not in html  # the theme's menu offers the page's MyST source
 
 
-
 def test_make_it_fast_shows_each_tuned_row_beside_its_twin_with_its_diff(built):
     for name, spec in common.TUNED.items():
         with open(os.path.join(built, name + ".json")) as f:
