@@ -22,7 +22,8 @@ export GPU
 LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
-.PHONY: html book bench bench-tuning gpu-builds envs test test-slow test-fidelity serve clean
+.PHONY: html book bench bench-defaults bench-tuning reference reference-rows reference-defaults reference-tuning \
+	gpu-builds envs test test-slow test-fidelity serve clean
 .DELETE_ON_ERROR:
 
 # Ends with its own duration: what a build costs on this machine (the README asks for a GPU's).
@@ -32,12 +33,31 @@ html:
 book: .envs/main/.installed book/_static/vendor/VERSIONS
 	.envs/main/bin/jupyter-book build . --all -W -n --keep-going
 
-# Then what the frameworks' own weight init costs (defaults chapter): the frameworks whose default
-# is not Glorot-uniform, trained with each, on INIT_PROFILE (fidelity: 4 epochs of 6,400 images,
-# about 35 min on 2 cores); a pair made by the same code and environments is kept, not run again.
+# Then the own-init pair of the defaults chapter, only where one made by this code for this machine
+# exists (here, or committed as the reference): otherwise it says so, and make bench-defaults runs it.
 bench: $(SETUP)
 	$(PY) code/bench.py --resume $(BENCH_ARGS)
+	$(PY) code/bench.py --init-cost --only-if-stale $(INIT_ARGS)
+
+# What the frameworks' own weight init costs (defaults chapter): the frameworks whose default is not
+# Glorot-uniform, trained with each, on INIT_PROFILE (fidelity: 4 epochs of 6,400 images, about
+# 90 min on 2 cores); a pair made by the same code and environments is kept, not run again.
+bench-defaults: $(SETUP)
 	$(PY) code/bench.py --resume --init-cost $(INIT_ARGS)
+
+# The reference runs a fresh clone's book shows, into data/results/reference/ to be committed: every
+# row's quick run (about 1 h on 2 cores), the own-init pair (fidelity, about 1.5 h) and the tuning
+# ablation (1 to 2 h). Each part resumes or can be run alone: reference-rows, -defaults, -tuning.
+reference: reference-rows reference-defaults reference-tuning
+
+reference-rows: $(SETUP)
+	$(PY) code/bench.py --reference --resume --profile quick --dataset $(DATASET) $(if $(FRAMEWORKS),--frameworks $(FRAMEWORKS))
+
+reference-defaults: $(SETUP)
+	$(PY) code/bench.py --reference --resume --init-cost --profile fidelity --dataset $(DATASET)
+
+reference-tuning: $(SETUP)
+	$(PY) code/bench.py --reference --tuning --profile quick --dataset $(DATASET)
 
 # What each change of the tuned rows costs or saves here ("Make it fast"): each tuned row as it is,
 # then once per change with that change flipped. Not part of html: on 2 cores, the quick profile

@@ -9,6 +9,7 @@ on. Ctrl-C marks the run incomplete; `--resume` (what `make html` passes) contin
 incomplete run with the same profile and dataset, skipping frameworks already done.
 """
 import argparse
+import ast
 import datetime
 import hashlib
 import os
@@ -205,17 +206,66 @@ class Progress:
         self.stream.flush()
 
 
-def find_resumable(profile, dataset, init="glorot", purpose=""):
-    """The newest local run left incomplete with this profile, dataset, init and purpose, or None."""
-    for path, meta in results.local_runs(common.RESULTS_DIR):
+# Functions no benchmark run reaches: changing them leaves a row's measurements current.
+UNTIMED = ("set_weights", "export_onnx")
+
+
+def row_code(framework):
+    """A digest of the code a row's measurements depend on: its module (a tuned row's twin and
+    tuning.py too), without the functions in UNTIMED. A result whose digest differs was measured
+    by older code."""
+    spec = common.ROWS[framework]
+    names = [spec["module"]] + ([common.ROWS[spec["twin"]]["module"], "tuning"] if "twin" in spec else [])
+    digest = hashlib.sha256()
+    for name in names:
+        with open(os.path.join(HERE, name + ".py")) as f:
+            source = f.read()
+        tree = ast.parse(source)
+        kept = [ast.get_source_segment(source, node) for node in tree.body
+                if not (isinstance(node, ast.FunctionDef) and node.name in UNTIMED)]
+        digest.update(name.encode() + "\n".join(kept).encode())
+    return digest.hexdigest()[:16]
+
+
+def commit():
+    """(the checked-out commit, whether tracked files differ from it), or (None, None) outside git."""
+    def git(*args):
+        return subprocess.run(["git", "-C", common.ROOT] + list(args), capture_output=True, text=True, timeout=30)
+    try:
+        head = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return (head.stdout.strip(), bool(dirty.stdout.strip())) if head.returncode == 0 else (None, None)
+
+
+def calibrate(repeats=5):
+    """Seconds for a fixed float32 NumPy workload (ten 1024x1024 matrix products), the fastest of
+    `repeats`: how fast this machine is against the one a reference run was made on."""
+    import numpy as np
+    a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ a
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def find_resumable(profile, dataset, init="glorot", purpose="", kind="runs"):
+    """The newest run of `kind` left incomplete with this profile, dataset, init and purpose, or None."""
+    for path, meta in results.local_runs(common.RESULTS_DIR, kind):
         if (meta.get("profile"), meta.get("dataset"), meta.get("init", "glorot"), meta.get("purpose", "")) == (
                 profile, dataset, init, purpose):
             return path if meta.get("status") == "incomplete" else None
     return None
 
 
-def start_run(frameworks, profile, dataset, device, resume, init="glorot", purpose=""):
-    path = find_resumable(profile, dataset, init, purpose) if resume else None
+def start_run(frameworks, profile, dataset, device, resume, init="glorot", purpose="", kind="runs"):
+    """A run folder (under data/results/<kind>/) and its run.json: the newest incomplete one of the
+    same kind with `resume`, else a new one that records the machine and the commit it runs."""
+    path = find_resumable(profile, dataset, init, purpose, kind) if resume else None
     if path:
         meta = results.read_object(os.path.join(path, "run.json"))[0]
         meta["frameworks"] = list(dict.fromkeys(meta["frameworks"] + frameworks))
@@ -224,10 +274,13 @@ def start_run(frameworks, profile, dataset, device, resume, init="glorot", purpo
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + profile + (
         "-own-init" if init == "own" else "-tuning" if purpose == "tuning" else "-glorot-init" if purpose else "")
     run_id = next(r for r in [stamp] + ["{}-{}".format(stamp, i) for i in range(2, 100)]
-                  if not os.path.exists(results.run_dir(r)))
-    path = results.run_dir(run_id)
+                  if not os.path.exists(results.run_dir(r, kind)))
+    path = results.run_dir(run_id, kind)
+    head, dirty = commit()
     meta = dict(schema=results.SCHEMA, run=run_id, profile=profile, dataset=dataset, device=device, init=init,
-                purpose=purpose, frameworks=frameworks, started=results.now(), finished=None, status="incomplete")
+                purpose=purpose, frameworks=frameworks, started=results.now(), finished=None, status="incomplete",
+                kind=kind, commit=head, dirty=dirty, calibration_seconds=calibrate(),
+                machine=dict(results.machine(), gpu=gpu_name()))
     return path, meta
 
 
@@ -244,6 +297,7 @@ def open_run(path, meta):
 def finish_run(path, meta):
     meta.update(status="complete", finished=results.now())
     results.write_json(os.path.join(path, "run.json"), meta)
+    results.write_manifest(path)
     sys.stderr.write("results in {}\n".format(os.path.relpath(path, common.ROOT)))
 
 
@@ -252,10 +306,11 @@ def default_profile(gpu):
 
 
 def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, label="", init="glorot",
-          purpose="", extra=None):
+          purpose="", extra=None, kind="runs"):
     """Run `frameworks` into one run folder; `skip` maps names to record, unrun, with a reason.
     init="own": the frameworks whose own weight init differs, with it. A run with init="own" or a
-    purpose (see init_cost) is never the book's latest run; `extra` goes into its run.json."""
+    purpose (see init_cost) is never the book's latest run; `extra` goes into its run.json.
+    kind="reference": a reference run, to commit (data/results/reference/)."""
     skip = skip or {}
     gpu = gpu_name()
     # Without a profile asked for, each framework's profile follows its device: full on the GPU,
@@ -265,7 +320,7 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
     common.profile(profile)
     dataset = datasets.resolve(dataset)
     datasets.prepare(dataset)
-    path, meta = start_run(frameworks, profile, dataset, gpu or results.cpu_name(), resume, init, purpose)
+    path, meta = start_run(frameworks, profile, dataset, gpu or results.cpu_name(), resume, init, purpose, kind)
     meta["label"] = label or meta.get("label") or ""
     meta.update(extra or {})
     open_run(path, meta)
@@ -284,10 +339,11 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
         else:
             result = run_framework(framework, profile, dataset, path, meta["run"], limit, show, init,
                                    cpu_profile, gpu)
+        result["code"] = row_code(framework)
         results.write_json(os.path.join(path, framework + ".json"), result)
         show.done(result)
     finish_run(path, meta)
-    if init == "glorot" and not purpose:
+    if init == "glorot" and not purpose and kind == "runs":
         results.set_latest(path)
     return path
 
@@ -297,40 +353,56 @@ def fingerprint(frameworks, profile, dataset, code=("harness", "introspect", "ow
     the frameworks ran, the profile, the dataset, the machine, and anything in `also`."""
     envs = {common.ROWS[f]["env"] for f in frameworks}
     files = ["code/{}.py".format(n) for n in ("common", "datasets", "weights") + tuple(code)]
-    files += ["code/{}.py".format(common.ROWS[f]["module"]) for f in frameworks]
     files += ["envs/{}/{}".format(e, n) for e in envs for n in ("requirements.txt", "requirements-gpu.txt")]
     gpu = gpu_name()
     gpu_set = os.environ.get("GPU") or ("1" if gpu else "0")  # the Makefile's default, outside make too
-    digest = hashlib.sha256(json.dumps([frameworks, profile, dataset, gpu or results.cpu_name(), gpu_set]
-                                       + list(also)).encode())
+    digest = hashlib.sha256(json.dumps([frameworks, profile, dataset, gpu or results.machine(), gpu_set]
+                                       + [row_code(f) for f in frameworks] + list(also)).encode())
     for name in sorted(files):
         path = os.path.join(common.ROOT, name)
         digest.update(name.encode() + (open(path, "rb").read() if os.path.exists(path) else b""))
     return digest.hexdigest()[:16]
 
 
-def init_cost(frameworks, profile, dataset, resume=False, timeout=None):
+def current_pair(key):
+    """(Glorot run, own-init run) of a complete init-cost pair made under fingerprint `key`, local or
+    committed (a reference made by the same code counts), or None."""
+    for kind in ("runs", "reference"):
+        for path, meta in results.local_runs(common.RESULTS_DIR, kind):
+            twin = meta.get("twin") and results.read_object(os.path.join(results.run_dir(meta["twin"], kind),
+                                                                         "run.json"))[0]
+            if meta.get("code") == key and meta.get("status") == "complete" and (twin or {}).get("status") == "complete":
+                return results.run_dir(meta["twin"], kind), path
+    return None
+
+
+def init_cost(frameworks, profile, dataset, resume=False, timeout=None, kind="runs", only_if_stale=False):
     """What the frameworks' own weight init costs (the defaults chapter): the frameworks whose own
     default is not Glorot-uniform, trained twice on `profile`, with Glorot-uniform and with their
     own default, into two runs that never become the book's latest. A pair that the same code,
-    environments, profile, dataset and machine made already is kept, not run again."""
+    environments, profile, dataset and machine made already (here, or as the reference) is kept, not
+    run again. `make html` only says when none is current (only_if_stale): `make bench-defaults` runs it."""
     frameworks = [f for f in frameworks if f in own_init.FRAMEWORKS]
     profile = profile or default_profile(gpu_name())
     dataset = datasets.resolve(dataset)
     key = fingerprint(frameworks, profile, dataset)
-    for path, meta in results.local_runs(common.RESULTS_DIR):
-        twin = meta.get("twin") and results.read_object(os.path.join(results.run_dir(meta["twin"]), "run.json"))[0]
-        if meta.get("code") == key and meta.get("status") == "complete" and (twin or {}).get("status") == "complete":
-            sys.stderr.write("init cost: runs {} and {} were made by this code already; kept\n".format(
-                meta["twin"], meta["run"]))
-            return results.run_dir(meta["twin"]), path
-    glorot = bench(frameworks, profile, dataset, resume, timeout, purpose="init-cost", extra=dict(code=key))
+    pair = current_pair(key) if kind == "runs" else None
+    if pair:
+        sys.stderr.write("init cost: runs {} and {} were made by this code already; kept\n".format(
+            *(os.path.relpath(p, common.RESULTS_DIR) for p in pair)))
+        return pair
+    if only_if_stale:
+        sys.stderr.write("init cost: no pair of runs made by this code on this machine ({} profile, {}); the "
+                         "defaults chapter shows the newest there is, marked as older. `make bench-defaults` "
+                         "measures it here.\n".format(profile, dataset))
+        return None
+    glorot = bench(frameworks, profile, dataset, resume, timeout, purpose="init-cost", extra=dict(code=key), kind=kind)
     own = bench(frameworks, profile, dataset, resume, timeout, init="own", purpose="init-cost",
-                extra=dict(code=key, twin=os.path.basename(glorot)))
+                extra=dict(code=key, twin=os.path.basename(glorot)), kind=kind)
     return glorot, own
 
 
-def tuning_ablation(frameworks, profile, dataset, timeout=None):
+def tuning_ablation(frameworks, profile, dataset, timeout=None, kind="runs"):
     """What each change of the tuned rows costs or saves on this machine ("Make it fast"): every
     tuned row once as it is, then once per change with that change flipped (ROSETTA_TUNING), into
     one run (purpose "tuning") that is never the book's latest. Files: <row>.json, <row>@<change>.json."""
@@ -338,12 +410,14 @@ def tuning_ablation(frameworks, profile, dataset, timeout=None):
     profile = profile or default_profile(gpu_name())
     dataset = datasets.resolve(dataset)
     datasets.prepare(dataset)
-    path, meta = start_run(frameworks, profile, dataset, gpu_name() or results.cpu_name(), False, purpose="tuning")
+    path, meta = start_run(frameworks, profile, dataset, gpu_name() or results.cpu_name(), False, purpose="tuning",
+                           kind=kind)
     open_run(path, meta)
     limit = timeout or common.profile(profile)["timeout"]
     for framework in frameworks:
         show = Progress([framework])
         base = run_framework(framework, profile, dataset, path, meta["run"], limit, show)
+        base["code"] = row_code(framework)
         results.write_json(os.path.join(path, framework + ".json"), base)
         show.done(base)
         for change in base.get("tuning") or []:
@@ -351,7 +425,7 @@ def tuning_ablation(frameworks, profile, dataset, timeout=None):
             flip = "{}={}".format(change["change"], 0 if change["on"] else 1)
             result = run_framework(framework, profile, dataset, path, meta["run"], limit, show, name=name,
                                    env_extra=dict(ROSETTA_TUNING=flip))
-            result["flipped"] = change["change"]
+            result.update(flipped=change["change"], code=base["code"])
             results.write_json(os.path.join(path, name + ".json"), result)
             show.done(result)
     finish_run(path, meta)
@@ -376,7 +450,12 @@ def main(argv=None):
                         help="a Glorot run and an own-init run of those frameworks, for the defaults chapter")
     parser.add_argument("--tuning", action="store_true",
                         help="each tuned row as it is and with each of its changes flipped (Make it fast)")
+    parser.add_argument("--only-if-stale", action="store_true",
+                        help="with --init-cost: keep a pair made by this code (here or committed), never run one")
+    parser.add_argument("--reference", action="store_true",
+                        help="a reference run, into data/results/reference/ to be committed (make reference)")
     args = parser.parse_args(argv)
+    kind = "reference" if args.reference else "runs"
     try:
         frameworks = (common.parse_frameworks(args.frameworks) if args.frameworks
                       else common.implemented_frameworks(tuned=True))
@@ -394,15 +473,16 @@ def main(argv=None):
         if skip:
             common.parse_frameworks(",".join(skip))
         if args.init_cost:
-            init_cost(frameworks, args.profile or None, args.dataset, args.resume, args.timeout)
+            init_cost(frameworks, args.profile or None, args.dataset, args.resume, args.timeout, kind,
+                      args.only_if_stale)
             return 0
         if args.tuning:
             if not any(f in common.TUNED for f in frameworks):
                 raise common.UsageError("--tuning measures the tuned rows: name some (FRAMEWORKS=pytorch-tuned,...)")
-            tuning_ablation(frameworks, args.profile or None, args.dataset, args.timeout)
+            tuning_ablation(frameworks, args.profile or None, args.dataset, args.timeout, kind)
             return 0
         bench(frameworks + [n for n in skip if n not in frameworks], args.profile or None, args.dataset,
-              args.resume, args.timeout, skip, args.label, args.init)
+              args.resume, args.timeout, skip, args.label, args.init, kind=kind)
     except (common.UsageError, datasets.DatasetError) as e:
         sys.stderr.write("error: {}\n".format(e))
         return 2

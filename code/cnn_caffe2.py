@@ -8,14 +8,26 @@ from datasets import cifar_for_library
 from weights import check
 
 
+def probe(device):
+    """A convolution (cuDNN) and a matrix product (cuBLAS) on `device` (a DeviceOption): on a GPU,
+    the kernels whose PTX the driver must compile for a card newer than the build."""
+    for name, shape in (("probe_x", [1, 1, 4, 4]), ("probe_w", [1, 1, 3, 3]), ("probe_m", [4, 4])):
+        workspace.RunOperatorOnce(core.CreateOperator("ConstantFill", [], [name], shape=shape, value=1.0,
+                                                      device_option=device))
+    workspace.RunOperatorOnce(core.CreateOperator("Conv", ["probe_x", "probe_w"], ["probe_y"], kernel=3,
+                                                  engine="CUDNN", device_option=device))
+    workspace.RunOperatorOnce(core.CreateOperator("MatMul", ["probe_m", "probe_m"], ["probe_p"], device_option=device))
+    workspace.FetchBlob("probe_p")  # waits for the device
+
+
 def gpu_or_why_not():
     """(True, None) where Caffe2 runs an operator on the first GPU, else (False, why): torch
-    1.8.1's CUDA 10.2 may have no code for a newer card, and only running something tells."""
+    1.8.1's CUDA 10.2 may have no code for a newer card, and only running something tells (a hang
+    there ends at the row's time limit)."""
     if not workspace.has_gpu_support or workspace.NumGpuDevices() == 0:
         return False, "no GPU that this torch 1.8.1 build's Caffe2 can use"
     try:
-        workspace.RunOperatorOnce(core.CreateOperator(
-            "ConstantFill", [], ["gpu_probe"], shape=[1], device_option=core.DeviceOption(caffe2_pb2.CUDA, 0)))
+        probe(core.DeviceOption(caffe2_pb2.CUDA, 0))
         return True, None
     except RuntimeError as e:
         return False, "Caffe2's CUDA build cannot run on this GPU: " + str(e).strip().splitlines()[0]

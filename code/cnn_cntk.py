@@ -7,13 +7,23 @@ from datasets import cifar_for_library
 from weights import LAYERS, check
 
 
+def probe(device):
+    """A convolution (cuDNN) and a matrix product (cuBLAS) on `device`: on a GPU, the kernels whose
+    PTX the driver must compile for a card newer than the build."""
+    ones = lambda *shape: np.ones(shape, np.float32)  # noqa: E731
+    x = C.input_variable((1, 4, 4))  # a constant as the convolution's operand crashes CNTK 2.7's CPU build
+    C.convolution(C.constant(ones(1, 1, 3, 3)), x).eval({x: ones(1, 1, 4, 4)}, device=device)
+    C.times(C.constant(ones(4, 4)), C.constant(ones(4, 4))).eval(device=device)
+
+
 def gpu_or_why_not():
     """(True, None) where CNTK computes on the first GPU, else (False, why): cntk-gpu 2.7 is built
-    with CUDA 10, which may have no code for a newer card, and only running something tells."""
+    with CUDA 10, which may have no code for a newer card, and only running something tells (a
+    hang there ends at the row's time limit)."""
     if not any(d.type() == C.device.DeviceKind.GPU for d in C.device.all_devices()):
         return False, "the cntk wheel is CNTK's CPU build (cntk-gpu is the CUDA one), or it finds no GPU"
     try:
-        (C.constant(1.0) + 1).eval(device=C.device.gpu(0))
+        probe(C.device.gpu(0))
         return True, None
     except (RuntimeError, ValueError) as e:
         return False, "CNTK's CUDA build cannot run on this GPU: " + str(e).strip().splitlines()[0]

@@ -11,7 +11,7 @@ from flax import nnx
 
 import cnn_jax as faithful
 import tuning
-from cnn_jax import count_params, create_model, get_weights, init_model, predict, set_weights  # noqa: F401
+from cnn_jax import count_params, create_model, get_weights, init_model, set_weights  # noqa: F401
 
 DEVICE = jax.devices()[0]
 GPU = DEVICE.platform == "gpu"
@@ -30,10 +30,17 @@ def load_data(dataset, profile):
     return jax.device_put(x_train), jax.device_put(x_test), jax.device_put(y_train), y_test  # copied once
 
 
+def in_compute(model):
+    """The model with bf16 copies of its float32 weights where BF16 is on; else the model itself."""
+    if not BF16:
+        return model
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    return nnx.merge(graphdef, jax.tree.map(lambda p: p.astype(COMPUTE), params), rest)
+
+
 def loss_fn(model, x, y):
     if BF16:  # the forward pass on bf16 copies of the float32 weights; the loss in float32
-        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-        half = nnx.merge(graphdef, jax.tree.map(lambda p: p.astype(COMPUTE), params), rest)
+        half = in_compute(model)
         logits = half(x.astype(COMPUTE)).astype(jnp.float32)
         nnx.update(model, nnx.state(half, nnx.RngState))  # dropout's key moves on in the model
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
@@ -70,6 +77,17 @@ def train_epoch(trainer, batches):
     state, losses = scan(state, xs, ys)
     nnx.update((model, optimizer), state)
     return float(losses.mean())  # float() waits for the device
+
+
+@nnx.jit
+def predict_step(model, x):  # in bf16 where training is, as the other tuned rows predict
+    return in_compute(model)(x.astype(COMPUTE)).argmax(axis=1)
+
+
+def predict(trainer, batches):
+    model = trainer[0]
+    model.eval()  # dropout off
+    return np.concatenate([jax.device_get(predict_step(model, x)) for x in batches])
 
 
 def runtime_info():

@@ -11,15 +11,24 @@ from datasets import cifar_for_library
 from weights import check
 
 
+def probe(ctx):
+    """A convolution (cuDNN) and a matrix product (cuBLAS) on `ctx`, waited for: on a GPU, the
+    kernels whose PTX the driver must compile for a card newer than the build."""
+    ones = lambda *shape: nd.ones(shape, ctx=ctx)  # noqa: E731
+    nd.Convolution(ones(1, 1, 4, 4), ones(1, 1, 3, 3), kernel=(3, 3), num_filter=1, no_bias=True).asnumpy()
+    nd.dot(ones(4, 4), ones(4, 4)).asnumpy()
+
+
 def gpu_or_why_not():
     """(mx.gpu(), None) where this build runs a kernel on the first GPU, else (mx.cpu(), why):
-    an older CUDA may have no code for a newer card, and only running something tells."""
+    an older CUDA may have no code for a newer card, and only running something tells (a hang
+    there ends at the row's time limit)."""
     if not mx.runtime.Features().is_enabled("CUDA"):
         return mx.cpu(), "the mxnet wheel is MXNet's CPU build (mxnet-cu* are the CUDA ones)"
     if mx.context.num_gpus() == 0:
         return mx.cpu(), "MXNet's CUDA build finds no GPU"
     try:
-        nd.ones(1, ctx=mx.gpu()).asnumpy()
+        probe(mx.gpu())
         return mx.gpu(), None
     except mx.MXNetError as e:
         return mx.cpu(), "MXNet's CUDA build cannot run on this GPU: " + str(e).strip().splitlines()[0]

@@ -2,15 +2,19 @@
 has bf16 units. The rest is cnn_tensorflow's."""
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.util import _pywrap_util_port
 
 import cnn_tensorflow as faithful
 import tuning
 from cnn_tensorflow import count_params, get_weights, init_model, load_data, set_weights  # noqa: F401
 
 GPUS = tf.config.list_physical_devices("GPU")
+# TensorFlow turns oneDNN on by default only on CPUs with AVX512-VNNI, AVX512-BF16, AVX-VNNI or AMX
+# (TF_ENABLE_ONEDNN_OPTS overrides it); elsewhere its convolutions run in Eigen.
+ONEDNN = _pywrap_util_port.IsMklEnabled()
 XLA = tuning.change("jit_compile", bool(GPUS), "XLA fuses the step's operations into few GPU kernels" if GPUS
-                    else "on the CPU, TensorFlow runs convolutions with oneDNN and XLA with its own; "
-                    "`make bench-tuning` measures the two")
+                    else "on this CPU, TensorFlow runs convolutions with {} and XLA with its own; `make "
+                    "bench-tuning` measures the two".format("oneDNN" if ONEDNN else "Eigen (oneDNN is off here)"))
 BF16 = tuning.change("bf16", *(tuning.gpu_bf16(tf.config.experimental.get_device_details(GPUS[0])["compute_capability"])
                                if GPUS else tuning.cpu_bf16()))
 COMPUTE = tf.bfloat16 if BF16 else tf.float32

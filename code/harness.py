@@ -35,6 +35,17 @@ def evaluate(y_pred, y_test):
     return float(np.mean(y_pred == y_true[:len(y_pred)]))
 
 
+def machine_cpu_seconds():
+    """CPU seconds every process on this machine has used since boot (Linux's /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = sum(fields[3:5])  # idle and iowait
+    return (sum(fields[:8]) - idle) / float(os.sysconf("SC_CLK_TCK"))
+
+
 def timed(phases, name, fn, *args):
     start = time.perf_counter()
     value = fn(*args)
@@ -99,7 +110,7 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
     trainer = timed(phases, "init", module.init_model, model)
     # The rule conv3's initial weights follow (50 -> 100 channels, as introspect.py's probe).
     result["init"], result["init_rule"] = init, introspect.classify_weights(module.get_weights(model)[2][0])
-    cpu_start = time.process_time()  # CPU time of all the process's threads
+    cpu_start, machine_start = time.process_time(), machine_cpu_seconds()  # this process; every process
     for epoch in range(prof["epochs"]):
         start = time.perf_counter()
         loss = module.train_epoch(trainer, datasets.minibatches(x_train, y_train, epoch=epoch))
@@ -111,6 +122,10 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
         result["compile_seconds"] = tuning.compile_seconds()
     # CPU seconds per second of training: how many cores the framework really kept busy.
     result["cpu_busy"] = (time.process_time() - cpu_start) / phases["train"]
+    # The cores that other processes kept busy meanwhile: what slowed this row's epochs down.
+    if machine_start is not None:
+        others = (machine_cpu_seconds() - machine_start) / phases["train"] - result["cpu_busy"]
+        result["others_busy"] = max(0.0, others)
     batches = datasets.minibatches(x_test, None, shuffle=False)
     y_pred = timed(phases, "predict", module.predict, trainer, batches)
     result["accuracy"] = evaluate(y_pred, y_test)

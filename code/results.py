@@ -3,12 +3,14 @@
     data/results/runs/<run>/run.json          the run: profile, dataset, frameworks, status
     data/results/runs/<run>/<framework>.json  one result per framework
     data/results/runs/<run>/<framework>.log   what the framework printed
-    data/results/reference/<run>/...          committed reference runs (a GPU's full profile)
+    data/results/runs/<run>/manifest.json     every file of a finished run with its SHA-256
+    data/results/reference/<run>/...          committed reference runs, made by `make reference`
     data/results/latest                       the newest complete local run, as 'runs/<run>'
 
 Python 3.6 compatible: the harness writes results from every environment.
 """
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -35,6 +37,25 @@ def cpu_name():
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+# The CPU features that change which kernels frameworks pick (oneDNN, bf16): two machines of the
+# same model name can differ in them.
+FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16")
+
+
+def cpu_features():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), ":").split(":", 1)[1].split()
+    except OSError:
+        flags = []
+    return [name for name in FEATURES if name in flags]
+
+
+def machine():
+    """This machine as a benchmark sees it: the CPU, its features and cores (the GPU: bench adds it)."""
+    return dict(cpu=cpu_name(), features=cpu_features(), cores=os.cpu_count())
 
 
 def new_result(framework, profile, dataset, run="", status="failed", error=None, **extra):
@@ -112,9 +133,10 @@ def set_latest(path):
     os.replace(tmp, os.path.join(RESULTS_DIR, "latest"))
 
 
-def local_runs(root=None):
-    """(path, run.json or {}) of every local run under `root` (the results folder), newest first."""
-    runs = os.path.join(root or RESULTS_DIR, "runs")
+def local_runs(root=None, kind="runs"):
+    """(path, run.json or {}) of every run under `root` (the results folder), newest first: the local
+    ones, or with kind="reference" the committed ones."""
+    runs = os.path.join(root or RESULTS_DIR, kind)
     for name in sorted(os.listdir(runs) if os.path.isdir(runs) else [], reverse=True):
         yield os.path.join(runs, name), read_object(os.path.join(runs, name, "run.json"))[0] or {}
 
@@ -138,3 +160,32 @@ def read_object(path):
         return (doc, None) if isinstance(doc, dict) else (None, "not an object")
     except (OSError, ValueError) as e:
         return None, str(e)
+
+
+MANIFEST = "manifest.json"
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def write_manifest(path):
+    """List every file of a finished run folder with its SHA-256: a committed reference run is then
+    known to be what the code wrote, not edited by hand."""
+    files = {name: sha256(os.path.join(path, name)) for name in sorted(os.listdir(path))
+             if name != MANIFEST and not name.startswith(".") and os.path.isfile(os.path.join(path, name))}
+    write_json(os.path.join(path, MANIFEST), dict(written_by="code/bench.py", written=now(), files=files))
+
+
+def manifest_problems(path):
+    """What differs between a run folder and its manifest: an empty list when nothing does."""
+    manifest, why = read_object(os.path.join(path, MANIFEST))
+    if manifest is None or not isinstance(manifest.get("files"), dict):
+        return ["{}: no manifest ({})".format(path, why or "no file list")]
+    found = [name for name in sorted(os.listdir(path)) if name != MANIFEST and not name.startswith(".")]
+    out = ["{}: not in the manifest".format(n) for n in found if n not in manifest["files"]]
+    out += ["{}: in the manifest, missing".format(n) for n in manifest["files"] if n not in found]
+    out += ["{}: changed since the run wrote it".format(n) for n in found
+            if n in manifest["files"] and sha256(os.path.join(path, n)) != manifest["files"][n]]
+    return out

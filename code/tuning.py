@@ -47,7 +47,8 @@ def report():
 
 
 def cpu_bf16():
-    """(on, why): bf16 matrix units on this CPU (AMX or AVX512-BF16), as /proc/cpuinfo lists them."""
+    """(on, why): bf16 arithmetic in this CPU's hardware, as /proc/cpuinfo lists it: AMX (a matrix
+    unit) or AVX512-BF16 (SIMD dot-product instructions). Without either, bf16 is emulated."""
     flags = set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -56,8 +57,10 @@ def cpu_bf16():
         pass
     found = sorted(flags & {"amx_bf16", "avx512_bf16"})
     if found:
-        return True, "this CPU has bf16 matrix units ({})".format(", ".join(found))
-    return False, "this CPU has no bf16 matrix units (no amx_bf16 or avx512_bf16 flag): bf16 would be emulated"
+        return True, "this CPU computes bf16 in hardware ({})".format(", ".join(
+            {"amx_bf16": "AMX, a matrix unit", "avx512_bf16": "AVX512-BF16 dot-product instructions"}[f] for f in found))
+    return False, ("this CPU has neither AMX nor AVX512-BF16 (no amx_bf16 or avx512_bf16 flag): bf16 would be "
+                   "emulated, and slowly")
 
 
 def gpu_bf16(capability):

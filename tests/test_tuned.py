@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run
+from conftest import ROOT, env_python, run
 import common
 import report
 import results
@@ -79,6 +79,33 @@ def test_bf16_follows_the_hardware():
     with open("/proc/cpuinfo") as f:
         flags = f.read()
     assert on == ("amx_bf16" in flags or "avx512_bf16" in flags), why
+
+
+def test_bf16_is_said_plainly():
+    on, why = tuning.cpu_bf16()
+    assert "matrix units" not in why  # AVX512-BF16 is a set of dot-product instructions, AMX the matrix unit
+    assert ("in hardware" in why) if on else ("emulated" in why and "AMX" in why)
+
+
+@pytest.mark.parametrize("bf16", ["0", "1"])
+def test_the_tuned_jax_row_predicts_in_the_precision_it_trains_in(bf16):
+    """Like the tuned PyTorch, TensorFlow and Keras rows: the forward pass of predict in bf16 where bf16 is on."""
+    script = """if True:
+        import sys; sys.path.insert(0, "code")
+        import jax, numpy as np
+        from flax import nnx
+        import cnn_jax_tuned as m
+        seen, make_copy = [], m.in_compute
+        def spy(model):
+            half = make_copy(model)
+            seen.extend(sorted({str(p.dtype) for p in jax.tree.leaves(nnx.state(half, nnx.Param))}))
+            return half
+        m.in_compute = spy
+        m.predict(m.init_model(m.create_model()), [np.zeros((2, 32, 32, 3), np.float32)])
+        print(seen)"""
+    out = run([env_python("jax-tuned"), "-c", script], env=dict(os.environ, ROSETTA_TUNING="bf16=" + bf16))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-2] == str(["bfloat16" if bf16 == "1" else "float32"])
 
 
 def tuned_doc(name, seconds, accuracy, changes):
