@@ -1,4 +1,5 @@
 """JAX with Flax NNX (the model) and Optax (the optimizer); the train step compiled by nnx.jit."""
+import importlib.util
 from functools import partial
 
 import jax
@@ -109,8 +110,10 @@ def no_gpu_reason():
     try:
         jax.devices("gpu")
         return None
-    except RuntimeError as e:  # JAX's own words: no CUDA plugin installed, or no usable GPU
-        return str(e).splitlines()[0]
+    except RuntimeError:  # JAX's own words name backends and platforms; the reason, plainly:
+        plugin = any(importlib.util.find_spec(n) for n in ("jax_cuda12_plugin", "jax_cuda13_plugin"))
+        return ("JAX's CUDA plugin finds no GPU it can use" if plugin
+                else "this jax has no CUDA plugin, so it runs on the CPU (jax[cuda12] installs one)")
 
 
 def runtime_info():

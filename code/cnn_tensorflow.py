@@ -1,6 +1,7 @@
 """TensorFlow 2 without Keras: a tf.Module of tf.nn ops, GradientTape inside a tf.function."""
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.util import _pywrap_util_port  # IsMklEnabled: whether oneDNN is on
 
 from common import LR, MOMENTUM, N_CLASSES, SEED, TF32
 from datasets import cifar_for_library
@@ -113,6 +114,7 @@ def runtime_info():
     note = None if gpus else ("this TensorFlow is a CPU build" if not build.get("is_cuda_build")
                               else "TensorFlow's CUDA {} finds no GPU it can use".format(build.get("cuda_version")))
     return dict(version=tf.__version__, device="gpu" if gpus else "cpu", gpu=name, layout="NHWC", device_note=note,
+                onednn=_pywrap_util_port.IsMklEnabled(),  # on by default only on some CPUs: it moves their timings
                 threads=tf.config.threading.get_intra_op_parallelism_threads() or "0 (all cores)",
                 tf32_conv=bool(gpus) and tf.config.experimental.tensor_float_32_execution_enabled(),
                 tf32_matmul=bool(gpus) and tf.config.experimental.tensor_float_32_execution_enabled())
