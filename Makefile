@@ -22,7 +22,7 @@ export GPU
 LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
-.PHONY: html book bench bench-defaults bench-tuning reference reference-rows reference-defaults reference-tuning \
+.PHONY: html book bench bench-defaults bench-tuning reference reference-rows reference-tables reference-defaults reference-tuning \
 	gpu-builds envs test test-slow test-fidelity serve clean
 .DELETE_ON_ERROR:
 
@@ -46,9 +46,12 @@ bench-defaults: $(SETUP)
 	$(PY) code/bench.py --resume --init-cost $(INIT_ARGS)
 
 # The reference runs a fresh clone's book shows, into data/results/reference/ to be committed: every
-# row's quick run (about 1 h on 2 cores), the own-init pair (fidelity, about 1.5 h) and the tuning
-# ablation (1 to 2 h). Each part resumes or can be run alone: reference-rows, -defaults, -tuning.
-reference: reference-rows reference-defaults reference-tuning
+# row's quick run (about 30 min on 2 cores), the defaults and parity tables (5 min), the own-init
+# pair (fidelity, about 1 h) and the tuning ablation (1 to 2 h). Each part can be run alone.
+reference: reference-rows reference-tables reference-defaults reference-tuning
+
+reference-tables: $(SETUP)
+	$(PY) code/report_weights.py
 
 reference-rows: $(SETUP)
 	$(PY) code/bench.py --reference --resume --profile quick --dataset $(DATASET) $(if $(FRAMEWORKS),--frameworks $(FRAMEWORKS))

@@ -179,11 +179,19 @@ def _collect(framework, profile, dataset, run_id, out, log_path, code, timed_out
 
 
 class Progress:
-    """One terminal line per framework, rewritten in place on a terminal."""
+    """One terminal line per framework, rewritten in place on a terminal: the rows done and left, and
+    the time left where the plan has estimates (seconds by row)."""
 
-    def __init__(self, frameworks, stream=sys.stderr):
+    def __init__(self, frameworks, stream=sys.stderr, estimates=None):
         self.names, self.stream, self.last = frameworks, stream, {}
-        self.tty = stream.isatty()
+        self.tty, self.estimates, self.finished = stream.isatty(), estimates or {}, set()
+
+    def left(self, framework, elapsed):
+        """Seconds left by the estimates, or None where a row still to run has none."""
+        todo = [n for n in self.names if n not in self.finished and n != framework]
+        if any(self.estimates.get(n) is None for n in todo + [framework]):
+            return None
+        return sum(self.estimates[n] for n in todo) + max(0.0, self.estimates[framework] - elapsed)
 
     def __call__(self, framework, fields, elapsed):
         if fields:
@@ -192,18 +200,120 @@ class Progress:
             return
         f = self.last.get(framework, {})
         epoch = "epoch {}/{} loss {:.3f}".format(f["epoch"], f["epochs"], f["loss"]) if f else "starting"
-        line = "[{}/{}] {:<17} {:<28} elapsed {:5.0f} s".format(
-            self.names.index(framework) + 1, len(self.names), framework, epoch, elapsed)
+        left = self.left(framework, elapsed)
+        line = "[{} done, {} left{}] {:<17} {:<28} elapsed {:5.0f} s".format(
+            len(self.finished), len(self.names) - len(self.finished),
+            ", about {:.0f} min".format(left / 60) if left is not None else "", framework, epoch, elapsed)
         self.stream.write(("\r" + line + "\033[K") if self.tty else line + "\n")
         self.stream.flush()
 
     def done(self, result):
+        self.finished.add(result["framework"])
         acc = "{:.1%}".format(result["accuracy"]) if result.get("accuracy") is not None else "-"
         train = "{:.1f} s".format(result["train_seconds"]) if result.get("train_seconds") else "-"
         self.stream.write("{}{:<17} {:<8} train {:>9}  accuracy {:>6}{}\n".format(
             "\r\033[K" if self.tty else "", result["framework"], result["status"], train, acc,
             "  " + result["error"].splitlines()[0] if result.get("error") else ""))
         self.stream.flush()
+
+
+def same_machine(meta):
+    """Whether a run.json's machine is this one (CPU, its features and cores, and GPU)."""
+    return meta.get("machine") == dict(results.machine(), gpu=gpu_name())
+
+
+def row_seconds(result):
+    """How long a row took, from its process' start to its result, or None."""
+    try:
+        return (datetime.datetime.fromisoformat(result["finished"])
+                - datetime.datetime.fromisoformat(result["started"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def estimate(frameworks, profile, dataset, calibration):
+    """({row: seconds or None}, how): from the newest complete run on this machine with the same
+    profile and dataset that has the row; else from the newest reference run that has it, scaled by
+    how much faster this machine ran the calibration (bench.calibrate) than the reference's did."""
+    found, how = {}, set()
+    sources = [(p, m, 1.0, "the newest run on this machine") for p, m in results.local_runs()
+               if same_machine(m)] + [
+        (p, m, calibration / m["calibration_seconds"], "the reference run {} scaled by this machine's speed "
+         "on a fixed NumPy workload ({:.2f}x its time there)".format(m.get("run"), calibration / m["calibration_seconds"]))
+        for p, m in results.local_runs(kind="reference") if m.get("calibration_seconds")]
+    for path, meta, scale, source in sources:
+        if (meta.get("profile"), meta.get("dataset"), meta.get("init", "glorot"), meta.get("purpose", "")) != (
+                profile, dataset, "glorot", ""):
+            continue
+        for name in frameworks:
+            done, _ = results.read_result(os.path.join(path, name + ".json"))
+            seconds = row_seconds(done) if done and done["status"] == "ok" else None
+            if name not in found and seconds:
+                found[name] = seconds * scale
+                how.add(source)
+    return {n: found.get(n) for n in frameworks}, "; ".join(sorted(how)) or "no earlier run to estimate from"
+
+
+def probe(framework):
+    """The tuned row's changes on this device ([{change, on, why}]), from importing its module in its
+    environment (cached by code, environment and machine), or a sentence that says why not."""
+    path = os.path.join(datasets.CACHE_DIR, "probes", fingerprint([framework], "probe", "none") + ".json")
+    got = results.read_object(path)[0]
+    if got is None:
+        got = run_script(framework, [os.path.join(HERE, "harness.py"), framework, "--probe"], timeout=120)
+        if isinstance(got, dict):
+            results.write_json(path, got)
+    return got["tuning"] if isinstance(got, dict) else got
+
+
+def not_rerun(frameworks):
+    """{tuned row: why} for the tuned rows, run beside their twin, none of whose changes is on here:
+    each would be its twin run a second time."""
+    out = {}
+    for name in frameworks:
+        twin = common.ROWS[name].get("twin")
+        if twin in frameworks and python_for(name)[0]:
+            changes = probe(name)
+            if isinstance(changes, list) and changes and not any(c["on"] for c in changes):
+                out[name] = ("none of its changes is on for this device ({}), so it would be {} run a "
+                             "second time".format("; ".join("{} off: {}".format(c["change"], c["why"])
+                                                            for c in changes), twin))
+    return out
+
+
+def print_plan(names, profile, dataset, device, estimates, how, skip):
+    """What the run will do, and how long it should take, before it starts."""
+    w = sys.stderr.write
+    w("plan: {} {}, {} profile, {} dataset, on {}\n".format(len(names), "row" if len(names) == 1 else "rows",
+                                                           profile, dataset, device))
+    for name in names:
+        seconds = estimates.get(name)
+        w("  {:<24} {}\n".format(name, "not run: " + skip[name] if name in skip else "about {:.1f} min".format(seconds / 60)
+                                 if seconds else "no estimate (never run here or in a reference run)"))
+    known = [estimates[n] for n in names if n not in skip and estimates.get(n)]
+    unknown = len([n for n in names if n not in skip and not estimates.get(n)])
+    if not known:
+        w("in all: no estimate, as no run here or in a reference has these rows on this profile and dataset\n")
+        return
+    w("in all about {:.1f} min{}, estimated from {}\n".format(
+        sum(known) / 60, " plus {} {} without an estimate".format(unknown, "row" if unknown == 1 else "rows")
+        if unknown else "", how))
+
+
+def stale_first(frameworks):
+    """The rows with each tuned row after its twin, the groups whose newest reference result older
+    code measured first: they are what a reader of the reference most needs measured anew."""
+    ref = next((p for p, m in results.local_runs(kind="reference")
+                if m.get("init", "glorot") == "glorot" and not m.get("purpose")), None)
+
+    def stale(name):
+        done = results.read_result(os.path.join(ref, name + ".json"))[0] if ref else None
+        return bool(done) and done.get("code") != row_code(name)
+    groups = {}
+    for name in frameworks:
+        groups.setdefault(common.ROWS[name].get("twin", name), []).append(name)
+    ordered = sorted(groups.values(), key=lambda group: not any(stale(n) for n in group))  # stable
+    return [n for group in ordered for n in group]
 
 
 # Functions no benchmark run reaches: changing them leaves a row's measurements current.
@@ -306,11 +416,12 @@ def default_profile(gpu):
 
 
 def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, label="", init="glorot",
-          purpose="", extra=None, kind="runs"):
+          purpose="", extra=None, kind="runs", skip_unchanged=False):
     """Run `frameworks` into one run folder; `skip` maps names to record, unrun, with a reason.
     init="own": the frameworks whose own weight init differs, with it. A run with init="own" or a
     purpose (see init_cost) is never the book's latest run; `extra` goes into its run.json.
-    kind="reference": a reference run, to commit (data/results/reference/)."""
+    kind="reference": a reference run, to commit (data/results/reference/). skip_unchanged: a tuned
+    row none of whose changes is on here is not run beside its twin, and says so."""
     skip = skip or {}
     gpu = gpu_name()
     # Without a profile asked for, each framework's profile follows its device: full on the GPU,
@@ -326,10 +437,15 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
     open_run(path, meta)
     sys.stderr.write("run {}: profile {}, dataset {}, device {}\n".format(
         meta["run"], profile, dataset, meta["device"]))
-    show = Progress(meta["frameworks"])
+    skip = dict(not_rerun(meta["frameworks"]) if skip_unchanged else {}, **skip)
+    finished = [f for f in meta["frameworks"] if (results.read_result(os.path.join(path, f + ".json"))[0] or {})
+                .get("status") == "ok"]
+    todo = [f for f in meta["frameworks"] if f not in finished]
+    estimates, how = estimate(todo, profile, dataset, meta.get("calibration_seconds") or calibrate())
+    print_plan(todo, profile, dataset, meta["device"], estimates, how, skip)
+    show = Progress(todo, estimates=estimates)
     for framework in meta["frameworks"]:  # a resumed run also finishes what it was first asked for
-        done, _ = results.read_result(os.path.join(path, framework + ".json"))
-        if done and done["status"] == "ok":
+        if framework in finished:
             sys.stderr.write("{:<17} done already in this run\n".format(framework))
             continue
         limit = timeout or common.profile(profile)["timeout"]
@@ -456,6 +572,9 @@ def main(argv=None):
                         help="a reference run, into data/results/reference/ to be committed (make reference)")
     args = parser.parse_args(argv)
     kind = "reference" if args.reference else "runs"
+    # Started from a shell that ignores SIGINT (a background job, nohup), Python leaves it ignored:
+    # Ctrl-C (SIGINT) must still stop a run and mark it incomplete.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         frameworks = (common.parse_frameworks(args.frameworks) if args.frameworks
                       else common.implemented_frameworks(tuned=True))
@@ -481,8 +600,11 @@ def main(argv=None):
                 raise common.UsageError("--tuning measures the tuned rows: name some (FRAMEWORKS=pytorch-tuned,...)")
             tuning_ablation(frameworks, args.profile or None, args.dataset, args.timeout, kind)
             return 0
+        if not args.frameworks and kind == "runs":
+            frameworks = stale_first(frameworks)
         bench(frameworks + [n for n in skip if n not in frameworks], args.profile or None, args.dataset,
-              args.resume, args.timeout, skip, args.label, args.init, kind=kind)
+              args.resume, args.timeout, skip, args.label, args.init, kind=kind,
+              skip_unchanged=kind == "runs" and args.init == "glorot")
     except (common.UsageError, datasets.DatasetError) as e:
         sys.stderr.write("error: {}\n".format(e))
         return 2

@@ -140,13 +140,24 @@ def main(argv=None):
     parser.add_argument("framework", choices=list(common.ROWS))
     parser.add_argument("--profile", default="smoke", choices=list(common.PROFILES))
     parser.add_argument("--dataset", default="synthetic", choices=common.DATASETS[1:])
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", help="the result file (required unless --probe)")
     parser.add_argument("--run", default="")
     parser.add_argument("--init", default="glorot", choices=["glorot", "own"])
     parser.add_argument("--cpu-profile", default=None, choices=list(common.PROFILES),
                         help="the profile if the framework runs on the CPU after all")
     parser.add_argument("--gpu-seen", default=None, help="the GPU the orchestrator found, for the result's note")
+    parser.add_argument("--probe", action="store_true",
+                        help="import the module and print which tuned changes are on here, as JSON; train nothing")
     args = parser.parse_args(argv)
+    if args.probe:  # what the orchestrator's plan needs before it runs a tuned row
+        for key, value in common.environment(args.framework).items():
+            os.environ.setdefault(key, value)
+        load_module(common.ROWS[args.framework]["module"])
+        tuning = sys.modules.get("tuning")
+        print(json.dumps(dict(tuning=tuning.report() if tuning else None)))
+        return 0
+    if not args.out:
+        parser.error("--out is required")
     prof = common.profile(args.profile)
     result = results.new_result(args.framework, args.profile, args.dataset, run=args.run,
                                 epochs=prof["epochs"], n_train=prof["n_train"], n_test=prof["n_test"],

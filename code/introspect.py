@@ -105,7 +105,19 @@ def tensorflow():
             "stated: TensorFlow's GPU docs"),
         row("random seed", "none set: tf.random.set_seed fixes the graph-level seed", "stated: tf.random docs"),
         row("CPU threads", "intra-op {} (0 = all cores)".format(tf.config.threading.get_intra_op_parallelism_threads()), "read"),
+        onednn(),
     ]
+
+
+def onednn():
+    """TensorFlow's oneDNN switch, which moves its CPU timings: on by default only on some CPUs."""
+    from tensorflow.python.util import _pywrap_util_port
+    import results
+    features = [f for f in results.cpu_features() if f in ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16")]
+    return row("oneDNN on the CPU", "{} here (TF_ENABLE_ONEDNN_OPTS={}): by default TensorFlow turns it on only "
+               "where the CPU has AVX512-VNNI, AVX512-BF16, AVX-VNNI or AMX; this one has {}".format(
+                   "on" if _pywrap_util_port.IsMklEnabled() else "off", os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"),
+                   ", ".join(features) or "none of them"), "read: IsMklEnabled()")
 
 
 def keras():
@@ -171,8 +183,9 @@ def mxnet():
         row("cuDNN autotuning", "MXNET_CUDNN_AUTOTUNE_DEFAULT={}".format(
             os.environ.get("MXNET_CUDNN_AUTOTUNE_DEFAULT", "unset: 1, on")), "stated: MXNet env var docs"),
         row("random seed", "none set: mx.random.seed fixes it", "stated: MXNet docs"),
-        row("CPU threads", "OMP_NUM_THREADS={} (unset: MXNet takes half the cores)".format(
-            os.environ.get("OMP_NUM_THREADS", "unset")), "stated: MXNet env var docs"),
+        row("CPU threads", "OMP_NUM_THREADS={} (with it and MXNET_OMP_MAX_THREADS unset, MXNet sets OpenMP "
+            "to half the logical CPUs on x86)".format(
+            os.environ.get("OMP_NUM_THREADS", "unset")), "stated: MXNet's source, src/engine/openmp.cc"),
     ]
 
 

@@ -130,8 +130,18 @@ def framework_run(framework, out_dir, import_from=None):
                 for pair, back_pair in zip(shared, back) for a, b in zip(pair, back_pair))
     out["logits"] = logits(tab, module, trainer, batches[0][0])
     out["losses"] = np.array([module.train_epoch(trainer, (b for b in [batch])) for batch in batches], np.float64)
-    np.savez(os.path.join(out_dir, framework + ".npz"), **out)
     neutral.save(os.path.join(out_dir, framework + ".trained.npz"), module.get_weights(model))
+    # set_weights moves weights, not the optimizer's momentum: one step from the shared weights with
+    # the trained optimizer (stale), and with a model and optimizer built anew first (clean).
+    module.set_weights(model, shared)
+    module.train_epoch(trainer, iter(batches[:1]))
+    neutral.save(os.path.join(out_dir, framework + ".stale.npz"), module.get_weights(model))
+    model = module.create_model()
+    trainer = module.init_model(model)
+    module.set_weights(model, shared)
+    module.train_epoch(trainer, iter(batches[:1]))
+    neutral.save(os.path.join(out_dir, framework + ".clean.npz"), module.get_weights(model))
+    np.savez(os.path.join(out_dir, framework + ".npz"), **out)
     return dict(round_trip_exact=bool(exact), info=module.runtime_info())
 
 
@@ -199,6 +209,7 @@ def compare(frameworks, out_dir, found):
     shared = neutral.random_weights(WEIGHT_SEED)
     ref_logits = reference.forward(shared, x0)[0]
     ref_losses, ref_trained = reference.train(shared, batches)
+    ref_one_step = reference.train(shared, batches[:1])[1]
     own_dir, import_dir = os.path.join(out_dir, "own"), os.path.join(out_dir, "imported")
     own_logits = {}  # the reference's logits for each framework's own initial weights
     for name in frameworks:
@@ -223,6 +234,9 @@ def compare(frameworks, out_dir, found):
                    update=float(update), round_trip_exact=found[name]["round_trip_exact"],
                    device=found[name]["info"].get("device"), losses_seen=[float(v) for v in got["losses"]],
                    reference_losses=[float(v) for v in ref_losses])
+        for kind in ("stale", "clean"):  # one step after set_weights: the old optimizer, or one built anew
+            stepped = neutral.load(os.path.join(own_dir, "{}.{}.npz".format(name, kind)))
+            row["restart_" + kind] = max(max_diff(t, r) for tp, rp in zip(stepped, ref_one_step) for t, r in zip(tp, rp))
         path = os.path.join(import_dir, name + ".imported.npz")
         if os.path.exists(path):
             with np.load(path) as f:

@@ -141,12 +141,17 @@ def local_runs(root=None, kind="runs"):
         yield os.path.join(runs, name), read_object(os.path.join(runs, name, "run.json"))[0] or {}
 
 
+# The files of a run folder that are not results: the run, its manifest, and the book's tables of a
+# reference (report_weights.write_reference).
+NOT_RESULTS = ("run.json", "manifest.json", "defaults.json", "parity.json")
+
+
 def load_run(path):
     """A run folder -> (run.json or {}, [results], [reasons for files that were skipped])."""
     meta, _ = read_object(os.path.join(path, "run.json"))
     found, skipped = [], []
     for name in sorted(os.listdir(path)):
-        if name.endswith(".json") and name != "run.json" and not name.startswith("."):
+        if name.endswith(".json") and name not in NOT_RESULTS and not name.startswith("."):
             doc, reason = read_result(os.path.join(path, name))
             (found.append(doc) if doc else skipped.append(reason))
     return meta or {}, found, skipped

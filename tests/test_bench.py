@@ -109,9 +109,13 @@ def test_missing_environment_is_skipped_with_the_fix(monkeypatch, results_dir):
     assert python is None and "make envs" in why_not and ".envs/mxnet" in why_not
 
 
-def start_bench(args, env):
+def start_bench(args, env, ignore_sigint=False):
+    """bench.py in a process of its own; ignore_sigint: started as from a shell that ignores SIGINT
+    (a background job, nohup, some CI runners), where Python installs no KeyboardInterrupt handler."""
+    restore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else (
+        lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return subprocess.Popen([sys.executable, os.path.join(CODE, "bench.py")] + args, cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore)
 
 
 def test_interrupted_run_is_marked_incomplete_and_resumed(tmp_path, monkeypatch, results_dir):
@@ -121,7 +125,7 @@ def test_interrupted_run_is_marked_incomplete_and_resumed(tmp_path, monkeypatch,
         before = f.read()
     fake(tmp_path, monkeypatch, "jax", "slow")
     args = ["--frameworks", "pytorch,jax", "--profile", "smoke", "--dataset", "synthetic"]
-    proc = start_bench(args, dict(os.environ))
+    proc = start_bench(args, dict(os.environ), ignore_sigint=True)  # Ctrl-C stops it even so
     run_root = os.path.join(results_dir, "runs")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -195,8 +199,8 @@ def test_own_init_run_keeps_the_framework_default_and_leaves_latest_alone(result
     assert glorot["init"] == "glorot" and glorot["init_rule"] == "Glorot-uniform"
     assert default["status"] == "ok" and default["init"] == "own"
     assert default["init_rule"].startswith("Kaiming-uniform")  # PyTorch's own, measured in the run
-    import report
-    page = report.init_cost_html(results_dir)
+    import report_defaults
+    page = report_defaults.init_cost_html(results_dir)
     assert "Kaiming-uniform" in page and "points" in page and os.path.basename(own) in page
 
 
@@ -208,9 +212,9 @@ def test_init_cost_pair_is_made_once_per_code_and_shown_beside_its_own_glorot_ru
     assert results.load_run(own)[0]["twin"] == os.path.basename(glorot)
     assert load(glorot, "pytorch")["init_rule"] == "Glorot-uniform"
     assert load(own, "pytorch")["init_rule"].startswith("Kaiming-uniform")
-    import report
-    assert report.own_init_pair(results_dir) == (glorot, own)
-    page = report.init_cost_html(results_dir)
+    import report_defaults
+    assert report_defaults.own_init_pair(results_dir) == (glorot, own)
+    page = report_defaults.init_cost_html(results_dir)
     assert os.path.basename(glorot) in page and os.path.basename(own) in page and "tf.nn has no initializer" in page
     # The same code again: the pair is kept; another profile makes a new one.
     assert bench.init_cost(["pytorch"], "smoke", "synthetic") == (glorot, own)
@@ -266,9 +270,75 @@ def test_tuning_ablation_runs_a_tuned_row_as_it_is_then_with_each_change_flipped
     with open(os.path.join(path, "run.json")) as f:
         meta = json.load(f)
     assert meta["status"] == "complete" and meta["purpose"] == "tuning" and meta["frameworks"] == ["pytorch-tuned"]
-    assert sorted(n for n in os.listdir(path) if n.endswith(".json") and n != "run.json") == [
+    assert sorted(n for n in os.listdir(path) if n.endswith(".json") and n not in ("run.json", "manifest.json")) == [
         "pytorch-tuned.json", "pytorch-tuned@bf16.json", "pytorch-tuned@fast.json"]
     assert [c["on"] for c in load(path, "pytorch-tuned")["tuning"]] == [True, False]
     fast_off, bf16_on = load(path, "pytorch-tuned@fast"), load(path, "pytorch-tuned@bf16")
     assert fast_off["flipped"] == "fast" and [c["on"] for c in fast_off["tuning"]] == [False, False]
     assert bf16_on["flipped"] == "bf16" and [c["on"] for c in bf16_on["tuning"]] == [True, True]
+
+
+def test_the_plan_gives_each_row_and_an_estimate_before_anything_runs(tmp_path, monkeypatch, results_dir):
+    fake(tmp_path, monkeypatch, "pytorch", "ok")
+    fake(tmp_path, monkeypatch, "jax", "ok")
+    earlier = bench.bench(["pytorch"], "smoke", "synthetic")  # an earlier run on this machine: pytorch took 30 s
+    doc = load(earlier, "pytorch")
+    doc.update(started="2026-11-30T00:00:00+00:00", finished="2026-11-30T00:00:30+00:00")
+    results.write_json(os.path.join(earlier, "pytorch.json"), doc)
+    proc = start_bench(["--frameworks", "pytorch,jax", "--profile", "smoke", "--dataset", "synthetic"], dict(os.environ))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    plan = err[err.index("plan: 2 rows, smoke profile, synthetic dataset"):err.index("pytorch           ok")]
+    assert "pytorch                  about 0.5 min" in plan
+    assert "jax                      no estimate" in plan
+    assert "in all about 0.5 min plus 1 row without an estimate, estimated from the newest run on this machine" in plan
+
+
+def test_a_reference_run_is_scaled_by_the_calibration_to_estimate_here(results_dir):
+    ref = os.path.join(results_dir, "reference", "20261130-000000-smoke")
+    doc = results.new_result("pytorch", "smoke", "synthetic", status="ok", started="2026-11-30T00:00:00+00:00",
+                             finished="2026-11-30T00:01:40+00:00")
+    results.write_json(os.path.join(ref, "pytorch.json"), doc)
+    results.write_json(os.path.join(ref, "run.json"), dict(run="r", profile="smoke", dataset="synthetic",
+                                                           status="complete", calibration_seconds=0.5))
+    estimates, how = bench.estimate(["pytorch", "jax"], "smoke", "synthetic", calibration=0.25)
+    assert estimates == {"pytorch": 50.0, "jax": None}  # 100 s there, on a machine twice as slow
+    assert how.startswith("the reference run r scaled by this machine's speed") and "0.50x" in how
+
+
+def test_a_tuned_row_with_no_change_on_here_is_not_rerun_and_says_why(tmp_path, monkeypatch, results_dir):
+    fake(tmp_path, monkeypatch, "jax", "ok")
+    fake(tmp_path, monkeypatch, "jax-tuned", "ok")
+    monkeypatch.setattr(bench, "probe", lambda name: [dict(change="scan", on=False, why="no GPU")])
+    path = bench.bench(["jax", "jax-tuned"], "smoke", "synthetic", skip_unchanged=True)
+    skipped = load(path, "jax-tuned")
+    assert skipped["status"] == "skipped" and "none of its changes is on for this device (scan off: no GPU)" in skipped["error"]
+    assert "so it would be jax run a second time" in skipped["error"] and load(path, "jax")["status"] == "ok"
+    assert bench.not_rerun(["jax-tuned"]) == {}  # without its twin in the run, a tuned row runs
+
+
+def test_the_tuned_rows_probe_reads_their_changes_in_their_environment():
+    changes = bench.probe("jax-tuned")
+    assert [c["change"] for c in changes] == ["bf16", "scan", "donate"] and all(c["why"] for c in changes)
+
+
+def test_rows_whose_reference_older_code_measured_run_first(results_dir):
+    ref = os.path.join(results_dir, "reference", "20261130-000000-quick")
+    for name in ("pytorch", "pytorch-tuned", "jax", "jax-tuned"):
+        doc = results.new_result(name, "quick", "synthetic", status="ok")
+        doc["code"] = "older" if name == "jax-tuned" else bench.row_code(name)
+        results.write_json(os.path.join(ref, name + ".json"), doc)
+    results.write_json(os.path.join(ref, "run.json"), dict(run="r", status="complete"))
+    assert bench.stale_first(["pytorch", "pytorch-tuned", "jax", "jax-tuned"]) == [
+        "jax", "jax-tuned", "pytorch", "pytorch-tuned"]
+
+
+def test_a_run_records_its_machine_commit_and_manifest_and_each_row_its_code(tmp_path, monkeypatch, results_dir):
+    fake(tmp_path, monkeypatch, "pytorch", "ok")
+    path = bench.bench(["pytorch"], "smoke", "synthetic", kind="reference")
+    assert os.path.dirname(path) == os.path.join(results_dir, "reference") and results.latest_run() is None
+    with open(os.path.join(path, "run.json")) as f:
+        meta = json.load(f)
+    assert len(meta["commit"]) == 40 and meta["machine"]["cores"] == os.cpu_count() and meta["calibration_seconds"] > 0
+    assert load(path, "pytorch")["code"] == bench.row_code("pytorch")
+    assert results.manifest_problems(path) == []

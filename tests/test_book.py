@@ -69,7 +69,7 @@ def test_make_it_fast_shows_each_tuned_row_beside_its_twin_with_its_diff(built):
     html = page("fast")
     assert html.count('class="rosetta-chart"') == 1 and "Faithful against tuned" in html
     table = re.search(r'<table class="rosetta-results rosetta-tuned">(.*?)</table>', html, re.S).group(1)
-    assert all("<td>{}</td>".format(name) in table for name in common.TUNED)
+    assert all('<td data-label="tuned row">{}</td>'.format(name) in table for name in common.TUNED)
     assert html.count('data-sync-group="framework"') >= len({common.tab(n) for n in common.implemented_frameworks()})
     assert html.count("highlight-diff") >= 4  # the changed functions, as diffs
     words = text("fast")
@@ -80,8 +80,9 @@ def test_make_it_fast_shows_each_tuned_row_beside_its_twin_with_its_diff(built):
 def test_weights_chapter_shows_every_framework_matching_the_reference(built):
     html = page("07-weights")
     for name in common.implemented_frameworks(tuned=True):
-        row = re.search(r"<tr><th>{}</th>(.*?)</tr>".format(re.escape(name)), html)
-        assert row and row.group(1).endswith("<td>yes</td>"), (name, row.group(0) if row else "no row")
+        row = re.search(r'<td data-label="row">{}</td>(.*?)</tr>'.format(re.escape(name)), html)
+        assert row and row.group(1).endswith('<td data-label="within tolerance">yes</td>'), (
+            name, row.group(0) if row else "no row")
     assert "def get_weights(model)" in text("07-weights") and "def chw_rows_to_hwc(kernel)" in text("07-weights")
 
 

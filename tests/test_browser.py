@@ -270,3 +270,40 @@ def test_compare_view_fits_any_screen(browser, site, width):
         page.screenshot(path=os.path.join(ARTIFACTS, "compare-{}px.png".format(width)))
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_every_measured_table_fits_its_column(browser, site, width):
+    """No table wider than the column it is in (nothing hidden behind a sideways scroll), at a
+    phone's width and a laptop's, on every page that has measured tables."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        for name in ("results", "fast", "defaults", "07-weights"):
+            page.goto(site + name + ".html")
+            found = page.evaluate("""() => {
+                const vw = document.documentElement.clientWidth;
+                const tables = [...document.querySelectorAll('table.rosetta-results')];
+                return {tables: tables.length, pageScrolls: document.documentElement.scrollWidth > vw + 1,
+                        tooWide: tables.filter(t => t.getBoundingClientRect().width > t.parentElement.clientWidth + 1
+                                               || t.getBoundingClientRect().right > vw + 1)
+                                       .map(t => t.className + ' ' + Math.round(t.getBoundingClientRect().width)
+                                                 + '>' + t.parentElement.clientWidth)};
+            }""")
+            assert found["tables"] > 0 and found["tooWide"] == [] and not found["pageScrolls"], (width, name, found)
+            page.screenshot(path=os.path.join(ARTIFACTS, "{}-{}px.png".format(name, width)), full_page=True)
+    finally:
+        context.close()
+
+
+def test_the_defaults_table_shows_pytorch_beside_the_picked_framework_and_any_other_in_a_click(site, page):
+    def shown():
+        return page.evaluate("""() => [...document.querySelectorAll('.rosetta-defaults thead th[data-tab]')]
+            .filter(th => th.offsetParent !== null).map(th => th.dataset.tab)""")
+    page.goto(site + "defaults.html?framework=jax")
+    assert shown() == ["pytorch", "jax"]
+    page.click(".rosetta-defaults-pick button[data-tab='mxnet']")
+    assert shown() == ["pytorch", "mxnet"]
+    page.goto(site + "defaults.html?framework=pytorch")
+    assert shown() == ["pytorch", "tensorflow"]
+    assert page.context.outside == [] and page.errors == []

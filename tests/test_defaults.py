@@ -6,6 +6,7 @@ import pytest
 
 import introspect
 import report
+import report_defaults
 
 RNG = np.random.RandomState(0)
 SHAPE = (introspect.C_OUT, introspect.C_IN, 3, 3)
@@ -47,14 +48,14 @@ def test_pytorch_defaults_are_read_from_the_installed_torch():
 def test_defaults_table_escapes_and_reports_missing_environments():
     found = {"pytorch": [introspect.row("weight init", "<b>bold</b>", "measured")],
              "jax": "no environment for jax: <create it>"}
-    page = report.defaults_table(found)
+    page = report_defaults.defaults_table(found)
     assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold" not in page
     assert "no environment for jax: &lt;create it&gt;" in page
 
 
 @pytest.fixture(scope="module")
 def found():
-    return report.read_defaults()
+    return report_defaults.read_defaults()[0]
 
 
 def test_read_defaults_runs_each_framework_in_its_environment(found):
@@ -85,7 +86,7 @@ def test_measured_cores_join_the_defaults_table(results_dir):
     results.write_json(os.path.join(run, "pytorch.json"), results.new_result(
         "pytorch", "smoke", "synthetic", status="ok", cpu_busy=1.87, device="cpu"))
     results.set_latest(run)
-    found = report.measured_threads({"pytorch": [introspect.row("weight init", "x", "measured")]}, results_dir)
+    found = report_defaults.measured_threads({"pytorch": [introspect.row("weight init", "x", "measured")]}, results_dir)
     assert {"topic": "CPU cores busy in training", "value": "pytorch: 1.87",
             "how": "measured: run r1 on cpu"} in found["pytorch"]
 

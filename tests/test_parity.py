@@ -127,3 +127,12 @@ def test_the_book_reuses_a_parity_table_only_where_the_same_code_measured_it(mon
     assert parity.table(["pytorch"], fresh=True)["table"] == first["table"] and len(runs) == 4
     parity.table(["pytorch", "jax"])
     assert len(runs) == 5 and first["machine"] and first["measured"][:4].isdigit()
+
+
+@pytest.mark.parametrize("framework", common.implemented_frameworks(tuned=True))
+def test_set_weights_keeps_the_optimizers_momentum_and_a_new_init_model_starts_clean(table, framework):
+    """What the weights chapter tells a reader who loads weights into a model that has trained."""
+    row = row_of(table, framework)
+    assert row["restart_clean"] < parity.TOLERANCE, "built anew: {:.2e}".format(row["restart_clean"])
+    assert row["restart_stale"] > max(parity.TOLERANCE, 100 * row["restart_clean"]), (
+        "the old optimizer's step is the clean one: {:.2e}".format(row["restart_stale"]))

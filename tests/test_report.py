@@ -4,6 +4,7 @@ import os
 import re
 
 import report
+import report_weights
 import results
 
 HOSTILE = '<script>alert("pwned")</script></script><img src=x onerror=alert(1)>'
@@ -47,7 +48,7 @@ def test_failed_and_skipped_frameworks_are_shown_not_dropped(tmp_path):
     spec = json.dumps(report.charts(runs[0]).to_dict())
     assert all(name in spec for name in ("pytorch", "jax", "mxnet"))
     assert "synthetic dataset, smoke profile, Test CPU, 2026-01-01" in runs[0].caption
-    assert '<td class="rosetta-prose">RuntimeError: boom</td>' in page  # a sentence's column is wide enough
+    assert "<span>why not ok: RuntimeError: boom</span>" in page  # a sentence in a line of its own, under its row
 
 
 def test_the_results_charts_leave_the_tuned_rows_to_make_it_fast(tmp_path):
@@ -63,7 +64,7 @@ def test_the_results_charts_leave_the_tuned_rows_to_make_it_fast(tmp_path):
 def test_a_single_framework_run(tmp_path):
     make_run(str(tmp_path), [ok("pytorch", 5.0, 0.2)])
     page = report.results_html(report.load_runs(str(tmp_path)))
-    assert page.count("<tr>") == 2 and "vegaEmbed" in page
+    assert page.count('<td data-label="framework">') == 1 and "vegaEmbed" in page
 
 
 def test_empty_results_folder_gives_a_message(tmp_path):
@@ -155,12 +156,76 @@ def test_a_run_that_asked_for_full_on_a_gpu_but_ran_quick_on_the_cpu_says_so(tmp
 def test_parity_table_names_its_data_and_machine():
     import report
     import results
-    page = report.parity_table({"mxnet": {"error": "no environment for mxnet"}})
+    page = report_weights.parity_table({"mxnet": {"error": "no environment for mxnet"}})
     assert "synthetic dataset" in page and results.cpu_name() in page and "no environment for mxnet" in page
 
 
 def test_parity_table_lists_the_rows_in_the_books_order_each_tuned_row_after_its_twin():
     failed = {"error": "no environment"}
-    page = report.parity_table({name: failed for name in ("caffe2", "jax-tuned", "pytorch-tuned", "jax", "pytorch")})
-    order = re.findall(r"<tr><th>([^<]+)</th>", page.split("<tbody>")[1])
+    page = report_weights.parity_table({name: failed for name in ("caffe2", "jax-tuned", "pytorch-tuned", "jax", "pytorch")})
+    order = re.findall(r'<td data-label="row">([^<]+)</td>', page.split("<tbody>")[1])
     assert order == ["pytorch", "pytorch-tuned", "jax", "jax-tuned", "caffe2"]
+
+
+def test_a_busy_machine_cannot_make_a_row_faster_and_is_flagged(tmp_path):
+    quiet = ok("pytorch", 90.0, 0.3)
+    quiet["epoch_seconds"] = [40.0, 37.0, 56.6]  # one steady epoch slowed by other work
+    calm = ok("jax", 30.0, 0.3)
+    calm.update(epoch_seconds=[12.0, 9.0, 9.1], others_busy=0.9)  # epochs agree, but the machine was busy
+    make_run(str(tmp_path), [quiet, calm])
+    (run,) = report.load_runs(str(tmp_path))
+    got = {d["framework"]: d for d in report.rows(run)}
+    assert got["pytorch"]["steady_epoch"] == 37.0  # the fastest, not the mean of the two
+    assert "steady epochs differ by 53%" in got["pytorch"]["flag"]
+    assert "other processes kept 0.9 cores busy" in got["jax"]["flag"]
+    page = report.results_html([run])
+    assert "Timing flagged: pytorch (its steady epochs differ by 53%)" in page and "37.00 (+53%)" in page
+
+
+def reference_run(root, docs, name="20261130-000000-quick", **meta):
+    path = os.path.join(root, "reference", name)
+    os.makedirs(path)
+    results.write_json(os.path.join(path, "run.json"), dict(dict(
+        run=name, profile="quick", dataset="fashion-mnist", device="AMD EPYC", started="2026-11-30T00:00:00",
+        status="complete", commit="8d2a3d9" + "0" * 33, machine=dict(cpu="AMD EPYC", cores=2, features=["avx2"], gpu=None),
+        calibration_seconds=0.2), **meta))
+    for doc in docs:
+        results.write_json(os.path.join(path, doc["framework"] + ".json"), doc)
+    results.write_manifest(path)
+    return path
+
+
+def test_a_reference_run_says_where_and_when_it_was_measured_and_which_rows_older_code_measured(tmp_path):
+    import bench
+    current, older = ok("pytorch", 5.0, 0.2), ok("jax", 4.0, 0.2)
+    current["code"], older["code"] = bench.row_code("pytorch"), "an older digest"
+    reference_run(str(tmp_path), [current, older])
+    (run,) = report.load_runs(str(tmp_path))
+    assert run.reference and run.stale() == {"jax": "its module changed since"}
+    assert run.caption.endswith("2026-11-30, commit 8d2a3d9")
+    page = report.results_html([run])
+    assert "measured on AMD EPYC, 2 cores (avx2) at commit 8d2a3d9, not on this machine" in page
+    assert "Measured by an older commit: the code of jax has changed since" in page
+    assert "measured by an older commit: its module changed since" in page  # under the jax row
+
+
+def test_a_manifest_catches_a_hand_edit_a_missing_file_and_an_added_one(tmp_path):
+    path = reference_run(str(tmp_path), [ok("pytorch", 5.0, 0.2)])
+    assert results.manifest_problems(path) == []
+    with open(os.path.join(path, "pytorch.json")) as f:
+        doc = json.load(f)
+    doc["accuracy"] = 0.99
+    results.write_json(os.path.join(path, "pytorch.json"), doc)
+    with open(os.path.join(path, "extra.json"), "w") as f:
+        f.write("{}")
+    os.remove(os.path.join(path, "run.json"))
+    assert sorted(results.manifest_problems(path)) == [
+        "extra.json: not in the manifest", "pytorch.json: changed since the run wrote it",
+        "run.json: in the manifest, missing"]
+
+
+def test_tables_put_sentences_under_their_row_and_label_every_cell_for_a_narrow_screen():
+    page = report.html_table(["a", "b"], [(["1", "<2>"], [("why", "because <x>"), ("empty", "")], [("k", "v")])])
+    assert '<td data-label="a">1</td><td data-label="b">&lt;2&gt;</td>' in page
+    assert '<tr class="rosetta-note"><td colspan="2"><span>why: because &lt;x&gt;</span> <details>' in page
+    assert "empty" not in page and "<summary>details</summary>k: v</details>" in page

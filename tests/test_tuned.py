@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT, env_python, run
 import common
 import report
+import report_fast
 import results
 import tuning
 from test_report import make_run, ok
@@ -123,13 +124,13 @@ def test_the_chapter_pairs_each_tuned_row_with_its_twin_from_the_same_run(tmp_pa
                              tuned_doc("jax-tuned", 2.0, 0.3, on_off)])  # no jax twin in this run: not paired
     run_ = report.load_runs(str(tmp_path))[0]
     assert [d["framework"] for d in report.rows(run_)] == ["pytorch"]  # the results chapter: faithful only
-    pairs = report.tuned_pairs(run_)
+    pairs = report_fast.tuned_pairs(run_)
     assert [(f["framework"], t["framework"]) for f, t in pairs] == [("pytorch", "pytorch-tuned")]
-    assert report.speedup(*pairs[0]) == pytest.approx(1.5 / 0.45)
-    table = report.tuned_table(run_)
+    assert report_fast.speedup(*pairs[0]) == pytest.approx(1.5 / 0.45)
+    table = report_fast.tuned_table(run_)
     assert "3.33x" in table and "-1.0 points" in table and "channels_last (NHWC)" in table
     assert "no &lt;units&gt;" in table and "<units>" not in table
-    chart = report.tuned_chart(run_).to_dict()
+    chart = report_fast.tuned_chart(run_).to_dict()
     assert "pytorch: 3.33x" in " ".join(chart["title"]["subtitle"])
 
 
@@ -137,8 +138,8 @@ def test_a_tuned_row_that_is_slower_says_so(tmp_path):
     faithful = ok("tensorflow", 4.0, 0.3)
     faithful["epoch_seconds"] = [2.0, 1.0, 1.0]
     make_run(str(tmp_path), [faithful, tuned_doc("tensorflow-tuned", 10.0, 0.3, [])])
-    table = report.tuned_table(report.load_runs(str(tmp_path))[0])
-    assert "0.67x: no faster here" in table and '<td class="rosetta-prose">none</td>' in table
+    table = report_fast.tuned_table(report.load_runs(str(tmp_path))[0])
+    assert "0.67x: no faster here" in table and 'changes on here: none' in table
 
 
 def test_the_ablation_table_reads_each_change_with_and_without(tmp_path):
@@ -154,12 +155,12 @@ def test_the_ablation_table_reads_each_change_with_and_without(tmp_path):
                                                             profile="quick", dataset="synthetic"))
     for name, doc in [("pytorch-tuned", base), ("pytorch-tuned@channels_last", no_cl), ("pytorch-tuned@bf16", with_bf16)]:
         results.write_json(os.path.join(path, name + ".json"), doc)
-    assert report.ablation_run(str(tmp_path)) == path
-    got = {r["change"]: r for r in report.ablation_rows(path)}
+    assert report_fast.ablation_run(str(tmp_path)) == (path, False)
+    got = {r["change"]: r for r in report_fast.ablation_rows(path)}
     assert got["channels_last"]["speedup"] == pytest.approx(0.6 / 0.45)  # on here: it saves
     assert got["bf16"]["speedup"] == pytest.approx(0.45 / 4.5)  # off here: it would cost
-    html_ = report.ablation_html(str(tmp_path))
-    assert "1.33x" in html_ and "0.10x" in html_ and "off: no units" in html_
+    html_ = report_fast.ablation_html(str(tmp_path))
+    assert "1.33x" in html_ and "0.10x" in html_ and "off here: no units" in html_
 
 
 def test_bench_tuning_needs_tuned_rows():

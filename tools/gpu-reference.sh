@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU reference run, on a machine whose Python already has the frameworks (PyTorch, JAX, Flax,
 # Optax, CuPy) and no network: the `full` profile for every row that can run there (the tuned rows
-# of those frameworks too, each right after its twin), written to
-# data/results/runs/<run>/ and copied to data/results/reference/<run>/ (and to $OUT, if set).
+# of those frameworks too, each right after its twin), written as a reference run, with its commit,
+# machine and manifest, to data/results/reference/<run>/ (and copied to $OUT, if set).
 #
 #   tools/fetch-gpu-wheels.sh        # beforehand, where there is network: fills .whl/
 #   tools/gpu-reference.sh           # on the GPU machine, in the checkout (with .whl/ carried)
@@ -30,11 +30,10 @@ frameworks=pytorch,pytorch-tuned,jax,jax-tuned,keras-jax,keras-jax-tuned,keras-t
 skip=(--skip "tensorflow=$tf" --skip "keras-tensorflow=$tf" --skip "mxnet=$old" --skip "cntk=$old"
       --skip "keras-cntk=$old" --skip "caffe2=$old" --skip "tensorflow-tuned=$tf" --skip "keras-tensorflow-tuned=$tf")
 if [ -f code/cnn_chainer.py ]; then frameworks+=,chainer; else skip+=(--skip "chainer=no Chainer module yet"); fi
-"$python" code/bench.py --profile "${PROFILE:-full}" --dataset "${DATASET:-auto}" --frameworks "$frameworks" \
-  --label "${LABEL:-GPU reference}" --timeout "${TIMEOUT:-900}" "${skip[@]}"
+"$python" code/bench.py --reference --profile "${PROFILE:-full}" --dataset "${DATASET:-auto}" \
+  --frameworks "$frameworks" --label "${LABEL:-GPU reference}" --timeout "${TIMEOUT:-900}" "${skip[@]}"
 results=${ROSETTA_RESULTS_DIR:-data/results}
-run=$(cat "$results/latest")
-dest="$results/reference/$(basename "$run")"
-mkdir -p "$results/reference" && cp -r "$results/$run" "$dest"
+dest=$(ls -d "$results"/reference/*/ | sort | tail -1)
+dest=${dest%/}
 [ -z "${OUT:-}" ] || cp -r "$dest" "$OUT/"
 echo "reference run in $dest: commit it to show it in the book"

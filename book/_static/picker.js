@@ -34,9 +34,40 @@
     store(id);
     putInUrl(id);
     picker.value = id;
+    showDefaults(id);
+  }
+
+  // The defaults chapter's table has a column per framework, too many for a page: it shows
+  // PyTorch beside the framework picked (TensorFlow where that is PyTorch), and a button for each.
+  function showDefaults(id) {
+    document.querySelectorAll(".rosetta-defaults").forEach(function (table) {
+      const tabs = Array.from(table.querySelectorAll("thead th[data-tab]")).map(function (th) {
+        return th.getAttribute("data-tab");
+      });
+      const other = tabs.indexOf(id) >= 0 && id !== "pytorch" ? id : tabs.find(function (t) { return t !== "pytorch"; });
+      table.querySelectorAll("[data-tab]").forEach(function (cell) {
+        const tab = cell.getAttribute("data-tab");
+        cell.hidden = tab !== "pytorch" && tab !== other;
+      });
+      const pick = table.previousElementSibling;
+      if (pick && pick.classList.contains("rosetta-defaults-pick")) {
+        pick.hidden = false;
+        pick.querySelectorAll("button").forEach(function (button) {
+          button.setAttribute("aria-pressed", String(button.getAttribute("data-tab") === other));
+        });
+      }
+    });
+  }
+
+  function wireDefaults() {
+    document.querySelectorAll(".rosetta-defaults-pick button").forEach(function (button) {
+      button.addEventListener("click", function () { showDefaults(button.getAttribute("data-tab")); });
+    });
   }
 
   function build() {
+    wireDefaults();
+    showDefaults(stored() || "pytorch");
     const frameworks = window.ROSETTA_FRAMEWORKS || [];
     if (!frameworks.length) return;
     const box = document.createElement("label");
@@ -73,6 +104,7 @@
       if (label && label.getAttribute("data-sync-group") === GROUP && event.target.checked) {
         picker.value = label.getAttribute("data-sync-id");
         putInUrl(picker.value);
+        showDefaults(picker.value);
       }
     });
   }

@@ -1,0 +1,81 @@
+"""The weights chapter's parity table: every row against the NumPy reference, measured here (or
+taken from the parity tests' cache), or, on a machine without every environment, the committed
+reference's measurement, labelled."""
+import html
+import os
+
+import common
+import results
+from report import html_table
+from report_defaults import reference_tables
+
+
+def parity_table(table, measured=None, machine=None, source=""):
+    """One row per framework: its largest differences from the reference, and whether they pass."""
+    import parity
+    head = ["row", "device", "logits", "losses", "weights after {} steps".format(parity.STEPS), "update, relative",
+            "round trip", "weights from every framework", "within tolerance"]
+    body = []
+    order = common.implemented_frameworks(tuned=True)  # each tuned row after its twin; a cached table is by name
+    for name, row in sorted(table.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)):
+        if "error" in row:
+            body.append(([name, "-", "-", "-", "-", "-", "-", "-", "not measured"], [("why", str(row["error"]))], []))
+            continue
+        moved = max(list(row.get("imported", {}).values()) + list(row.get("as_source", {}).values()) or [float("nan")])
+        cells = [name, row["device"], "{:.1e}".format(row["logits"]), "{:.1e}".format(row["losses"]),
+                 "{:.1e}".format(row["weights"]), "{:.2%}".format(row["update"]),
+                 "exact" if row["round_trip_exact"] else "NOT exact",
+                 "{:.1e} ({} sources)".format(moved, len(row.get("imported", {}))),
+                 "yes" if parity.passes(row) else "NO"]
+        body.append((cells, [], []))
+    caption = ("Measured {} on {}{} (the device column says where each framework ran): the synthetic "
+               "dataset's first {} shuffled batches of {} images, float32 in the frameworks, float64 in "
+               "the reference.").format((measured or results.now())[:10], machine or results.cpu_name(), source,
+                                        parity.STEPS, common.BATCH_SIZE)
+    return "<p>{}</p>{}".format(html.escape(caption), html_table(head, body, "rosetta-parity"))
+
+
+def measured_table(results_dir=None):
+    """(parity.table's dict, where it comes from): measured here where every row's environment
+    exists (or cached by the parity tests); else the committed reference's, if there is one."""
+    import bench
+    import parity
+    names = common.implemented_frameworks(tuned=True)
+    missing = [n for n in names if bench.python_for(n)[0] is None]
+    path, meta = reference_tables(results_dir)
+    committed = results.read_object(os.path.join(path, "parity.json"))[0] if path and missing else None
+    if committed:
+        return committed, ", the committed reference run {} (at commit {}: {} {} no environment here)".format(
+            os.path.basename(path), (meta.get("commit") or "unrecorded")[:7], ", ".join(missing),
+            "has" if len(missing) == 1 else "have")
+    return parity.table(names), ""
+
+
+def show_parity():
+    from IPython.display import HTML, display
+    measured, source = measured_table()
+    display(HTML(parity_table(measured["table"], measured["measured"], measured["machine"], source)))
+
+
+def write_reference(results_dir=None):
+    """The defaults and parity tables as measured here, into a committed reference run (make
+    reference-tables): what a machine without every environment shows in their place."""
+    import bench
+    import parity
+    from report_defaults import TABLES, read_defaults
+    missing = [n for n in common.implemented_frameworks(tuned=True) if bench.python_for(n)[0] is None]
+    if missing:
+        raise common.UsageError("no environment for {}: `make envs` first (a reference is read from every "
+                                "framework)".format(", ".join(missing)))
+    path, meta = bench.start_run([], "parity", "synthetic", bench.gpu_name() or results.cpu_name(), False,
+                                 purpose=TABLES, kind="reference")
+    bench.open_run(path, meta)
+    found = read_defaults()[0]
+    results.write_json(os.path.join(path, "defaults.json"), found)
+    results.write_json(os.path.join(path, "parity.json"), parity.table(common.implemented_frameworks(tuned=True), fresh=True))
+    bench.finish_run(path, meta)
+    return path
+
+
+if __name__ == "__main__":
+    write_reference()

@@ -1,0 +1,51 @@
+"""The committed reference runs (data/results/reference/): what a fresh clone's book shows. Each is
+what the code wrote (its manifest's hashes), every result in it is a valid result of this schema,
+and together they fill every chapter: every row, the own-init pair, the ablation, the tables."""
+import glob
+import os
+
+import pytest
+
+from conftest import ROOT
+import common
+import results
+
+REFERENCE = os.path.join(ROOT, "data", "results", "reference")
+RUNS = sorted(glob.glob(os.path.join(REFERENCE, "*")))
+
+
+@pytest.mark.parametrize("path", RUNS, ids=[os.path.basename(p) for p in RUNS])
+def test_a_reference_run_is_what_the_code_wrote(path):
+    assert results.manifest_problems(path) == []
+    meta, found, skipped = results.load_run(path)
+    assert skipped == []  # every other file is a valid result of this schema
+    assert meta["status"] == "complete" and meta["kind"] == "reference" and len(meta["commit"]) == 40
+    assert meta["machine"]["cpu"] and meta["machine"]["cores"] and meta["calibration_seconds"] > 0
+    for doc in found:
+        assert doc["framework"] in common.ROWS and doc.get("code"), doc["framework"]
+
+
+def rows_run():
+    for path, meta in results.local_runs(os.path.dirname(REFERENCE), "reference"):
+        if meta.get("init", "glorot") == "glorot" and not meta.get("purpose") and meta.get("profile") == "quick":
+            return path
+    return None
+
+
+def test_the_reference_has_every_row_on_the_quick_profile_all_ok():
+    path = rows_run()
+    assert path, "no quick reference run: make reference-rows makes one"
+    found = {r["framework"]: r for r in results.load_run(path)[1]}
+    assert sorted(found) == sorted(common.implemented_frameworks(tuned=True))
+    assert all(r["status"] == "ok" for r in found.values()), {n: r["error"] for n, r in found.items() if r["status"] != "ok"}
+
+
+def test_the_reference_has_the_defaults_and_parity_tables_of_every_framework():
+    import report_defaults
+    path, meta = report_defaults.reference_tables(os.path.dirname(REFERENCE))
+    assert path, "no reference of the book's tables: make reference-tables makes one"
+    defaults = results.read_object(os.path.join(path, "defaults.json"))[0]
+    assert sorted(defaults) == sorted({common.tab(n) for n in common.implemented_frameworks()})
+    assert all(isinstance(rows, list) and rows for rows in defaults.values()), defaults
+    parity = results.read_object(os.path.join(path, "parity.json"))[0]
+    assert sorted(parity["table"]) == sorted(common.implemented_frameworks(tuned=True))
