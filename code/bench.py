@@ -382,7 +382,7 @@ def start_run(frameworks, profile, dataset, device, resume, init="glorot", purpo
         sys.stderr.write("resuming incomplete run {}\n".format(meta["run"]))
         return path, meta
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + profile + (
-        "-own-init" if init == "own" else "-tuning" if purpose == "tuning" else "-glorot-init" if purpose else "")
+        "-own-init" if init == "own" else {"init-cost": "-glorot-init", "": ""}.get(purpose, "-" + purpose))
     run_id = next(r for r in [stamp] + ["{}-{}".format(stamp, i) for i in range(2, 100)]
                   if not os.path.exists(results.run_dir(r, kind)))
     path = results.run_dir(run_id, kind)

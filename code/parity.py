@@ -130,18 +130,18 @@ def framework_run(framework, out_dir, import_from=None):
                 for pair, back_pair in zip(shared, back) for a, b in zip(pair, back_pair))
     out["logits"] = logits(tab, module, trainer, batches[0][0])
     out["losses"] = np.array([module.train_epoch(trainer, (b for b in [batch])) for batch in batches], np.float64)
+    np.savez(os.path.join(out_dir, framework + ".npz"), **out)
     neutral.save(os.path.join(out_dir, framework + ".trained.npz"), module.get_weights(model))
     # set_weights moves weights, not the optimizer's momentum: one step from the shared weights with
     # the trained optimizer (stale), and with a model and optimizer built anew first (clean).
     module.set_weights(model, shared)
-    module.train_epoch(trainer, iter(batches[:1]))
+    module.train_epoch(trainer, (b for b in batches[:1]))
     neutral.save(os.path.join(out_dir, framework + ".stale.npz"), module.get_weights(model))
     model = module.create_model()
     trainer = module.init_model(model)
     module.set_weights(model, shared)
-    module.train_epoch(trainer, iter(batches[:1]))
+    module.train_epoch(trainer, (b for b in batches[:1]))
     neutral.save(os.path.join(out_dir, framework + ".clean.npz"), module.get_weights(model))
-    np.savez(os.path.join(out_dir, framework + ".npz"), **out)
     return dict(round_trip_exact=bool(exact), info=module.runtime_info())
 
 
