@@ -36,8 +36,9 @@ WEIGHT_SEED = 7
 PROFILE = dict(epochs=1, n_train=STEPS * common.BATCH_SIZE, n_test=common.BATCH_SIZE)
 TOLERANCE = 1e-4  # logits, losses and weights, absolute, float32 against float64
 UPDATE_TOLERANCE = 1e-2  # each array's change over the steps, relative to the reference's change:
-# float32 rounds a weight to about 4e-9, a few tenths of a percent of its smallest arrays' change;
-# Nesterov momentum or a learning rate off by any factor moves it by tens of percent
+# float32 rounding alone is about 0.001% of it; what reaches a few tenths of a percent is a near-tie
+# in a max-pooling window that float32 resolves the other way (the weights chapter explains it).
+# Nesterov momentum moves it by tens of percent, a learning rate on the summed gradient by thousands
 
 
 # --- In the framework's environment -----------------------------------------------------------

@@ -113,3 +113,17 @@ def test_2017_comparison_uses_the_published_seconds_and_our_measured_rates():
     assert "dropout bugs" in seed["note"] and "ilkarman/DeepLearningFrameworks" in seed["source"]
     page = report.comparison_html([])
     assert "vegaEmbed" in page and "78% (PyTorch 0.3)" in page
+
+
+def test_tensorflows_onednn_switch_is_read_with_the_cpu_features_that_decide_it(found):
+    from tensorflow.python.util import _pywrap_util_port
+    row = {r["topic"]: r for r in found["tensorflow"]}["oneDNN on the CPU"]
+    assert row["how"] == "read: IsMklEnabled()"
+    assert row["value"].startswith("on here" if _pywrap_util_port.IsMklEnabled() else "off here"), row
+
+
+def test_mxnets_thread_default_names_its_source(found):
+    if not isinstance(found.get("mxnet"), list):
+        pytest.skip(str(found.get("mxnet")))
+    row = {r["topic"]: r for r in found["mxnet"]}["CPU threads"]
+    assert "half the logical CPUs on x86" in row["value"] and row["how"] == "stated: MXNet's source, src/engine/openmp.cc"

@@ -71,3 +71,18 @@ def test_caffe2_trains_with_classic_momentum_not_its_nesterov_default():
     nesterov = bench.run_script("caffe2", ["-c", CAFFE2_MOMENTUM])
     assert isinstance(nesterov, list), nesterov
     assert len(nesterov) == 12 and set(nesterov) == {0}, nesterov  # one update per weight and bias
+
+
+@pytest.mark.parametrize("framework, device", [("mxnet", "mx.cpu()"), ("cntk", "C.device.cpu()"),
+                                               ("caffe2", "core.DeviceOption(caffe2_pb2.CPU, 0)")])
+def test_the_legacy_gpu_check_runs_a_convolution_and_a_matrix_product(framework, device):
+    """What the start-up check runs on the first GPU (there cuDNN's and cuBLAS's kernels, which the
+    driver may have to compile for a card newer than the build), tried here on the CPU."""
+    module = common.ROWS[framework]["module"]
+    imports = {"mxnet": "import mxnet as mx", "cntk": "import cntk as C",
+               "caffe2": "from caffe2.proto import caffe2_pb2; from caffe2.python import core"}[framework]
+    script = "import sys; sys.path.insert(0, 'code'); {}; import {} as m; import inspect; m.probe({}); " \
+             "src = inspect.getsource(m.probe); print(('onvolution' in src or 'Conv' in src) and " \
+             "('dot' in src or 'times' in src or 'MatMul' in src))".format(imports, module, device)
+    out = run([env_python(framework), "-c", script])
+    assert out.returncode == 0 and out.stdout.split()[-1] == "True", out.stderr[-2000:]

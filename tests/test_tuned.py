@@ -166,3 +166,16 @@ def test_the_ablation_table_reads_each_change_with_and_without(tmp_path):
 def test_bench_tuning_needs_tuned_rows():
     out = run([sys.executable, os.path.join(ROOT, "code", "bench.py"), "--tuning", "--frameworks", "pytorch"])
     assert out.returncode == 2 and "measures the tuned rows" in out.stderr
+
+
+def test_the_tuned_tensorflow_row_says_whether_onednn_or_eigen_runs_its_cpu_convolutions():
+    script = """if True:
+        import sys; sys.path.insert(0, "code")
+        import tuning, cnn_tensorflow_tuned as m
+        from tensorflow.python.util import _pywrap_util_port
+        why = {c["change"]: c["why"] for c in tuning.report()}["jit_compile"]
+        print(_pywrap_util_port.IsMklEnabled(), "with oneDNN" in why, "with Eigen" in why)"""
+    out = run([env_python("tensorflow-tuned"), "-c", script], env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert out.returncode == 0, out.stderr[-2000:]
+    mkl, onednn, eigen = out.stdout.split()[-3:]
+    assert (onednn, eigen) == (("True", "False") if mkl == "True" else ("False", "True"))

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Debian packages the project needs: Fashion-MNIST (the offline dataset) and Chromium (browser tests).
+# Debian packages the project needs: Fashion-MNIST (the offline dataset), Chromium (browser tests),
+# and a C++ compiler: on the CPU, torch.compile's Inductor writes C++ kernels and builds them with
+# it (make bench-tuning switches compile on for the tuned PyTorch row).
 set -euo pipefail
 need=()
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
 command -v chromium >/dev/null || need+=(chromium)
 command -v npm >/dev/null || need+=(npm)
+command -v g++ >/dev/null || need+=(g++)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
   echo "missing system packages: ${need[*]}; install them (Debian: apt-get install ${need[*]})" >&2
