@@ -85,7 +85,7 @@ def reference_note(run):
     if not run.reference:
         return ""
     m = run.meta
-    text = ("Reference run {}, committed with the book: measured on {} at commit {}{}, not on this machine. "
+    text = ("Reference run {}, committed with the book: measured on {} at commit {}{}. "
             "<code>make html</code> measures every row here.").format(
         html.escape(m.get("run") or os.path.basename(run.path)), html.escape(describe_machine(m)),
         html.escape((m.get("commit") or "unrecorded")[:7]), " (with uncommitted changes)" if m.get("dirty") else "")

@@ -21,7 +21,7 @@ import programs  # noqa: E402
 
 TABS = programs.tab_frameworks()
 # Functions the chapters do not show: where a module finds its device and what it reports.
-UNSHOWN = {"runtime_info", "gpu_or_why_not", "no_gpu_reason", "_backend"}
+UNSHOWN = {"runtime_info", "gpu_or_why_not", "probe", "no_gpu_reason", "_backend"}
 
 
 def module_functions(framework):
