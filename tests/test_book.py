@@ -58,6 +58,7 @@ def test_results_page_has_the_charts_of_this_run(built):
     assert all(name in html for name in common.implemented_frameworks())
     assert re.search(r"The \d+ rows that ran \(\d+ of them tuned, drawn in Make it fast\) took \d+\.\d min", html)
     assert "dropdown-download-buttons" not in html  # the theme's menu offers the page's MyST source
+    assert html.index("<h3>this build: synthetic dataset, smoke profile") < html.index("<h3>reference (")
 
 
 def test_make_it_fast_shows_each_tuned_row_beside_its_twin_with_its_diff(built):
@@ -89,6 +90,8 @@ def test_weights_chapter_shows_every_framework_matching_the_reference(built):
 def test_defaults_chapter_shows_the_cost_of_each_own_init(built):
     html = text("defaults")
     assert "Kaiming-uniform" in html and "points" in html and "max pooling, stride left out" in html
+    # make html PROFILE=smoke makes no own-init pair of its own: the committed reference's, labelled
+    assert re.search(r"Reference run \d+-\d+-fidelity-own-init, committed with the book: measured on .+ at commit", html)
     assert "Caffe2" in text("05-predict") and "Theano" in text("05-predict")  # the seed's dropout note
 
 
