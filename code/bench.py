@@ -222,15 +222,6 @@ def same_machine(meta):
     return meta.get("machine") == dict(results.machine(), gpu=gpu_name())
 
 
-def row_seconds(result):
-    """How long a row took, from its process' start to its result, or None."""
-    try:
-        return (datetime.datetime.fromisoformat(result["finished"])
-                - datetime.datetime.fromisoformat(result["started"])).total_seconds()
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
 def estimate(frameworks, profile, dataset, calibration):
     """({row: seconds or None}, how): from the newest complete run on this machine with the same
     profile and dataset that has the row; else from the newest reference run that has it, scaled by
@@ -247,7 +238,7 @@ def estimate(frameworks, profile, dataset, calibration):
             continue
         for name in frameworks:
             done, _ = results.read_result(os.path.join(path, name + ".json"))
-            seconds = row_seconds(done) if done and done["status"] == "ok" else None
+            seconds = results.row_seconds(done) if done and done["status"] == "ok" else None
             if name not in found and seconds:
                 found[name] = seconds * scale
                 how.add(source)
@@ -300,6 +291,15 @@ def print_plan(names, profile, dataset, device, estimates, how, skip):
         if unknown else "", how))
 
 
+def older_code(result):
+    """Whether older code than today's measured this result (its row's digest differs); a result of
+    a row whose module no longer exists is not compared."""
+    name = result["framework"]
+    if name not in common.ROWS or not os.path.exists(os.path.join(HERE, common.ROWS[name]["module"] + ".py")):
+        return False
+    return result.get("code") != row_code(name)
+
+
 def stale_first(frameworks):
     """The rows with each tuned row after its twin, the groups whose newest reference result older
     code measured first: they are what a reader of the reference most needs measured anew."""
@@ -308,7 +308,7 @@ def stale_first(frameworks):
 
     def stale(name):
         done = results.read_result(os.path.join(ref, name + ".json"))[0] if ref else None
-        return bool(done) and done.get("code") != row_code(name)
+        return bool(done) and older_code(done)
     groups = {}
     for name in frameworks:
         groups.setdefault(common.ROWS[name].get("twin", name), []).append(name)
@@ -509,8 +509,8 @@ def init_cost(frameworks, profile, dataset, resume=False, timeout=None, kind="ru
         return pair
     if only_if_stale:
         sys.stderr.write("init cost: no pair of runs made by this code on this machine ({} profile, {}); the "
-                         "defaults chapter shows the newest there is, marked as older. `make bench-defaults` "
-                         "measures it here.\n".format(profile, dataset))
+                         "defaults chapter shows the newest there is, labelled with its machine, date and commit. "
+                         "`make bench-defaults` measures it here.\n".format(profile, dataset))
         return None
     glorot = bench(frameworks, profile, dataset, resume, timeout, purpose="init-cost", extra=dict(code=key), kind=kind)
     own = bench(frameworks, profile, dataset, resume, timeout, init="own", purpose="init-cost",

@@ -9,7 +9,6 @@ reference runs (data/results/reference/) fill the pages, labelled with their mac
 """
 import contextlib
 import copy
-import datetime
 import html
 import itertools
 import json
@@ -71,13 +70,7 @@ class Run:
         import bench
         if not self.reference:
             return {}
-        out = {}
-        for r in self.results:
-            name = r["framework"].split("@")[0]
-            if name in common.ROWS and os.path.exists(os.path.join(bench.HERE, common.ROWS[name]["module"] + ".py")):
-                if r.get("code") != bench.row_code(name):
-                    out[r["framework"]] = "its module changed since"
-        return out
+        return {r["framework"]: "its module changed since" for r in self.results if bench.older_code(r)}
 
 
 def reference_note(run):
@@ -101,14 +94,8 @@ def reference_note(run):
 def wall_time(run):
     """(rows, tuned rows, seconds): how long the rows that ran took, each from its process' start
     to its result, added up (they run one after another): the benchmark's share of `make html`."""
-    spans = {}
-    for r in run.results:
-        try:
-            if r["status"] != "skipped":
-                spans[r["framework"]] = (datetime.datetime.fromisoformat(r["finished"])
-                                         - datetime.datetime.fromisoformat(r["started"])).total_seconds()
-        except (KeyError, TypeError, ValueError):  # never finished, or written by hand
-            pass
+    spans = {r["framework"]: results.row_seconds(r) for r in run.results if r["status"] != "skipped"}
+    spans = {name: seconds for name, seconds in spans.items() if seconds is not None}
     return len(spans), len([n for n in spans if n in common.TUNED]), sum(spans.values())
 
 

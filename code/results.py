@@ -68,6 +68,16 @@ def new_result(framework, profile, dataset, run="", status="failed", error=None,
     return result
 
 
+def row_seconds(result):
+    """How long a row took, from its process' start to its result, or None (it never finished, or
+    its times were written by hand). Not for Python 3.6, which has no fromisoformat."""
+    try:
+        return (datetime.datetime.fromisoformat(result["finished"])
+                - datetime.datetime.fromisoformat(result["started"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def write_json(path, doc):
     """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -143,7 +153,8 @@ def local_runs(root=None, kind="runs"):
 
 # The files of a run folder that are not results: the run, its manifest, and the book's tables of a
 # reference (report_weights.write_reference).
-NOT_RESULTS = ("run.json", "manifest.json", "defaults.json", "parity.json")
+MANIFEST = "manifest.json"
+NOT_RESULTS = ("run.json", MANIFEST, "defaults.json", "parity.json")
 
 
 def load_run(path):
@@ -165,9 +176,6 @@ def read_object(path):
         return (doc, None) if isinstance(doc, dict) else (None, "not an object")
     except (OSError, ValueError) as e:
         return None, str(e)
-
-
-MANIFEST = "manifest.json"
 
 
 def sha256(path):
