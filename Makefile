@@ -22,7 +22,8 @@ export GPU
 LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
-.PHONY: html book bench bench-defaults bench-tuning reference reference-rows reference-tables reference-defaults reference-tuning \
+.PHONY: html book bench bench-defaults bench-tuning bench-inference reference reference-rows reference-tables reference-defaults \
+	reference-tuning reference-inference \
 	gpu-builds envs test test-slow test-fidelity serve clean
 .DELETE_ON_ERROR:
 
@@ -48,7 +49,7 @@ bench-defaults: $(SETUP)
 # The reference runs a fresh clone's book shows, into data/results/reference/ to be committed: every
 # row's quick run (about 30 min on 2 cores), the defaults and parity tables (5 min), the own-init
 # pair (fidelity, about 1 h) and the tuning ablation (1 to 2 h). Each part can be run alone.
-reference: reference-rows reference-tables reference-defaults reference-tuning
+reference: reference-rows reference-tables reference-defaults reference-tuning reference-inference
 
 reference-tables: $(SETUP)
 	$(PY) code/report_weights.py
@@ -68,6 +69,14 @@ reference-tuning: $(SETUP)
 bench-tuning: $(SETUP)
 	$(PY) code/bench.py --tuning $(BENCH_ARGS)
 
+# Inference ("Export and serve"): each framework's own predict against ONNX Runtime on the file its
+# exporter wrote, one image and batches of 64. Not part of html.
+bench-inference: $(SETUP)
+	$(PY) code/bench.py --inference $(if $(FRAMEWORKS),--frameworks $(FRAMEWORKS))
+
+reference-inference: $(SETUP)
+	$(PY) code/bench.py --reference --inference
+
 # What each GPU set takes on disk and which GPUs its CUDA builds have code for (the README's table):
 # resolved, not installed; reads the wheels' directories from the registry, and downloads the
 # frameworks' CUDA libraries (about 3 GB, into a temporary folder) to read their fat binaries.
@@ -85,7 +94,7 @@ envs: $(SETUP)
 .envs/builds-%:
 	@mkdir -p .envs && rm -f .envs/builds-* && touch $@
 
-.envs/main/.installed: envs/main/requirements.txt envs/main/requirements-gpu.txt .envs/system.installed .envs/builds-$(GPU)
+.envs/main/.installed: envs/main/requirements.txt envs/main/requirements-gpu.txt envs/main/requirements-onnx.txt .envs/system.installed .envs/builds-$(GPU)
 	tools/make-env.sh main
 
 book/_static/vendor/VERSIONS: tools/vendor-js.sh
@@ -93,7 +102,7 @@ book/_static/vendor/VERSIONS: tools/vendor-js.sh
 
 # A legacy environment may fail on its own (no Python 3.6 here, say): the make goes on, and its
 # frameworks are reported as skipped, with the reason, until a later make creates it.
-.envs/%/.installed: envs/%/requirements.txt envs/%/requirements-gpu.txt .envs/system.installed .envs/builds-$(GPU)
+.envs/%/.installed: envs/%/requirements.txt envs/%/requirements-gpu.txt envs/%/requirements-onnx.txt .envs/system.installed .envs/builds-$(GPU)
 	tools/make-env.sh $* || echo "environment $* was not created: its frameworks will be reported as skipped"
 
 test: $(SETUP)

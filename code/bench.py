@@ -382,7 +382,7 @@ def start_run(frameworks, profile, dataset, device, resume, init="glorot", purpo
         sys.stderr.write("resuming incomplete run {}\n".format(meta["run"]))
         return path, meta
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + profile + (
-        "-own-init" if init == "own" else {"init-cost": "-glorot-init", "": ""}.get(purpose, "-" + purpose))
+        "-own-init" if init == "own" else {"init-cost": "-glorot-init", "": "", profile: ""}.get(purpose, "-" + purpose))
     run_id = next(r for r in [stamp] + ["{}-{}".format(stamp, i) for i in range(2, 100)]
                   if not os.path.exists(results.run_dir(r, kind)))
     path = results.run_dir(run_id, kind)
@@ -566,6 +566,8 @@ def main(argv=None):
                         help="a Glorot run and an own-init run of those frameworks, for the defaults chapter")
     parser.add_argument("--tuning", action="store_true",
                         help="each tuned row as it is and with each of its changes flipped (Make it fast)")
+    parser.add_argument("--inference", action="store_true",
+                        help="each framework's predict against ONNX Runtime on its exported file (Export and serve)")
     parser.add_argument("--only-if-stale", action="store_true",
                         help="with --init-cost: keep a pair made by this code (here or committed), never run one")
     parser.add_argument("--reference", action="store_true",
@@ -594,6 +596,10 @@ def main(argv=None):
         if args.init_cost:
             init_cost(frameworks, args.profile or None, args.dataset, args.resume, args.timeout, kind,
                       args.only_if_stale)
+            return 0
+        if args.inference:
+            import onnx_check
+            onnx_check.inference([f for f in frameworks if f in common.FRAMEWORKS], kind)
             return 0
         if args.tuning:
             if not any(f in common.TUNED for f in frameworks):

@@ -130,6 +130,20 @@ def set_weights(model, weights):
         workspace.FeedBlob(name + "_b", bias, DEVICE)
 
 
+def export_onnx(model, path):
+    import onnx
+    from caffe2.python.onnx import frontend
+    from onnx_graph import any_batch, without_dropout
+    net = model_helper.ModelHelper(name="export", init_params=False, arg_scope=model.arg_scope)
+    net.net.AddExternalOutput(add_layers(net, is_test=True))  # the inference net, its output the logits
+    init = caffe2_pb2.NetDef()  # the weights: one fill operator per blob, as the frontend takes them
+    for name in map(str, net.params):
+        value = workspace.FetchBlob(name)
+        init.op.extend([core.CreateOperator("GivenTensorFill", [], [name], values=value, shape=value.shape)])
+    proto = frontend.caffe2_net_to_onnx_model(net.net.Proto(), init, {"data": (onnx.TensorProto.FLOAT, (1, 3, 32, 32))})
+    onnx.save(any_batch(without_dropout(proto)), path)  # traced with a batch of one, Dropout kept
+
+
 def runtime_info():
     import torch
     return dict(version="caffe2 in torch {}".format(torch.__version__), device="gpu" if GPU else "cpu",

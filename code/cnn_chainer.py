@@ -89,6 +89,15 @@ def set_weights(model, weights):
         link.b.array[...] = DEVICE.send(bias)
 
 
+def export_onnx(model, path):
+    import onnx
+    import onnx_chainer  # ships with Chainer 7; it needs the onnx package
+    from onnx_graph import any_batch
+    x = np.zeros((1, 3, 32, 32), np.float32)  # traced with this batch: Linear's flatten keeps its size
+    proto = onnx_chainer.export(model, x, input_names=["x"], output_names=["logits"], train=False)
+    onnx.save(any_batch(proto), path)
+
+
 def runtime_info():
     return dict(version=chainer.__version__, device="gpu" if GPU else "cpu",
                 device_note=None if GPU else "no CuPy with a usable GPU: Chainer runs on NumPy",

@@ -105,6 +105,13 @@ def set_weights(model, weights):
         w.value, b.value = kernel.reshape(w.shape), bias.reshape(b.shape)
 
 
+def export_onnx(model, path):
+    import onnx
+    from onnx_graph import any_batch, without_dropout
+    model.save(path, format=C.ModelFormat.ONNX)  # CNTK's own exporter: a batch of one, Dropout kept
+    onnx.save(any_batch(without_dropout(onnx.load(path))), path)
+
+
 def runtime_info():
     return dict(version=C.__version__, device="gpu" if GPU else "cpu", gpu="GPU 0" if GPU else None,
                 device_note=WHY_CPU,

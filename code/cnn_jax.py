@@ -106,6 +106,15 @@ def set_weights(model, weights):
         layer.bias[...] = jnp.asarray(bias)
 
 
+def export_onnx(model, path):
+    import onnx
+    from jax2onnx import to_onnx  # traces the module's JAX operations into ONNX
+    from onnx_graph import without_dropout
+    model.eval()  # dropout off; jax2onnx still writes Dropout nodes, told not to drop
+    proto = to_onnx(model, [("batch", 32, 32, 3)], input_names=["x"], output_names=["logits"])
+    onnx.save(without_dropout(proto), path)  # one file, the weights inside
+
+
 def no_gpu_reason():
     try:
         jax.devices("gpu")

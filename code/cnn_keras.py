@@ -71,6 +71,13 @@ def set_weights(model, weights):
     model.set_weights(convs + [chw_rows_to_hwc(weights[4][0]), weights[4][1], weights[5][0], weights[5][1]])
 
 
+def export_onnx(model, path):
+    # The backend's exporter: tf2onnx (TensorFlow), jax2onnx (JAX), torch.onnx (torch). A model
+    # that only predict() has run counts as never called on JAX: the signature says what it takes.
+    spec = keras.InputSpec(shape=(None, 32, 32, 3), dtype="float32", name="x")  # None: any batch
+    model.export(path, format="onnx", verbose=False, input_signature=[spec])
+
+
 def _backend():
     """The backend's version, GPU name (or why none), and TF32 switched as the policy says."""
     name = keras.backend.backend()

@@ -76,6 +76,15 @@ def set_weights(model, weights):
     model.set_weights(convs + [chw_rows_to_hwc(weights[4][0]), weights[4][1], weights[5][0], weights[5][1]])
 
 
+def export_onnx(model, path):
+    import cntk as C
+    import onnx
+    from onnx_graph import any_batch, without_dropout
+    # The CNTK graph Keras built, by CNTK's exporter: a batch of one, Dropout kept.
+    C.combine(model.outputs).save(path, format=C.ModelFormat.ONNX)
+    onnx.save(any_batch(without_dropout(onnx.load(path))), path)
+
+
 def runtime_info():
     gpu = cnn_cntk.GPU
     return dict(version="keras {} on cntk {}".format(keras.__version__, cnn_cntk.C.__version__),

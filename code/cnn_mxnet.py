@@ -105,6 +105,16 @@ def set_weights(model, weights):
         layer.bias.set_data(nd.array(bias, ctx=CTX))
 
 
+def export_onnx(model, path):
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        prefix = os.path.join(folder, "cnn")
+        model.export(prefix)  # the hybridized graph and its weights: cnn-symbol.json, cnn-0000.params
+        mx.onnx.export_model(prefix + "-symbol.json", prefix + "-0000.params", in_shapes=[(1, 3, 32, 32)],
+                             in_types=[np.float32], onnx_file_path=path,
+                             dynamic=True, dynamic_input_shapes=[(None, 3, 32, 32)])
+
+
 def runtime_info():
     gpu = CTX.device_type == "gpu"
     return dict(version=mx.__version__, device="gpu" if gpu else "cpu", gpu="GPU 0" if gpu else None,

@@ -89,6 +89,13 @@ def set_weights(model, weights):
             layer.bias.copy_(torch.from_numpy(bias))
 
 
+def export_onnx(model, path):
+    model.eval()  # dropout off: the exported graph has none
+    example = torch.zeros(1, 3, 32, 32, device=DEVICE)
+    torch.onnx.export(model, (example,), path, input_names=["x"], output_names=["logits"],
+                      dynamic_shapes=[{0: torch.export.Dim("batch")}], external_data=False)
+
+
 def runtime_info():
     return dict(version=torch.__version__, device="gpu" if GPU else "cpu",
                 gpu=torch.cuda.get_device_name() if GPU else None, device_note=WHY_CPU,

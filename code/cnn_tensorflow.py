@@ -107,6 +107,12 @@ def set_weights(model, weights):
     b2.assign(weights[5][1])
 
 
+def export_onnx(model, path):
+    import tf2onnx  # the ONNX project's converter of TensorFlow graphs
+    spec = [tf.TensorSpec([None, 32, 32, 3], tf.float32, name="x")]  # None: any batch size
+    tf2onnx.convert.from_function(tf.function(model.__call__), input_signature=spec, output_path=path)
+
+
 def runtime_info():
     gpus = tf.config.list_physical_devices("GPU")
     name = tf.config.experimental.get_device_details(gpus[0]).get("device_name") if gpus else None

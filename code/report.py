@@ -73,15 +73,16 @@ class Run:
         return {r["framework"]: "its module changed since" for r in self.results if bench.older_code(r)}
 
 
-def reference_note(run):
-    """A sentence under a reference run: what it is, and which of its rows older code measured."""
+def reference_note(run, remeasure="<code>make html</code> measures every row here"):
+    """A sentence under a reference run: what it is, what measures it here, and which of its rows
+    older code measured."""
     if not run.reference:
         return ""
     m = run.meta
     text = ("Reference run {}, committed with the book: measured on {} at commit {}{}. "
-            "<code>make html</code> measures every row here.").format(
+            "{}.").format(
         html.escape(m.get("run") or os.path.basename(run.path)), html.escape(describe_machine(m)),
-        html.escape((m.get("commit") or "unrecorded")[:7]), " (with uncommitted changes)" if m.get("dirty") else "")
+        html.escape((m.get("commit") or "unrecorded")[:7]), " (with uncommitted changes)" if m.get("dirty") else "", remeasure)
     stale = run.stale()
     if stale:
         text += (' <strong class="rosetta-stale">Measured by an older commit: the code of {} has changed since, '

@@ -58,7 +58,7 @@ def show_parity():
 
 
 def write_reference(results_dir=None):
-    """The defaults and parity tables as measured here, into a committed reference run (make
+    """The defaults, parity and ONNX tables as measured here, into a committed reference run (make
     reference-tables): what a machine without every environment shows in their place."""
     import bench
     import parity
@@ -73,6 +73,8 @@ def write_reference(results_dir=None):
     found = read_defaults()[0]
     results.write_json(os.path.join(path, "defaults.json"), found)
     results.write_json(os.path.join(path, "parity.json"), parity.table(common.implemented_frameworks(tuned=True), fresh=True))
+    import onnx_check  # the Export and serve chapter's table
+    results.write_json(os.path.join(path, "onnx.json"), onnx_check.table(common.implemented_frameworks(), fresh=True))
     bench.finish_run(path, meta)
     return path
 

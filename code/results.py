@@ -154,7 +154,7 @@ def local_runs(root=None, kind="runs"):
 # The files of a run folder that are not results: the run, its manifest, and the book's tables of a
 # reference (report_weights.write_reference).
 MANIFEST = "manifest.json"
-NOT_RESULTS = ("run.json", MANIFEST, "defaults.json", "parity.json")
+NOT_RESULTS = ("run.json", MANIFEST, "defaults.json", "parity.json", "onnx.json")
 
 
 def load_run(path):

@@ -11,7 +11,7 @@ import common
 
 pytestmark = pytest.mark.slow
 HTML = os.path.join(ROOT, "_build", "html", "book")
-STEPS = ["01-load-data", "02-model", "03-loss-optimizer", "04-train", "05-predict", "06-evaluate", "07-weights"]
+STEPS = ["01-load-data", "02-model", "03-loss-optimizer", "04-train", "05-predict", "06-evaluate", "07-weights", "08-export"]
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +117,16 @@ def test_make_bench_quick_pytorch_writes_a_complete_result(tmp_path):
         doc = json.load(f)
     assert doc["status"] == "ok" and doc["params"] == 3441592 and doc["profile"] == "quick"
     assert len(doc["epoch_seconds"]) == common.PROFILES["quick"]["epochs"]
+
+
+def test_export_chapter_shows_every_framework_in_onnx_runtime_and_the_inference_chart(built):
+    import onnx_check
+    html = page("08-export")
+    for name in common.implemented_frameworks():
+        row = re.search(r'<td data-label="framework">{}</td>(.*?)</tr>'.format(re.escape(name)), html)
+        verdict = "does not run" if name in onnx_check.CANNOT else "yes"
+        assert row and row.group(1).endswith('<td data-label="within tolerance">{}</td>'.format(verdict)), (
+            name, row.group(0) if row else "no row")
+    # make html runs no inference benchmark: the committed reference's chart, labelled
+    assert 'class="rosetta-chart"' in html and re.search(r"Reference run \d+-\d+-inference, committed", html)
+    assert "def export_onnx(model, path)" in text("08-export") and "def any_batch(model)" in text("08-export")

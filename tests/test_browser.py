@@ -15,7 +15,7 @@ import common
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
-STEPS = ["01-load-data", "02-model", "03-loss-optimizer", "04-train", "05-predict", "06-evaluate", "07-weights"]
+STEPS = ["01-load-data", "02-model", "03-loss-optimizer", "04-train", "05-predict", "06-evaluate", "07-weights", "08-export"]
 TABS = list(dict.fromkeys(common.FRAMEWORKS[n]["label"] for n in common.implemented_frameworks()))
 
 
@@ -279,7 +279,7 @@ def test_every_measured_table_fits_its_column(browser, site, width):
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     try:
-        for name in ("results", "fast", "defaults", "07-weights"):
+        for name in ("results", "fast", "defaults", "07-weights", "08-export"):
             page.goto(site + name + ".html")
             found = page.evaluate("""() => {
                 const vw = document.documentElement.clientWidth;

@@ -49,3 +49,28 @@ def test_the_reference_has_the_defaults_and_parity_tables_of_every_framework():
     assert all(isinstance(rows, list) and rows for rows in defaults.values()), defaults
     parity = results.read_object(os.path.join(path, "parity.json"))[0]
     assert sorted(parity["table"]) == sorted(common.implemented_frameworks(tuned=True))
+    exported = results.read_object(os.path.join(path, "onnx.json"))[0]
+    assert exported and sorted(exported["table"]) == sorted(common.implemented_frameworks())
+
+
+def test_the_reference_has_every_frameworks_inference_measured_or_why_not():
+    import onnx_check
+    import report_export
+    path, reference = report_export.inference_run(os.path.dirname(REFERENCE))
+    assert path and reference, "no inference reference: make reference-inference makes one"
+    found = {r["framework"]: r for r in results.load_run(path)[1]}
+    assert sorted(found) == sorted(common.implemented_frameworks())
+    for name, r in found.items():
+        assert r["status"] == "ok" or (name in onnx_check.CANNOT and r["error"]), (name, r["error"])
+
+
+def test_the_reference_has_the_ablation_of_every_tuned_row():
+    import report_fast
+    path, reference = report_fast.ablation_run(os.path.dirname(REFERENCE))
+    assert path and reference, "no ablation reference: make reference-tuning makes one"
+    found = results.load_run(path)[1]
+    base = {r["framework"]: r for r in found if not r.get("flipped")}
+    assert sorted(base) == sorted(common.TUNED) and all(r["status"] == "ok" for r in base.values())
+    flipped = {(r["framework"], r["flipped"]) for r in found if r.get("flipped")}
+    assert flipped == {(name, c["change"]) for name, r in base.items() for c in r["tuning"]}
+    assert len(report_fast.ablation_rows(path)) == len(flipped)

@@ -2,7 +2,8 @@
 # Create .envs/NAME from envs/NAME/: its Python (envs/NAME/python-version, found through pyenv or
 # on PATH), its pinned requirements (and constraints.txt, if any), and its own setup steps
 # (envs/NAME/setup.sh, if any, instead of the requirements). With GPU=1 (the Makefile's default
-# where nvidia-smi lists a GPU) it installs requirements-gpu.txt, the CUDA builds, where there is one.
+# where nvidia-smi lists a GPU) it installs requirements-gpu.txt, the CUDA builds, where there is one;
+# requirements-onnx.txt (the exporters, and ONNX Runtime in main) goes in with either.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1
@@ -38,8 +39,8 @@ esac
 ".envs/$name/bin/python" -m pip install -q --upgrade "$pip_spec"
 if [ -f "$spec/setup.sh" ]; then
   bash "$spec/setup.sh" ".envs/$name"
-else
-  ".envs/$name/bin/python" -m pip install -q -r "$requirements"
+else  # the ONNX packages with the rest, so that pip keeps every pin of requirements*.txt
+  ".envs/$name/bin/python" -m pip install -q -r "$requirements" -r "$spec/requirements-onnx.txt"
 fi
 echo "$requirements" > ".envs/$name/.installed"
 echo "environment $name ready (.envs/$name, Python $version, $requirements)"

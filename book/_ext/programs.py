@@ -12,6 +12,7 @@ extension, it writes every program into _build/programs/ before the book is read
 import ast
 import json
 import os
+import re
 import sys
 import textwrap
 
@@ -22,7 +23,8 @@ from framework_tabs import ROOT, common
 
 CODE = os.path.join(ROOT, "code")
 OUT = os.path.join(ROOT, "_build", "programs")
-LIBRARY = ["common", "datasets", "weights", "harness"]  # what a module may import from code/
+LIBRARY = ["common", "datasets", "weights", "harness", "onnx_graph"]  # what a module may import from code/
+NESTED = re.compile(r"^[ \t]+from ({}) import [^\n]*\n".format("|".join(LIBRARY)), re.M)  # in a function: copied in
 # Constants that name places in this repository get a value that makes sense anywhere.
 REPLACE = {"DATA_DIR": 'DATA_DIR = "data"  # the download and the decoded arrays go here, next to the program'}
 PARAMETERS = ("DATASET = \"{dataset}\"  # or \"fashion-mnist\" (Debian's dataset-fashion-mnist), or \"synthetic\"\n"
@@ -48,6 +50,9 @@ CALLS = {
         "weights = get_weights(model)\n"
         "set_weights(model, weights)  # and back: a round trip\n"
         "print([kernel.shape for kernel, bias in weights])"),
+    "book/08-export": (
+        "export_onnx(model, \"cnn.onnx\")  # needs the exporter's packages (envs/<env>/requirements-onnx.txt)\n"
+        "print(\"cnn.onnx: {:,} bytes\".format(os.path.getsize(\"cnn.onnx\")))"),
 }
 DRIVER_NAMES = {"prepare", "minibatches", "evaluate"}  # the calls above use these from code/
 
@@ -168,9 +173,10 @@ def cells(tab, dataset="cifar10", profile="full"):
     # What the module and its local imports take from code/, and the driver's helpers.
     wanted = set(DRIVER_NAMES)
     for src in [module] + local:
-        for stmt in src.stmts:
-            if isinstance(stmt, ast.ImportFrom) and stmt.module in LIBRARY:
-                wanted |= {a.asname or a.name for a in stmt.names}
+        for stmt in src.stmts:  # imports at the top, and in functions (export_onnx's onnx_graph)
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.ImportFrom) and node.module in LIBRARY:
+                    wanted |= {a.asname or a.name for a in node.names}
     lib_imports, lib_code = closure([Source(name) for name in LIBRARY], wanted)
     needed = set().union(*[uses(s) for _, s in lib_code])
     imports = ["import os", "import time"] + [import_text(src, s, needed) for src, s in lib_imports]
@@ -184,7 +190,7 @@ def cells(tab, dataset="cifar10", profile="full"):
               if not is_local_import(s) and not (isinstance(s, DEFS) and cell_of[s.name] != 0)]
 
     def code(pairs):  # cnn_cntk.GPU -> GPU: the local module's setup is copied in above
-        text = join(pairs)
+        text = NESTED.sub("", join(pairs))
         for src in local:
             text = text.replace(src.name + ".", "")
         return ("code", text, [])

@@ -10,7 +10,8 @@ if [ ! -e "$multiarch/libmpi_cxx.so.40" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenmpi3 >/dev/null
 fi
 # Only wheels: PyYAML 5.4.1 and h5py 2.10.0 would otherwise try to build from source.
-"$env/bin/python" -m pip install -q --only-binary=:all: -r "${REQUIREMENTS:-$(dirname "$0")/requirements.txt}"
+"$env/bin/python" -m pip install -q --only-binary=:all: -r "${REQUIREMENTS:-$(dirname "$0")/requirements.txt}" \
+  -r "$(dirname "$0")/requirements-onnx.txt"
 libs=$("$env/bin/python" -c "import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec('cntk').origin), 'libs'))")
 ln -sf "$multiarch/libmpi.so.40" "$libs/libmpi.so.12"
 ln -sf "$multiarch/libmpi_cxx.so.40" "$libs/libmpi_cxx.so.1"

@@ -1,0 +1,337 @@
+"""ONNX: each framework's model exported by its own exporter, and run by one ONNX Runtime.
+
+    python code/onnx_check.py FRAMEWORK OUT_DIR [--source FILE.npz]   (in the framework's environment)
+    python code/onnx_check.py FRAMEWORK OUT_DIR --time
+
+In its environment, a framework builds its model, puts in the shared weights (weights.random_weights,
+through set_weights), computes its logits for one batch of the synthetic test images, in its own
+layout, and exports the model with its module's export_onnx to OUT_DIR/FRAMEWORK.onnx (the seconds
+that took, or the exporter's error). Without --source it then trains a few steps and exports the
+trained model too (FRAMEWORK.trained.onnx, its weights in FRAMEWORK.trained.npz); with --source it
+puts those trained weights in and computes its logits for them. With --time it measures its own
+`predict` instead: the latency of one image and the throughput of batches of 64.
+
+In the main environment, `table` checks every framework's file with onnx.checker and ONNX Runtime
+(the framework's own logits within 1e-4 and its classes, at batch 64 and at batch 1), and the one
+trained model against every framework given its weights; `inference` (make bench-inference) times
+each framework's predict against ONNX Runtime on its file. The framework side is Python 3.6
+compatible.
+"""
+import importlib
+import json
+import os
+import sys
+import time
+from itertools import islice
+
+import numpy as np
+
+import common
+import datasets
+import weights as neutral
+
+HERE = os.path.abspath(__file__)
+STEPS = 3
+WEIGHT_SEED = 7  # parity.py's: the same shared weights
+PROFILE = dict(epochs=1, n_train=STEPS * common.BATCH_SIZE, n_test=common.BATCH_SIZE)
+TOLERANCE = 1e-4  # logits, absolute: float32 in the framework and in ONNX Runtime
+WARMUP, REPEATS, BATCHES = 5, 50, 10  # the inference timing: warm-up calls, batch-1 calls, batches of 64
+SOURCE = "pytorch"  # the framework that trains the model every other one is compared with
+# Measured here at the pinned versions: rows whose export ONNX Runtime cannot run, and why. The tests
+# expect them to fail, so a release that fixes one shows.
+CANNOT = {"keras-jax": "jax2onnx writes Keras' max pooling on JAX (lax.reduce_window) as a MaxPool over four "
+                       "dimensions, batch and channels included, which ONNX Runtime does not run"}
+
+
+class OnnxFileError(ValueError):
+    """A file ONNX Runtime cannot run as this book's CNN: the message names it and says what to do."""
+
+
+def first_line(error):
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return "{}: {}".format(type(error).__name__, lines[0] if lines else "(no message)")
+
+
+# --- In the framework's environment -----------------------------------------------------------
+
+def export(module, model, path):
+    """{"seconds": ...} for the module's export_onnx, or {"error": the exporter's first line}."""
+    start = time.perf_counter()
+    try:
+        module.export_onnx(model, path)
+    except Exception as e:  # the exporter's own words: the chapter shows them where a framework cannot export
+        return dict(error=first_line(e))
+    return dict(seconds=time.perf_counter() - start)
+
+
+def time_predict(module, trainer, x):
+    """The module's own predict: median seconds for one image, and images per second in batches of 64."""
+    for _ in range(WARMUP):
+        module.predict(trainer, [x[:1]])
+        module.predict(trainer, [x])
+    latency = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        module.predict(trainer, [x[:1]])
+        latency.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    module.predict(trainer, [x] * BATCHES)
+    return dict(latency=float(np.median(latency)), throughput=BATCHES * len(x) / (time.perf_counter() - start))
+
+
+def framework_run(framework, out_dir, source=None, timing=False):
+    import parity  # its logits(): each framework's inference-mode forward pass
+    spec = common.ROWS[framework]
+    for key, value in spec.get("vars", {}).items():
+        os.environ[key] = value
+    datasets.prepare("synthetic")
+    module = importlib.import_module(spec["module"])
+    x_train, x_test, y_train, _ = module.load_data("synthetic", PROFILE)
+    x = np.ascontiguousarray(x_test[:common.BATCH_SIZE])
+    model = module.create_model()
+    trainer = module.init_model(model)
+    module.set_weights(model, neutral.random_weights(WEIGHT_SEED))
+    tab = common.tab(framework)
+    arrays = dict(x=x, logits=parity.logits(tab, module, trainer, x))
+    summary = dict(info=module.runtime_info(), export=export(module, model, os.path.join(out_dir, framework + ".onnx")))
+    if timing:
+        summary["native"] = time_predict(module, trainer, x)
+    elif source:
+        module.set_weights(model, neutral.load(source))
+        arrays["trained_logits"] = parity.logits(tab, module, trainer, x)
+    else:  # the source: a few real training steps, then the trained model exported
+        module.train_epoch(trainer, islice(datasets.minibatches(x_train, y_train), STEPS))
+        neutral.save(os.path.join(out_dir, framework + ".trained.npz"), module.get_weights(model))
+        arrays["trained_logits"] = parity.logits(tab, module, trainer, x)
+        summary["export_trained"] = export(module, model, os.path.join(out_dir, framework + ".trained.onnx"))
+    np.savez(os.path.join(out_dir, framework + ".npz"), **arrays)
+    return summary
+
+
+# --- In the main environment: ONNX Runtime ------------------------------------------------------
+
+def load(path, image_shape):
+    """(ONNX Runtime session, the model's proto, its input's dimensions) for a file that should be
+    this book's CNN taking images of `image_shape`; else an OnnxFileError, one line that names the
+    file and says what to do."""
+    import onnx
+    import onnxruntime as ort
+    again = "export it again with its framework's export_onnx (code/cnn_*.py)"
+    try:
+        proto = onnx.load(path)
+    except Exception as e:  # protobuf's DecodeError for a truncated file, an OSError
+        raise OnnxFileError("{}: not a readable ONNX file ({}); {}".format(path, first_line(e), again))
+    newest = onnx.defs.onnx_opset_version()
+    if (opset(proto) or 0) > newest:
+        raise OnnxFileError("{}: uses opset {}, newer than onnx {} and ONNX Runtime {} know (up to {}); export it "
+                            "with an opset this runtime supports".format(path, opset(proto), onnx.__version__,
+                                                                         ort.__version__, newest))
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as e:
+        raise OnnxFileError("{}: onnx.checker rejects it ({}); {}".format(path, first_line(e), again))
+    weights = {t.name for t in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in weights]
+    dims = [d.dim_value or d.dim_param or None for d in inputs[0].type.tensor_type.shape.dim] if len(inputs) == 1 else []
+    if len(inputs) != 1 or tuple(dims[1:]) != tuple(image_shape):
+        raise OnnxFileError("{}: takes {}, not a batch of images of shape {}: a file from another model? {}".format(
+            path, [d or "?" for d in dims] if len(inputs) == 1 else "{} inputs".format(len(inputs)),
+            tuple(image_shape), again))
+    try:
+        options = ort.SessionOptions()
+        options.log_severity_level = 4  # its warnings (weights among the inputs) and errors: this module words them
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise OnnxFileError("{}: ONNX Runtime {} cannot run it (opset {}: {}); export it with an opset this runtime "
+                            "supports".format(path, ort.__version__, opset(proto), first_line(e)))
+    return session, proto, dims
+
+
+def opset(proto):
+    return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None)
+
+
+def run(session, x):
+    try:
+        return session.run(None, {session.get_inputs()[0].name: x})[0]
+    except Exception as e:  # a batch size the file fixed otherwise, most often
+        raise OnnxFileError("ONNX Runtime cannot run it on a batch of {}: {}".format(len(x), first_line(e)))
+
+
+def max_diff(a, b):
+    return float(np.max(np.abs(np.float64(a) - np.float64(b))))
+
+
+def check_file(path, x, want):
+    """What ONNX Runtime computes with one exported file, against the framework's own logits `want`."""
+    session, proto, dims = load(path, x.shape[1:])
+    try:
+        batch, one = run(session, x), run(session, x[:1])
+    except OnnxFileError as e:
+        raise OnnxFileError("{}: {}".format(path, e))
+    return dict(logits=max_diff(batch, want), batch_1=max_diff(one, want[:1]),
+                same_classes=bool(np.array_equal(batch.argmax(1), want.argmax(1))),
+                dynamic_batch=not isinstance(dims[0], int), opset=opset(proto),
+                ops=sorted({n.op_type for n in proto.graph.node}), bytes=os.path.getsize(path),
+                producer="{} {}".format(proto.producer_name, proto.producer_version).strip())
+
+
+def run_all(frameworks, out_dir, timeout=900):
+    """Every framework in its own environment, the source first: {framework: summary or error}."""
+    import bench
+    datasets.prepare("synthetic")
+    source = SOURCE if SOURCE in frameworks else frameworks[0]
+    found = {source: bench.run_script(source, [HERE, source, out_dir], timeout)}
+    trained = os.path.join(out_dir, source + ".trained.npz")
+    for name in frameworks:
+        if name != source:
+            found[name] = (bench.run_script(name, [HERE, name, out_dir, "--source", trained], timeout)
+                           if os.path.exists(trained) else "the source, {}, did not train: {}".format(source, found[source]))
+    return source, found
+
+
+def compare(frameworks, out_dir, source, found):
+    """{framework: its export and what ONNX Runtime computed with it} for the runs of run_all."""
+    table = {}
+    trained = None  # ONNX Runtime's logits from the source's trained file
+    path = os.path.join(out_dir, source + ".trained.onnx")
+    if isinstance(found.get(source), dict) and os.path.exists(path):
+        with np.load(os.path.join(out_dir, source + ".npz")) as f:
+            try:
+                trained = run(load(path, f["x"].shape[1:])[0], f["x"])
+            except OnnxFileError as e:
+                trained = str(e).replace(out_dir + os.sep, "")
+    for name in frameworks:
+        got = found.get(name, "not run")
+        if not isinstance(got, dict):
+            table[name] = dict(error=got)
+            continue
+        row = dict(export=got["export"], device=got["info"].get("device"), version=got["info"].get("version"),
+                   layout=got["info"].get("layout"))
+        with np.load(os.path.join(out_dir, name + ".npz")) as f:
+            arrays = dict(f)
+        if "seconds" in got["export"]:
+            try:
+                row.update(check_file(os.path.join(out_dir, name + ".onnx"), arrays["x"], arrays["logits"]))
+            except OnnxFileError as e:
+                row["error"] = str(e).replace(out_dir + os.sep, "")  # the file's name, not a temporary folder
+        if isinstance(trained, np.ndarray):  # the source's trained model, in ONNX Runtime, against this framework
+            row["from_source"] = max_diff(arrays["trained_logits"], trained)
+            row["from_source_classes"] = bool(np.array_equal(arrays["trained_logits"].argmax(1), trained.argmax(1)))
+        else:
+            row["from_source_error"] = trained or "the source's trained model was not exported"
+        table[name] = row
+    return table
+
+
+def passes(row):
+    """Whether a framework's file is this model: ONNX Runtime computes its logits and classes, at
+    batch 64 and 1, the file has no Dropout node, and its weights from the source compute the same."""
+    return ("error" not in row and "seconds" in row.get("export", {}) and row["same_classes"]
+            and max(row["logits"], row["batch_1"]) < TOLERANCE and row["dynamic_batch"]
+            and "Dropout" not in row["ops"] and row.get("from_source", 1.0) < TOLERANCE
+            and row.get("from_source_classes", False))
+
+
+def fingerprint(frameworks, purpose):
+    """What a table depends on: bench's fingerprint, and the modules whole (export_onnx is not in
+    a row's code digest) with the ONNX packages each environment pins."""
+    import bench
+    import hashlib
+    digest = hashlib.sha256()
+    envs = sorted({common.ROWS[f]["env"] for f in frameworks})
+    for name in sorted({common.ROWS[f]["module"] for f in frameworks}) + ["onnx_check", "onnx_graph", "parity"]:
+        digest.update(open(os.path.join(os.path.dirname(HERE), name + ".py"), "rb").read())
+    for env in envs:
+        path = os.path.join(common.ROOT, "envs", env, "requirements-onnx.txt")
+        digest.update(open(path, "rb").read() if os.path.exists(path) else b"")
+    return bench.fingerprint(frameworks, purpose, "synthetic", ("bench",),
+                             also=[bench.python_for(f)[0] for f in frameworks] + [digest.hexdigest()])
+
+
+def table(frameworks, fresh=False, timeout=900):
+    """{"measured": when, "machine": where, "source": which trained, "table": compare's}: measured now
+    if `fresh`, else from the cache where the same code, environments and machine measured it."""
+    import bench
+    import onnxruntime as ort
+    import results
+    import tempfile
+    path = os.path.join(datasets.CACHE_DIR, "onnx", fingerprint(frameworks, "onnx") + ".json")
+    if os.path.exists(path) and not fresh:
+        with open(path) as f:
+            return json.load(f)
+    with tempfile.TemporaryDirectory(prefix="rosetta-onnx-") as out_dir:
+        source, found = run_all(frameworks, out_dir, timeout)
+        measured = dict(measured=results.now(), machine=bench.gpu_name() or results.cpu_name(), source=source,
+                        onnxruntime=ort.__version__, table=compare(frameworks, out_dir, source, found))
+    if all(isinstance(got, dict) for got in found.values()):  # a framework that did not run is run again
+        results.write_json(path, measured)
+    return measured
+
+
+def time_onnx(session, x):
+    """ONNX Runtime on one file, timed as time_predict times a framework's predict."""
+    for _ in range(WARMUP):
+        run(session, x[:1]).argmax(1)
+        run(session, x).argmax(1)
+    latency = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        run(session, x[:1]).argmax(1)
+        latency.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    for _ in range(BATCHES):
+        run(session, x).argmax(1)
+    return dict(latency=float(np.median(latency)), throughput=BATCHES * len(x) / (time.perf_counter() - start))
+
+
+def inference(frameworks, kind="runs", timeout=900):
+    """Each framework's own predict against ONNX Runtime on the file it exported, one after the other
+    on this machine: a run (purpose "inference") of one result per framework. Returns its folder."""
+    import bench
+    import results
+    import tempfile
+    import onnxruntime as ort
+    datasets.prepare("synthetic")
+    path, meta = bench.start_run(frameworks, "inference", "synthetic", bench.gpu_name() or results.cpu_name(), False,
+                                 purpose="inference", kind=kind)
+    meta["onnxruntime"] = ort.__version__
+    bench.open_run(path, meta)
+    with tempfile.TemporaryDirectory(prefix="rosetta-inference-") as out_dir:
+        for name in frameworks:
+            result = results.new_result(name, "inference", "synthetic", run=meta["run"], code=bench.row_code(name))
+            got = bench.run_script(name, [HERE, name, out_dir, "--time"], timeout)
+            if isinstance(got, dict):
+                info = got["info"]
+                result.update(framework_version=info.get("version"), device=info.get("device"), gpu=info.get("gpu"),
+                              native=got["native"], export=got["export"])
+                result.update(status="ok" if "seconds" in got["export"] else "failed", error=got["export"].get("error"))
+            else:
+                result["error"] = got
+            onnx_file = os.path.join(out_dir, name + ".onnx")
+            if result["status"] == "ok":
+                with np.load(os.path.join(out_dir, name + ".npz")) as f:
+                    x = f["x"]
+                try:
+                    session, proto, _ = load(onnx_file, x.shape[1:])
+                    result.update(bytes=os.path.getsize(onnx_file), opset=opset(proto))
+                    result.update(onnx=time_onnx(session, x))
+                except OnnxFileError as e:
+                    message = str(e)
+                    result.update(status="failed", error=message if message.startswith(onnx_file) else "{}: {}".format(
+                        os.path.basename(onnx_file), message))
+            result["finished"] = results.now()
+            results.write_json(os.path.join(path, name + ".json"), result)
+            sys.stderr.write("{:<18}{:<8} {}\n".format(name, result["status"], result["error"] or ""))
+    bench.finish_run(path, meta)
+    return path
+
+
+def main(argv):
+    framework, out_dir = argv[0], argv[1]
+    source = argv[3] if len(argv) > 3 and argv[2] == "--source" else None
+    print(json.dumps(framework_run(framework, out_dir, source, timing="--time" in argv)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

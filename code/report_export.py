@@ -1,0 +1,142 @@
+"""The "Export and serve" chapter: the ONNX Runtime table (every framework's exported file against
+its own logits), measured here or taken from the ONNX tests' cache, else the committed reference's;
+and the inference chart of make bench-inference, this machine's newest run, else the reference."""
+import html
+import os
+
+import altair as alt
+
+import common
+import results
+from report import WIDTH, Run, describe_machine, embed, html_table, reference_note
+from report_defaults import reference_tables
+
+
+def frameworks():
+    return common.implemented_frameworks()
+
+
+def measured_onnx(results_dir=None):
+    """(onnx_check.table's dict, where it comes from): measured here where every framework's
+    environment exists (or cached by the ONNX tests); else the committed reference's."""
+    import bench
+    import onnx_check
+    missing = [n for n in frameworks() if bench.python_for(n)[0] is None]
+    path, meta = reference_tables(results_dir)
+    committed = results.read_object(os.path.join(path, "onnx.json"))[0] if path and missing else None
+    if committed:
+        return committed, ", the committed reference run {} (at commit {}: {} {} no environment here)".format(
+            os.path.basename(path), (meta.get("commit") or "unrecorded")[:7], ", ".join(missing),
+            "has" if len(missing) == 1 else "have")
+    return onnx_check.table(frameworks()), ""
+
+
+def _mb(size):
+    return "{:.1f}".format(size / 1e6) if size else "-"
+
+
+def onnx_table(measured, source=""):
+    import onnx_check
+    trained = measured.get("source", onnx_check.SOURCE)
+    head = ["framework", "exporter", "opset", "logits vs the framework's, 64 / 1 images", "same classes",
+            "any batch", "weights trained in {}".format(trained), "within tolerance"]
+    body = []
+    order = frameworks()
+    for name, row in sorted(measured["table"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99):
+        export = row.get("export") or {}
+        why = row.get("error") or export.get("error")
+        moved = "{:.1e}".format(row["from_source"]) if row.get("from_source") is not None else "-"
+        if "logits" not in row:
+            verdict = "cannot export" if export.get("error") else "not run" if not export else "does not run"
+            body.append(([name, "-", "-", "-", "-", "-", moved, verdict], [("why", why)], []))
+            continue
+        cells = [name, row["producer"].split(" ")[0] or "-", row["opset"],
+                 "{:.1e} / {:.1e}".format(row["logits"], row["batch_1"]), "yes" if row["same_classes"] else "NO",
+                 "yes" if row["dynamic_batch"] else "NO", moved, "yes" if onnx_check.passes(row) else "NO"]
+        notes = [("why", why)] + [("", "the graph keeps Dropout nodes")] * ("Dropout" in row["ops"])
+        details = [("written by", row["producer"]), ("size", "{} MB".format(_mb(row["bytes"]))),
+                   ("export", "{:.1f} s".format(export["seconds"])), ("operators", ", ".join(row["ops"]))]
+        body.append((cells, notes, details))
+    caption = ("Measured {} on {}{}: ONNX Runtime {} on the CPU, the synthetic test set's first {} images in each "
+               "framework's own layout, the weights of weights.random_weights. The last check but one puts the "
+               "weights of a model trained {} steps in {} into each framework with set_weights and compares its "
+               "logits with ONNX Runtime's on {}'s exported file.").format(
+        (measured.get("measured") or "")[:10], measured.get("machine"), source, measured.get("onnxruntime", ""),
+        common.BATCH_SIZE, onnx_check.STEPS, trained, trained)
+    return "<p>{}</p>{}".format(html.escape(caption), html_table(head, body, "rosetta-onnx"))
+
+
+def show_onnx():
+    from IPython.display import HTML, display
+    measured, source = measured_onnx()
+    display(HTML(onnx_table(measured, source)))
+
+
+def inference_run(results_dir=None):
+    """(the newest complete make bench-inference run here, else the newest committed one, whether
+    it is a reference), or (None, False)."""
+    for kind in ("runs", "reference"):
+        for path, meta in results.local_runs(results_dir or common.RESULTS_DIR, kind):
+            if meta.get("purpose") == "inference" and meta.get("status") == "complete":
+                return path, kind == "reference"
+    return None, False
+
+
+def inference_rows(run):
+    """Two per framework: its own predict, and ONNX Runtime on its file where that ran."""
+    out = []
+    for r in run.results:
+        for engine, key in (("its own predict", "native"), ("ONNX Runtime", "onnx")):
+            if not r.get(key):
+                continue
+            out.append(dict(framework=r["framework"], engine=engine, latency_ms=1000 * r[key]["latency"],
+                            throughput=r[key]["throughput"]))
+    return out
+
+
+def inference_chart(run):
+    order = [n for n in frameworks() if any(r["framework"] == n for r in run.results)]
+    data = alt.Data(values=inference_rows(run))
+    base = alt.Chart(data).encode(
+        y=alt.Y("framework:N", sort=order, title=None),
+        yOffset=alt.YOffset("engine:N"),
+        color=alt.Color("engine:N", title=None, legend=alt.Legend(orient="top")),
+    ).properties(width=WIDTH // 2 - 40)
+    latency = base.mark_bar().encode(
+        x=alt.X("latency_ms:Q", title="one image, median ms (less is better)"),
+        tooltip=["framework:N", "engine:N", alt.Tooltip("latency_ms:Q", format=".2f")])
+    throughput = base.mark_bar().encode(
+        x=alt.X("throughput:Q", title="batches of 64, images per s (more is better)"),
+        tooltip=["framework:N", "engine:N", alt.Tooltip("throughput:Q", format=",.0f")])
+    return alt.vconcat(latency, throughput).properties(
+        title=alt.Title(run.caption, subtitle="ONNX Runtime {}".format(run.meta.get("onnxruntime", "")), anchor="start"))
+
+
+def inference_table(run):
+    head = ["framework", "status", "own predict, 1 image ms", "ONNX Runtime, 1 image ms",
+            "own predict, images/s", "ONNX Runtime, images/s", "MB", "opset", "export s"]
+    body = []
+    for r in sorted(run.results, key=lambda r: frameworks().index(r["framework"]) if r["framework"] in frameworks() else 99):
+        n, o, export = r.get("native") or {}, r.get("onnx") or {}, r.get("export") or {}
+        ms = lambda d: "{:.2f}".format(1000 * d["latency"]) if d else "-"  # noqa: E731
+        per_s = lambda d: "{:,.0f}".format(d["throughput"]) if d else "-"  # noqa: E731
+        body.append(([r["framework"], r["status"], ms(n), ms(o), per_s(n), per_s(o), _mb(r.get("bytes")),
+                      r.get("opset") or "-", "{:.1f}".format(export["seconds"]) if "seconds" in export else "-"],
+                     [("why", r.get("error"))], []))
+    return html_table(head, body, "rosetta-inference")
+
+
+def inference_html(results_dir=None):
+    path, reference = inference_run(results_dir)
+    if path is None:
+        return ('<p class="rosetta-empty">No inference measurement yet: <code>make bench-inference</code> makes '
+                'one (it is not part of <code>make html</code>).</p>')
+    run = Run(path, "reference" if reference else "this machine", reference)
+    caption = "Run {}: {}, {}.".format(os.path.basename(path), describe_machine(run.meta), (run.meta.get("started") or "")[:10])
+    return "<p>{}</p>{}{}{}".format(html.escape(caption), reference_note(run, "<code>make bench-inference</code> measures it here"), embed(inference_chart(run)),
+                                    inference_table(run))
+
+
+def show_inference():
+    from IPython.display import HTML, display
+    display(HTML(inference_html()))
