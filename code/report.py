@@ -92,6 +92,16 @@ def reference_note(run, remeasure="<code>make html</code> measures every row her
     return '<p class="rosetta-reference">{}</p>'.format(text)
 
 
+def purpose_run(purpose, results_dir=None):
+    """(the newest complete run of `purpose` here, else the newest committed one, whether it is a
+    reference), or (None, False): the ablation and the inference runs, which have pages of their own."""
+    for kind in ("runs", "reference"):
+        for path, meta in results.local_runs(results_dir or common.RESULTS_DIR, kind):
+            if meta.get("purpose") == purpose and meta.get("status") == "complete":
+                return path, kind == "reference"
+    return None, False
+
+
 def wall_time(run):
     """(rows, tuned rows, seconds): how long the rows that ran took, each from its process' start
     to its result, added up (they run one after another): the benchmark's share of `make html`."""

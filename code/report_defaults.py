@@ -19,6 +19,18 @@ def reference_tables(results_dir=None):
     return None, {}
 
 
+def committed_table(name, missing, results_dir=None):
+    """(the committed reference's table `name` (parity.json, onnx.json), where it comes from) where
+    the frameworks `missing` have no environment here; else (None, ""): the table is measured here."""
+    path, meta = reference_tables(results_dir)
+    found = results.read_object(os.path.join(path, name))[0] if path and missing else None
+    if not found:
+        return None, ""
+    return found, ", the committed reference run {} (at commit {}: {} {} no environment here)".format(
+        os.path.basename(path), (meta.get("commit") or "unrecorded")[:7], ", ".join(missing),
+        "has" if len(missing) == 1 else "have")
+
+
 def read_defaults(timeout=300, results_dir=None):
     """({tab: rows or an error text}, {tab: where it was read, for tabs read from the reference}):
     code/introspect.py in each framework's own environment, or the committed reference's reading

@@ -7,9 +7,8 @@ import os
 import altair as alt
 
 import common
-import results
-from report import WIDTH, Run, describe_machine, embed, html_table, reference_note
-from report_defaults import reference_tables
+from report import WIDTH, Run, describe_machine, embed, html_table, purpose_run, reference_note
+from report_defaults import committed_table
 
 
 def frameworks():
@@ -22,12 +21,9 @@ def measured_onnx(results_dir=None):
     import bench
     import onnx_check
     missing = [n for n in frameworks() if bench.python_for(n)[0] is None]
-    path, meta = reference_tables(results_dir)
-    committed = results.read_object(os.path.join(path, "onnx.json"))[0] if path and missing else None
+    committed, source = committed_table("onnx.json", missing, results_dir)
     if committed:
-        return committed, ", the committed reference run {} (at commit {}: {} {} no environment here)".format(
-            os.path.basename(path), (meta.get("commit") or "unrecorded")[:7], ", ".join(missing),
-            "has" if len(missing) == 1 else "have")
+        return committed, source
     return onnx_check.table(frameworks()), ""
 
 
@@ -75,11 +71,7 @@ def show_onnx():
 def inference_run(results_dir=None):
     """(the newest complete make bench-inference run here, else the newest committed one, whether
     it is a reference), or (None, False)."""
-    for kind in ("runs", "reference"):
-        for path, meta in results.local_runs(results_dir or common.RESULTS_DIR, kind):
-            if meta.get("purpose") == "inference" and meta.get("status") == "complete":
-                return path, kind == "reference"
-    return None, False
+    return purpose_run("inference", results_dir)
 
 
 def inference_rows(run):

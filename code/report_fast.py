@@ -7,7 +7,7 @@ import altair as alt
 
 import common
 import results
-from report import (WIDTH, Run, _fmt, _order, describe_machine, embed, flags_note, html_table, load_runs,
+from report import (WIDTH, Run, _fmt, _order, describe_machine, embed, flags_note, html_table, load_runs, purpose_run,
                     reference_note, rows, split, steady)
 
 
@@ -95,13 +95,9 @@ def show_tuned():
 
 
 def ablation_run(results_dir=None):
-    """(the newest complete run of `make bench-tuning` here, or else the newest committed one, whether
+    """(the newest complete run of `make bench-tuning` here, else the newest committed one, whether
     it is a reference), or (None, False)."""
-    for kind in ("runs", "reference"):
-        for path, meta in results.local_runs(results_dir or common.RESULTS_DIR, kind):
-            if meta.get("purpose") == "tuning" and meta.get("status") == "complete":
-                return path, kind == "reference"
-    return None, False
+    return purpose_run("tuning", results_dir)
 
 
 def ablation_rows(path):

@@ -7,7 +7,7 @@ import os
 import common
 import results
 from report import html_table
-from report_defaults import reference_tables
+from report_defaults import committed_table
 
 
 def parity_table(table, measured=None, machine=None, source=""):
@@ -42,12 +42,9 @@ def measured_table(results_dir=None):
     import parity
     names = common.implemented_frameworks(tuned=True)
     missing = [n for n in names if bench.python_for(n)[0] is None]
-    path, meta = reference_tables(results_dir)
-    committed = results.read_object(os.path.join(path, "parity.json"))[0] if path and missing else None
+    committed, source = committed_table("parity.json", missing, results_dir)
     if committed:
-        return committed, ", the committed reference run {} (at commit {}: {} {} no environment here)".format(
-            os.path.basename(path), (meta.get("commit") or "unrecorded")[:7], ", ".join(missing),
-            "has" if len(missing) == 1 else "have")
+        return committed, source
     return parity.table(names), ""
 
 
