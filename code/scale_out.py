@@ -1,0 +1,224 @@
+"""Scale out: a framework's data-parallel module run as two processes on its own distributed
+engine, and checked against one process.
+
+    python code/scale_out.py FRAMEWORK OUT_DIR      (each rank, in the framework's environment)
+
+Each rank builds the model, puts in the shared weights (parity.py's), and trains parity.STEPS steps
+on the shared batches of 64 with dropout off, each rank on its share of every batch; it writes its
+losses to OUT_DIR/rank<r>.json and its weights to OUT_DIR/rank<r>.npz. `equivalence` (in the main
+environment) starts the ranks with the framework's launcher, ends the whole process group at a time
+limit, and compares: the losses and weights with the NumPy reference's for the whole batch (2 x 32
+must be 1 x 64), and the ranks' weights with each other, bit for bit.
+"""
+import importlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from itertools import islice
+
+import numpy as np
+
+import common
+import datasets
+import weights as neutral
+
+HERE = os.path.abspath(__file__)
+WORLD = 2  # processes: two on this 2-core machine, one thread each
+# framework -> its data-parallel module and how its ranks are started (see `command`)
+ROWS = {"pytorch": dict(module="cnn_pytorch_parallel", launcher="torchrun"),
+        "jax": dict(module="cnn_jax_parallel", launcher="jax")}
+
+
+# --- In each rank ---------------------------------------------------------------------------------
+
+def fault(rank):
+    """ROSETTA_SCALE_FAULT=kill|raise|hang: rank 1 dies, raises or hangs after its first step (the tests)."""
+    what = os.environ.get("ROSETTA_SCALE_FAULT") if rank == 1 else None
+    if what == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif what == "raise":
+        raise RuntimeError("rank 1 raised, as ROSETTA_SCALE_FAULT asked")
+    elif what == "hang":
+        import time
+        time.sleep(3600)
+
+
+def rank_run(framework, out_dir):
+    import parity
+    for key, value in common.ROWS[framework].get("vars", {}).items():
+        os.environ[key] = value
+    parity.no_dropout(common.tab(framework))
+    module = importlib.import_module(ROWS[framework]["module"])
+    x_train, _, y_train, _ = module.load_data("synthetic", parity.PROFILE)
+    batches = list(islice(datasets.minibatches(x_train, y_train), parity.STEPS))
+    model = module.create_model()
+    trainer = module.init_model(model)
+    module.set_weights(model, neutral.random_weights(parity.WEIGHT_SEED))
+    losses = []
+    for batch in batches:
+        losses.append(module.train_epoch(trainer, iter([batch])))
+        fault(module.runtime_info()["rank"])
+    info = module.runtime_info()
+    neutral.save(os.path.join(out_dir, "rank{}.npz".format(info["rank"])), module.get_weights(model))
+    with open(os.path.join(out_dir, "rank{}.json".format(info["rank"])), "w") as f:
+        json.dump(dict(losses=losses, info=info), f)
+
+
+# --- In the main environment ------------------------------------------------------------------------
+
+def free_port():
+    """A port no one listens on now, for a coordinator (the launchers that choose their own need none)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def processes(framework, python, out_dir):
+    """[(rank, command, environment)] for WORLD ranks on this machine: torchrun starts the ranks
+    itself (rank None); the JAX coordinator's ranks are started here, one process each."""
+    args = [HERE, framework, out_dir]
+    launcher = ROWS[framework]["launcher"]
+    if launcher == "torchrun":  # --standalone: a rendezvous on a free local port
+        return [(None, [python, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD)] + args, {})]
+    if launcher == "jax":
+        address = "127.0.0.1:{}".format(free_port())
+        return [(r, [python] + args, dict(JAX_COORDINATOR_ADDRESS=address, RANK=str(r), WORLD_SIZE=str(WORLD)))
+                for r in range(WORLD)]
+    raise ValueError("no launcher for " + framework)
+
+
+def launch(framework, out_dir, timeout=300):
+    """Start the ranks; None where every rank wrote its result, else a sentence that says which rank
+    failed and why, or that the time limit ended them. A failed or late rank ends every process."""
+    import time
+    import bench
+    python, why_not = bench.python_for(framework)
+    if python is None:
+        return why_not
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", **common.ROWS[framework].get("vars", {}))
+    started = []
+    for i, (rank, cmd, extra) in enumerate(processes(framework, python, out_dir)):
+        with open(os.path.join(out_dir, "launch{}.log".format(i)), "w") as log:
+            started.append((rank, log.name, subprocess.Popen(cmd, cwd=common.ROOT, env=dict(env, **extra), stdout=log,
+                                                             stderr=subprocess.STDOUT, start_new_session=True)))
+    deadline = time.monotonic() + timeout
+    while True:
+        codes = [proc.poll() for _, _, proc in started]
+        failed = [(rank, path, code) for (rank, path, _), code in zip(started, codes) if code not in (None, 0)]
+        if failed or None not in codes or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for _, _, proc in started:
+        end_all(proc)
+    missing = [r for r in range(WORLD) if not os.path.exists(os.path.join(out_dir, "rank{}.json".format(r)))]
+    if failed:
+        logs = ""
+        for _, path, _ in started:
+            with open(path) as f:
+                logs += f.read()
+        return failure(out_dir, [(rank, code) for rank, _, code in failed], logs)
+    if missing:
+        return "timed out after {:.0f} s: rank {} had not finished, and every process was ended".format(
+            timeout, ", ".join(map(str, missing)))
+    return None
+
+
+def end_all(proc):
+    """Kill a launched process, its process group and every process it started, wherever they are:
+    a launcher may put its workers in sessions of their own."""
+    import psutil
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)  # before the launcher dies and they move
+    except psutil.NoSuchProcess:
+        family = []
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for child in family:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait()
+
+
+def failure(out_dir, deaths, logs):
+    """Which rank failed first and why: one killed by a signal (the others fail after it, on its
+    closed connections), else the rank whose own error came first (each writes rank<r>.error), else
+    what the launcher says; `deaths` are the (rank, exit code) seen, torchrun's list added from `logs`."""
+    deaths = [(r, c) for r, c in deaths if r is not None] + [
+        (int(r), int(c)) for r, c in re.findall(r"rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", logs, re.S)]
+    killed = [(r, c) for r, c in deaths if c < 0]
+    if killed:
+        return "rank {} failed: killed by signal {}; every other process was ended".format(killed[0][0], -killed[0][1])
+    errors = []
+    for name in os.listdir(out_dir):
+        if name.endswith(".error"):
+            with open(os.path.join(out_dir, name)) as f:
+                found = json.load(f)
+            errors.append((found["time"], name[len("rank"):-len(".error")], found["error"]))
+    if errors:
+        _, rank, error = min(errors)
+        return "rank {} failed: {}; every other process was ended".format(rank, error.splitlines()[0] if error else "")
+    if deaths:
+        return "rank {} failed: exit code {}; every other process was ended".format(*deaths[0])
+    return "the launch failed: {}".format(logs.strip()[-300:])
+
+
+def compare(out_dir):
+    """The ranks' losses and weights against the NumPy reference (batch 64), and each other."""
+    import parity
+    import reference
+    shared = neutral.random_weights(parity.WEIGHT_SEED)
+    ref_losses, ref_trained = reference.train(shared, parity.reference_batches())
+    ranks = []
+    for r in range(WORLD):
+        with open(os.path.join(out_dir, "rank{}.json".format(r))) as f:
+            ranks.append(dict(json.load(f), weights=neutral.load(os.path.join(out_dir, "rank{}.npz".format(r)))))
+    trained = ranks[0]["weights"]
+    update = max(parity.max_diff(t - w, ref - w) / np.max(np.abs(ref - w))
+                 for t_pair, r_pair, w_pair in zip(trained, ref_trained, shared) for t, ref, w in zip(t_pair, r_pair, w_pair))
+    return dict(world_size=WORLD, engine=ranks[0]["info"].get("engine"),
+                devices=[rank["info"].get("device") for rank in ranks],
+                losses=max(parity.max_diff(rank["losses"], ref_losses) for rank in ranks),
+                weights=max(parity.max_diff(t, r) for tp, rp in zip(trained, ref_trained) for t, r in zip(tp, rp)),
+                update=float(update), losses_seen=ranks[0]["losses"], reference_losses=[float(v) for v in ref_losses],
+                ranks_identical=all(np.array_equal(a, b) for rank in ranks[1:]
+                                    for pa, pb in zip(trained, rank["weights"]) for a, b in zip(pa, pb)))
+
+
+def equivalence(framework, timeout=300):
+    """One framework's two-process run against the reference: compare's row, or {"error": why}."""
+    import tempfile
+    datasets.prepare("synthetic")
+    with tempfile.TemporaryDirectory(prefix="rosetta-scale-") as out_dir:
+        failed = launch(framework, out_dir, timeout)
+        if failed:
+            return dict(error=failed)
+        row = compare(out_dir)
+    row["launcher"] = ROWS[framework]["launcher"]
+    return row
+
+
+def passes(row):
+    import parity
+    return ("error" not in row and row["ranks_identical"] and row["update"] < parity.UPDATE_TOLERANCE
+            and max(row["losses"], row["weights"]) < parity.TOLERANCE)
+
+
+if __name__ == "__main__":
+    try:
+        rank_run(sys.argv[1], sys.argv[2])
+    except BaseException as e:  # out at once: an engine's exit handlers may wait for the other ranks
+        import time
+        import traceback
+        traceback.print_exc()
+        sys.stderr.flush()
+        with open(os.path.join(sys.argv[2], "rank{}.error".format(os.environ.get("RANK", "?"))), "w") as f:
+            json.dump(dict(time=time.time(), error="{}: {}".format(type(e).__name__, e)), f)
+        os._exit(1)

@@ -1,0 +1,53 @@
+"""Scale out: two processes on a framework's own distributed engine compute what one process
+computes (2 workers x 32 = 1 worker x 64, against the NumPy reference), and a rank that dies,
+raises or hangs ends the whole launch with a sentence that names it."""
+import os
+import subprocess
+import time
+
+import pytest
+
+import bench
+import parity
+import scale_out
+
+FRAMEWORKS = sorted(scale_out.ROWS)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_two_processes_compute_what_one_computes(framework):
+    if bench.python_for(framework)[0] is None:
+        pytest.skip(bench.python_for(framework)[1])
+    row = scale_out.equivalence(framework)
+    assert "error" not in row, row.get("error")
+    assert row["world_size"] == 2 and row["devices"] == ["cpu", "cpu"]
+    assert row["ranks_identical"], "the ranks' weights differ after the steps"
+    assert row["losses"] < parity.TOLERANCE, (row["losses_seen"], row["reference_losses"])
+    assert row["weights"] < parity.TOLERANCE, "weights differ by {:.2e}".format(row["weights"])
+    assert row["update"] < parity.UPDATE_TOLERANCE, "update off by {:.1%}".format(row["update"])  # a summed gradient
+    assert scale_out.passes(row)
+
+
+def leftovers(out_dir):
+    """Processes still running that were started for `out_dir`."""
+    found = subprocess.run(["pgrep", "-f", out_dir], capture_output=True, text=True).stdout.split()
+    return [p for p in found if int(p) != os.getpid()]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("fault", ["kill", "raise"])
+def test_a_rank_that_dies_ends_the_launch_and_is_named(framework, fault, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROSETTA_SCALE_FAULT", fault)
+    start = time.monotonic()
+    why = scale_out.launch(framework, str(tmp_path), timeout=120)
+    assert time.monotonic() - start < 60 and why and why.startswith("rank 1 failed: "), why
+    assert ("signal 9" if fault == "kill" else "RuntimeError: rank 1 raised") in why, why
+    assert leftovers(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_rank_that_hangs_is_ended_with_all_the_others_at_the_time_limit(framework, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROSETTA_SCALE_FAULT", "hang")
+    why = scale_out.launch(framework, str(tmp_path), timeout=25)
+    assert why.startswith("timed out after 25 s") and "had not finished" in why, why
+    assert leftovers(str(tmp_path)) == []
