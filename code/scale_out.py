@@ -148,12 +148,13 @@ def end_all(proc):
 
 
 def failure(out_dir, deaths, logs):
-    """Which rank failed first and why: one killed by a signal (the others fail after it, on its
-    closed connections), else the rank whose own error came first (each writes rank<r>.error), else
-    what the launcher says; `deaths` are the (rank, exit code) seen, torchrun's list added from `logs`."""
-    deaths = [(r, c) for r, c in deaths if r is not None] + [
-        (int(r), int(c)) for r, c in re.findall(r"rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", logs, re.S)]
-    killed = [(r, c) for r, c in deaths if c < 0]
+    """Which rank failed first and why. A rank killed by a signal other than the launcher's SIGTERM
+    (in torchrun's failure report, or among the ranks started here) comes first: the others fail after it,
+    on its closed connections. Else the rank whose own error came first (each writes rank<r>.error),
+    else the exit codes seen: `deaths`, (rank, exit code) of the ranks started here."""
+    reported = re.findall(r"rank\s*:\s*(\d+) \(local_rank: \d+\)\s*\n\s*exitcode\s*:\s*(-?\d+)", logs)  # torchrun's
+    deaths = [(r, c) for r, c in deaths if r is not None] + [(int(r), int(c)) for r, c in reported]
+    killed = [(r, c) for r, c in deaths if c < 0 and c != -signal.SIGTERM]
     if killed:
         return "rank {} failed: killed by signal {}; every other process was ended".format(killed[0][0], -killed[0][1])
     errors = []

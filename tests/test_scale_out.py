@@ -2,7 +2,6 @@
 computes (2 workers x 32 = 1 worker x 64, against the NumPy reference), and a rank that dies,
 raises or hangs ends the whole launch with a sentence that names it."""
 import os
-import subprocess
 import time
 
 import pytest
@@ -30,8 +29,12 @@ def test_two_processes_compute_what_one_computes(framework):
 
 def leftovers(out_dir):
     """Processes still running that were started for `out_dir`."""
-    found = subprocess.run(["pgrep", "-f", out_dir], capture_output=True, text=True).stdout.split()
-    return [p for p in found if int(p) != os.getpid()]
+    import psutil
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if proc.info["pid"] != os.getpid() and out_dir in " ".join(proc.info["cmdline"] or []):
+            found.append(proc.info["pid"])
+    return found
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
