@@ -29,6 +29,7 @@ HERE = os.path.abspath(__file__)
 WORLD = 2  # processes: two on this 2-core machine, one thread each
 # framework -> its data-parallel module and how its ranks are started (see `command`)
 ROWS = {"pytorch": dict(module="cnn_pytorch_parallel", launcher="torchrun"),
+        "keras-jax": dict(module="cnn_keras_parallel", launcher="jax"),
         "jax": dict(module="cnn_jax_parallel", launcher="jax")}
 
 

@@ -11,6 +11,7 @@ import parity
 import scale_out
 
 FRAMEWORKS = sorted(scale_out.ROWS)
+LAUNCHERS = ["pytorch", "jax"]  # one row per launcher for the faults: torchrun, and the JAX ranks started here
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -37,7 +38,7 @@ def leftovers(out_dir):
     return found
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("framework", LAUNCHERS)
 @pytest.mark.parametrize("fault", ["kill", "raise"])
 def test_a_rank_that_dies_ends_the_launch_and_is_named(framework, fault, tmp_path, monkeypatch):
     monkeypatch.setenv("ROSETTA_SCALE_FAULT", fault)
@@ -48,7 +49,7 @@ def test_a_rank_that_dies_ends_the_launch_and_is_named(framework, fault, tmp_pat
     assert leftovers(str(tmp_path)) == []
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("framework", LAUNCHERS)
 def test_a_rank_that_hangs_is_ended_with_all_the_others_at_the_time_limit(framework, tmp_path, monkeypatch):
     monkeypatch.setenv("ROSETTA_SCALE_FAULT", "hang")
     why = scale_out.launch(framework, str(tmp_path), timeout=25)
