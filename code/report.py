@@ -73,7 +73,8 @@ class Run:
         return {r["framework"]: "its module changed since" for r in self.results if bench.older_code(r)}
 
 
-def reference_note(run, remeasure="<code>make html</code> measures every row here"):
+def reference_note(run, remeasure="<code>make html</code> measures every row here",
+                   rerun="<code>make html</code> reruns {} first"):
     """A sentence under a reference run: what it is, what measures it here, and which of its rows
     older code measured."""
     if not run.reference:
@@ -86,9 +87,9 @@ def reference_note(run, remeasure="<code>make html</code> measures every row her
     stale = run.stale()
     if stale:
         text += (' <strong class="rosetta-stale">Measured by an older commit: the code of {} has changed since, '
-                 'so {} numbers may differ from what the modules do now; <code>make html</code> reruns {} '
-                 'first.</strong>').format(html.escape(", ".join(sorted(stale))),
-                                          "its" if len(stale) == 1 else "their", "it" if len(stale) == 1 else "them")
+                 'so {} numbers may differ from what the modules do now; {}.</strong>').format(
+            html.escape(", ".join(sorted(stale))), "its" if len(stale) == 1 else "their",
+            rerun.format("it" if len(stale) == 1 else "them"))
     return '<p class="rosetta-reference">{}</p>'.format(text)
 
 

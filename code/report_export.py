@@ -93,7 +93,7 @@ def inference_chart(run):
         y=alt.Y("framework:N", sort=order, title=None),
         yOffset=alt.YOffset("engine:N"),
         color=alt.Color("engine:N", title=None, legend=alt.Legend(orient="top")),
-    ).properties(width=WIDTH // 2 - 40)
+    ).properties(width=WIDTH - 140)  # the framework names take the rest
     latency = base.mark_bar().encode(
         x=alt.X("latency_ms:Q", title="one image, median ms (less is better)"),
         tooltip=["framework:N", "engine:N", alt.Tooltip("latency_ms:Q", format=".2f")])
@@ -125,7 +125,8 @@ def inference_html(results_dir=None):
                 'one (it is not part of <code>make html</code>).</p>')
     run = Run(path, "reference" if reference else "this machine", reference)
     caption = "Run {}: {}, {}.".format(os.path.basename(path), describe_machine(run.meta), (run.meta.get("started") or "")[:10])
-    return "<p>{}</p>{}{}{}".format(html.escape(caption), reference_note(run, "<code>make bench-inference</code> measures it here"), embed(inference_chart(run)),
+    return "<p>{}</p>{}{}{}".format(html.escape(caption), reference_note(run, "<code>make bench-inference</code> measures it here",
+                                  "<code>make bench-inference</code> measures {} again"), embed(inference_chart(run)),
                                     inference_table(run))
 
 

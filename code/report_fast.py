@@ -142,7 +142,8 @@ def ablation_html(results_dir=None):
     caption = "Run {}: {} dataset, {} profile, {}, {}.".format(
         os.path.basename(path), meta.get("dataset"), meta.get("profile"), describe_machine(meta),
         (meta.get("started") or "")[:10])
-    return "<p>{}</p>{}{}".format(html.escape(caption), reference_note(run, "<code>make bench-tuning</code> measures it here"),
+    return "<p>{}</p>{}{}".format(html.escape(caption), reference_note(run, "<code>make bench-tuning</code> measures it here",
+                                  "<code>make bench-tuning</code> measures {} again"),
                                   html_table(head, body, "rosetta-ablation"))
 
 
