@@ -30,7 +30,8 @@ WORLD = 2  # processes: two on this 2-core machine, one thread each
 # framework -> its data-parallel module and how its ranks are started (see `command`)
 ROWS = {"pytorch": dict(module="cnn_pytorch_parallel", launcher="torchrun"),
         "keras-jax": dict(module="cnn_keras_parallel", launcher="jax"),
-        "jax": dict(module="cnn_jax_parallel", launcher="jax")}
+        "jax": dict(module="cnn_jax_parallel", launcher="jax"),
+        "mxnet": dict(module="cnn_mxnet_parallel", launcher="dmlc")}
 
 
 # --- In each rank ---------------------------------------------------------------------------------
@@ -89,6 +90,12 @@ def processes(framework, python, out_dir):
         address = "127.0.0.1:{}".format(free_port())
         return [(r, [python] + args, dict(JAX_COORDINATOR_ADDRESS=address, RANK=str(r), WORLD_SIZE=str(WORLD)))
                 for r in range(WORLD)]
+    if launcher == "dmlc":  # MXNet's parameter server: the scheduler and the server are mxnet imported
+        ps = dict(DMLC_PS_ROOT_URI="127.0.0.1", DMLC_PS_ROOT_PORT=str(free_port()), DMLC_NUM_SERVER="1",
+                  DMLC_NUM_WORKER=str(WORLD), PS_VERBOSE="0")
+        serve = [python, "-c", "import mxnet"]  # with DMLC_ROLE scheduler or server, the import serves
+        return ([(None, serve, dict(ps, DMLC_ROLE="scheduler")), (None, serve, dict(ps, DMLC_ROLE="server"))]
+                + [(r, [python] + args, dict(ps, DMLC_ROLE="worker", RANK=str(r))) for r in range(WORLD)])
     raise ValueError("no launcher for " + framework)
 
 
@@ -107,10 +114,11 @@ def launch(framework, out_dir, timeout=300):
             started.append((rank, log.name, subprocess.Popen(cmd, cwd=common.ROOT, env=dict(env, **extra), stdout=log,
                                                              stderr=subprocess.STDOUT, start_new_session=True)))
     deadline = time.monotonic() + timeout
-    while True:
+    ranks = [proc for rank, _, proc in started if rank is not None] or [proc for _, _, proc in started]
+    while True:  # until every rank is done (a server, say, is ended with the rest), one fails, or time is up
         codes = [proc.poll() for _, _, proc in started]
         failed = [(rank, path, code) for (rank, path, _), code in zip(started, codes) if code not in (None, 0)]
-        if failed or None not in codes or time.monotonic() > deadline:
+        if failed or all(proc.poll() is not None for proc in ranks) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     for _, _, proc in started:
@@ -183,13 +191,14 @@ def compare(out_dir):
         with open(os.path.join(out_dir, "rank{}.json".format(r))) as f:
             ranks.append(dict(json.load(f), weights=neutral.load(os.path.join(out_dir, "rank{}.npz".format(r)))))
     trained = ranks[0]["weights"]
+    losses = np.mean([rank["losses"] for rank in ranks], axis=0)  # each rank's share: the batch's, averaged
     update = max(parity.max_diff(t - w, ref - w) / np.max(np.abs(ref - w))
                  for t_pair, r_pair, w_pair in zip(trained, ref_trained, shared) for t, ref, w in zip(t_pair, r_pair, w_pair))
     return dict(world_size=WORLD, engine=ranks[0]["info"].get("engine"),
                 devices=[rank["info"].get("device") for rank in ranks],
-                losses=max(parity.max_diff(rank["losses"], ref_losses) for rank in ranks),
+                losses=parity.max_diff(losses, ref_losses),
                 weights=max(parity.max_diff(t, r) for tp, rp in zip(trained, ref_trained) for t, r in zip(tp, rp)),
-                update=float(update), losses_seen=ranks[0]["losses"], reference_losses=[float(v) for v in ref_losses],
+                update=float(update), losses_seen=[float(v) for v in losses], reference_losses=[float(v) for v in ref_losses],
                 ranks_identical=all(np.array_equal(a, b) for rank in ranks[1:]
                                     for pa, pb in zip(trained, rank["weights"]) for a, b in zip(pa, pb)))
 
