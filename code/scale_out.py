@@ -31,6 +31,7 @@ WORLD = 2  # processes: two on this 2-core machine, one thread each
 ROWS = {"pytorch": dict(module="cnn_pytorch_parallel", launcher="torchrun"),
         "keras-jax": dict(module="cnn_keras_parallel", launcher="jax"),
         "jax": dict(module="cnn_jax_parallel", launcher="jax"),
+        "tensorflow": dict(module="cnn_tensorflow_parallel", launcher="tf"),
         "mxnet": dict(module="cnn_mxnet_parallel", launcher="dmlc")}
 
 
@@ -89,6 +90,11 @@ def processes(framework, python, out_dir):
     if launcher == "jax":
         address = "127.0.0.1:{}".format(free_port())
         return [(r, [python] + args, dict(JAX_COORDINATOR_ADDRESS=address, RANK=str(r), WORLD_SIZE=str(WORLD)))
+                for r in range(WORLD)]
+    if launcher == "tf":  # TF_CONFIG: the whole cluster, and this worker's index in it
+        workers = ["127.0.0.1:{}".format(free_port()) for _ in range(WORLD)]
+        return [(r, [python] + args, dict(TF_CONFIG=json.dumps(dict(cluster=dict(worker=workers),
+                                                                    task=dict(type="worker", index=r))), RANK=str(r)))
                 for r in range(WORLD)]
     if launcher == "dmlc":  # MXNet's parameter server: the scheduler and the server are mxnet imported
         ps = dict(DMLC_PS_ROOT_URI="127.0.0.1", DMLC_PS_ROOT_PORT=str(free_port()), DMLC_NUM_SERVER="1",
