@@ -3,6 +3,7 @@ DataParallel splits every batch over all their devices; compile and fit are unch
 gives fit its share of every batch, which Keras joins into the global batch. The rest is cnn_keras's."""
 import os
 
+import jax
 import keras
 
 # Before any computation: the launcher gives each process the coordinator's address (process 0
@@ -17,16 +18,18 @@ from cnn_keras import (count_params, create_model, get_weights, init_model, load
                        predict, set_weights)  # unchanged
 
 
+def share(a):
+    """This process's share of a global batch that every process reads whole."""
+    n = len(a) // jax.process_count()
+    return a[jax.process_index() * n:(jax.process_index() + 1) * n]
+
+
 def train_epoch(trainer, batches):
-    import jax
-    rank, world = jax.process_index(), jax.process_count()
-    shares = ((x[rank * (len(x) // world):(rank + 1) * (len(x) // world)],
-               y[rank * (len(y) // world):(rank + 1) * (len(y) // world)]) for x, y in batches)
-    return faithful.train_epoch(trainer, shares)  # the loss is the global batch's, the same in each process
+    # The loss fit reports is the global batch's, the same in every process.
+    return faithful.train_epoch(trainer, ((share(x), share(y)) for x, y in batches))
 
 
 def runtime_info():
-    import jax
     return dict(faithful.runtime_info(), engine="keras.distribution DataParallel on jax.distributed",
                 launcher="the JAX coordinator (one process per device)", world_size=jax.process_count(),
                 rank=jax.process_index())

@@ -29,11 +29,10 @@ import numpy as np
 import common
 import datasets
 import weights as neutral
+import parity  # logits(): each framework's forward pass in inference mode
+from parity import PROFILE, STEPS, WEIGHT_SEED, max_diff  # the parity tests' weights and batches
 
 HERE = os.path.abspath(__file__)
-STEPS = 3
-WEIGHT_SEED = 7  # parity.py's: the same shared weights
-PROFILE = dict(epochs=1, n_train=STEPS * common.BATCH_SIZE, n_test=common.BATCH_SIZE)
 TOLERANCE = 1e-4  # logits, absolute: float32 in the framework and in ONNX Runtime
 WARMUP, REPEATS, BATCHES = 5, 50, 10  # the inference timing: warm-up calls, batch-1 calls, batches of 64
 SOURCE = "pytorch"  # the framework that trains the model every other one is compared with
@@ -64,23 +63,23 @@ def export(module, model, path):
     return dict(seconds=time.perf_counter() - start)
 
 
-def time_predict(module, trainer, x):
-    """The module's own predict: median seconds for one image, and images per second in batches of 64."""
+def timed(predict, x):
+    """`predict(batches)` (a framework's own, or ONNX Runtime's): median seconds for one image, and
+    images per second in batches of 64, after warm-up calls."""
     for _ in range(WARMUP):
-        module.predict(trainer, [x[:1]])
-        module.predict(trainer, [x])
+        predict([x[:1]])
+        predict([x])
     latency = []
     for _ in range(REPEATS):
         start = time.perf_counter()
-        module.predict(trainer, [x[:1]])
+        predict([x[:1]])
         latency.append(time.perf_counter() - start)
     start = time.perf_counter()
-    module.predict(trainer, [x] * BATCHES)
+    predict([x] * BATCHES)
     return dict(latency=float(np.median(latency)), throughput=BATCHES * len(x) / (time.perf_counter() - start))
 
 
 def framework_run(framework, out_dir, source=None, timing=False):
-    import parity  # its logits(): each framework's inference-mode forward pass
     spec = common.ROWS[framework]
     for key, value in spec.get("vars", {}).items():
         os.environ[key] = value
@@ -95,7 +94,7 @@ def framework_run(framework, out_dir, source=None, timing=False):
     arrays = dict(x=x, logits=parity.logits(tab, module, trainer, x))
     summary = dict(info=module.runtime_info(), export=export(module, model, os.path.join(out_dir, framework + ".onnx")))
     if timing:
-        summary["native"] = time_predict(module, trainer, x)
+        summary["native"] = timed(lambda batches: module.predict(trainer, batches), x)
     elif source:
         module.set_weights(model, neutral.load(source))
         arrays["trained_logits"] = parity.logits(tab, module, trainer, x)
@@ -158,22 +157,22 @@ def run(session, x):
         raise OnnxFileError("ONNX Runtime cannot run it on a batch of {}: {}".format(len(x), first_line(e)))
 
 
-def max_diff(a, b):
-    return float(np.max(np.abs(np.float64(a) - np.float64(b))))
-
-
 def check_file(path, x, want):
     """What ONNX Runtime computes with one exported file, against the framework's own logits `want`."""
     session, proto, dims = load(path, x.shape[1:])
-    try:
-        batch, one = run(session, x), run(session, x[:1])
-    except OnnxFileError as e:
-        raise OnnxFileError("{}: {}".format(path, e))
+    batch, one = run(session, x), run(session, x[:1])
     return dict(logits=max_diff(batch, want), batch_1=max_diff(one, want[:1]),
                 same_classes=bool(np.array_equal(batch.argmax(1), want.argmax(1))),
                 dynamic_batch=not isinstance(dims[0], int), opset=opset(proto),
                 ops=sorted({n.op_type for n in proto.graph.node}), bytes=os.path.getsize(path),
                 producer="{} {}".format(proto.producer_name, proto.producer_version).strip())
+
+
+def said(error, path, out_dir):
+    """An OnnxFileError's line, naming the file (load's do already, run's do not) but not the
+    temporary folder it was in."""
+    text = str(error) if str(error).startswith(path) else "{}: {}".format(path, error)
+    return text.replace(out_dir + os.sep, "")
 
 
 def run_all(frameworks, out_dir, timeout=900):
@@ -200,7 +199,7 @@ def compare(frameworks, out_dir, source, found):
             try:
                 trained = run(load(path, f["x"].shape[1:])[0], f["x"])
             except OnnxFileError as e:
-                trained = str(e).replace(out_dir + os.sep, "")
+                trained = said(e, path, out_dir)
     for name in frameworks:
         got = found.get(name, "not run")
         if not isinstance(got, dict):
@@ -211,10 +210,11 @@ def compare(frameworks, out_dir, source, found):
         with np.load(os.path.join(out_dir, name + ".npz")) as f:
             arrays = dict(f)
         if "seconds" in got["export"]:
+            onnx_file = os.path.join(out_dir, name + ".onnx")
             try:
-                row.update(check_file(os.path.join(out_dir, name + ".onnx"), arrays["x"], arrays["logits"]))
+                row.update(check_file(onnx_file, arrays["x"], arrays["logits"]))
             except OnnxFileError as e:
-                row["error"] = str(e).replace(out_dir + os.sep, "")  # the file's name, not a temporary folder
+                row["error"] = said(e, onnx_file, out_dir)
         if isinstance(trained, np.ndarray):  # the source's trained model, in ONNX Runtime, against this framework
             row["from_source"] = max_diff(arrays["trained_logits"], trained)
             row["from_source_classes"] = bool(np.array_equal(arrays["trained_logits"].argmax(1), trained.argmax(1)))
@@ -269,22 +269,6 @@ def table(frameworks, fresh=False, timeout=900):
     return measured
 
 
-def time_onnx(session, x):
-    """ONNX Runtime on one file, timed as time_predict times a framework's predict."""
-    for _ in range(WARMUP):
-        run(session, x[:1]).argmax(1)
-        run(session, x).argmax(1)
-    latency = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        run(session, x[:1]).argmax(1)
-        latency.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    for _ in range(BATCHES):
-        run(session, x).argmax(1)
-    return dict(latency=float(np.median(latency)), throughput=BATCHES * len(x) / (time.perf_counter() - start))
-
-
 def inference(frameworks, kind="runs", timeout=900):
     """Each framework's own predict against ONNX Runtime on the file it exported, one after the other
     on this machine: a run (purpose "inference") of one result per framework. Returns its folder."""
@@ -315,11 +299,9 @@ def inference(frameworks, kind="runs", timeout=900):
                 try:
                     session, proto, _ = load(onnx_file, x.shape[1:])
                     result.update(bytes=os.path.getsize(onnx_file), opset=opset(proto))
-                    result.update(onnx=time_onnx(session, x))
+                    result.update(onnx=timed(lambda batches: [run(session, b).argmax(1) for b in batches], x))
                 except OnnxFileError as e:
-                    message = str(e)
-                    result.update(status="failed", error=message if message.startswith(onnx_file) else "{}: {}".format(
-                        os.path.basename(onnx_file), message))
+                    result.update(status="failed", error=said(e, onnx_file, out_dir))
             result["finished"] = results.now()
             results.write_json(os.path.join(path, name + ".json"), result)
             sys.stderr.write("{:<18}{:<8} {}\n".format(name, result["status"], result["error"] or ""))

@@ -202,6 +202,16 @@ def source_logits(own_dir, framework):
         return f["logits_own"]
 
 
+def after_steps(trained, ref_trained, shared):
+    """How far trained weights are from the reference's after the same steps from `shared`: the
+    largest difference of any weight, and of any array's change relative to the reference's change."""
+    update = max(max_diff(t - w, r - w) / np.max(np.abs(r - w))
+                 for (t_pair, r_pair, w_pair) in zip(trained, ref_trained, shared)
+                 for t, r, w in zip(t_pair, r_pair, w_pair))
+    return dict(weights=max(max_diff(t, r) for tp, rp in zip(trained, ref_trained) for t, r in zip(tp, rp)),
+                update=float(update))
+
+
 def compare(frameworks, out_dir, found):
     """{framework: the largest differences from the reference} for the runs of run_all."""
     import reference
@@ -225,16 +235,11 @@ def compare(frameworks, out_dir, found):
         with np.load(os.path.join(own_dir, name + ".npz")) as f:
             got = dict(f)
         trained = neutral.load(os.path.join(own_dir, name + ".trained.npz"))
-        update = max(max_diff(t - w, r - w) / np.max(np.abs(r - w))
-                     for (t_pair, r_pair, w_pair) in zip(trained, ref_trained, shared)
-                     for t, r, w in zip(t_pair, r_pair, w_pair))
         row = dict(logits=max_diff(got["logits"], ref_logits),
                    own_logits=max_diff(got["logits_own"], own_logits[name]),
-                   losses=max_diff(got["losses"], ref_losses),
-                   weights=max(max_diff(t, r) for tp, rp in zip(trained, ref_trained) for t, r in zip(tp, rp)),
-                   update=float(update), round_trip_exact=found[name]["round_trip_exact"],
+                   losses=max_diff(got["losses"], ref_losses), round_trip_exact=found[name]["round_trip_exact"],
                    device=found[name]["info"].get("device"), losses_seen=[float(v) for v in got["losses"]],
-                   reference_losses=[float(v) for v in ref_losses])
+                   reference_losses=[float(v) for v in ref_losses], **after_steps(trained, ref_trained, shared))
         for kind in ("stale", "clean"):  # one step after set_weights: the old optimizer, or one built anew
             stepped = neutral.load(os.path.join(own_dir, "{}.{}.npz".format(name, kind)))
             row["restart_" + kind] = max(max_diff(t, r) for tp, rp in zip(stepped, ref_one_step) for t, r in zip(tp, rp))

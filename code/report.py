@@ -103,6 +103,23 @@ def purpose_run(purpose, results_dir=None):
     return None, False
 
 
+def apart(purpose, target, nothing, results_dir=None):
+    """The newest complete run of a target that `make html` does not run (make bench-tuning, make
+    bench-inference), this machine's or else the committed reference's: (Run, its caption and its
+    reference note as HTML), or (None, a paragraph that says which target makes one)."""
+    path, reference = purpose_run(purpose, results_dir)
+    if path is None:
+        return None, ('<p class="rosetta-empty">{}: <code>make {}</code> makes one (it is not part of '
+                      '<code>make html</code>).</p>').format(nothing, target)
+    run = Run(path, "reference" if reference else "this machine", reference)
+    m = run.meta
+    caption = "Run {}: {} dataset, {} profile, {}, {}.".format(
+        os.path.basename(path), m.get("dataset"), m.get("profile"), describe_machine(m), (m.get("started") or "")[:10])
+    note = reference_note(run, "<code>make {}</code> measures it here".format(target),
+                          "<code>make {}</code> measures {{}} again".format(target))
+    return run, "<p>{}</p>{}".format(html.escape(caption), note)
+
+
 def wall_time(run):
     """(rows, tuned rows, seconds): how long the rows that ran took, each from its process' start
     to its result, added up (they run one after another): the benchmark's share of `make html`."""

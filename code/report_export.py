@@ -2,12 +2,11 @@
 its own logits), measured here or taken from the ONNX tests' cache, else the committed reference's;
 and the inference chart of make bench-inference, this machine's newest run, else the reference."""
 import html
-import os
 
 import altair as alt
 
 import common
-from report import WIDTH, Run, describe_machine, embed, html_table, purpose_run, reference_note
+from report import WIDTH, apart, embed, html_table
 from report_defaults import committed_table
 
 
@@ -68,12 +67,6 @@ def show_onnx():
     display(HTML(onnx_table(measured, source)))
 
 
-def inference_run(results_dir=None):
-    """(the newest complete make bench-inference run here, else the newest committed one, whether
-    it is a reference), or (None, False)."""
-    return purpose_run("inference", results_dir)
-
-
 def inference_rows(run):
     """Two per framework: its own predict, and ONNX Runtime on its file where that ran."""
     out = []
@@ -119,15 +112,10 @@ def inference_table(run):
 
 
 def inference_html(results_dir=None):
-    path, reference = inference_run(results_dir)
-    if path is None:
-        return ('<p class="rosetta-empty">No inference measurement yet: <code>make bench-inference</code> makes '
-                'one (it is not part of <code>make html</code>).</p>')
-    run = Run(path, "reference" if reference else "this machine", reference)
-    caption = "Run {}: {}, {}.".format(os.path.basename(path), describe_machine(run.meta), (run.meta.get("started") or "")[:10])
-    return "<p>{}</p>{}{}{}".format(html.escape(caption), reference_note(run, "<code>make bench-inference</code> measures it here",
-                                  "<code>make bench-inference</code> measures {} again"), embed(inference_chart(run)),
-                                    inference_table(run))
+    run, header = apart("inference", "bench-inference", "No inference measurement yet", results_dir)
+    if run is None:
+        return header
+    return header + embed(inference_chart(run)) + inference_table(run)
 
 
 def show_inference():

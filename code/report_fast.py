@@ -1,13 +1,12 @@
 """The "Make it fast" chapter's charts and tables: each tuned row beside its faithful twin from the
 same run, and what each change alone costs or saves (make bench-tuning)."""
 import html
-import os
 
 import altair as alt
 
 import common
 import results
-from report import (WIDTH, Run, _fmt, _order, describe_machine, embed, flags_note, html_table, load_runs, purpose_run,
+from report import (WIDTH, _fmt, _order, apart, embed, flags_note, html_table, load_runs, purpose_run,
                     reference_note, rows, split, steady)
 
 
@@ -119,15 +118,13 @@ def ablation_rows(path):
 
 
 def ablation_html(results_dir=None):
-    path, reference = ablation_run(results_dir)
-    if path is None:
-        return ('<p class="rosetta-empty">No measurement of the changes one by one yet: '
-                '<code>make bench-tuning</code> makes one (it is not part of <code>make html</code>).</p>')
-    run = Run(path, "reference" if reference else "this machine", reference)
+    run, header = apart("tuning", "bench-tuning", "No measurement of the changes one by one yet", results_dir)
+    if run is None:
+        return header
     head = ["tuned row", "change", "steady epoch s, without → with", "speed-up from the change",
             "first epoch s, without → with"]
     body = []
-    for row in ablation_rows(path):
+    for row in ablation_rows(run.path):
         w, o = row["with_"], row["without"]
         ratio = row["speedup"]
         cells = [row["framework"], row["change"],
@@ -138,13 +135,7 @@ def ablation_html(results_dir=None):
                  ("not measured", "" if ratio else (w["error"] or o["error"] or "").splitlines()[0] if (
                      w["error"] or o["error"]) else "")]
         body.append((cells, notes, []))
-    meta = run.meta
-    caption = "Run {}: {} dataset, {} profile, {}, {}.".format(
-        os.path.basename(path), meta.get("dataset"), meta.get("profile"), describe_machine(meta),
-        (meta.get("started") or "")[:10])
-    return "<p>{}</p>{}{}".format(html.escape(caption), reference_note(run, "<code>make bench-tuning</code> measures it here",
-                                  "<code>make bench-tuning</code> measures {} again"),
-                                  html_table(head, body, "rosetta-ablation"))
+    return header + html_table(head, body, "rosetta-ablation")
 
 
 def show_ablation():

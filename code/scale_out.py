@@ -27,7 +27,7 @@ import weights as neutral
 
 HERE = os.path.abspath(__file__)
 WORLD = 2  # processes: two on this 2-core machine, one thread each
-# framework -> its data-parallel module and how its ranks are started (see `command`)
+# framework -> its data-parallel module and how its ranks are started (see `processes`)
 ROWS = {"pytorch": dict(module="cnn_pytorch_parallel", launcher="torchrun"),
         "keras-jax": dict(module="cnn_keras_parallel", launcher="jax"),
         "jax": dict(module="cnn_jax_parallel", launcher="jax"),
@@ -60,11 +60,11 @@ def rank_run(framework, out_dir):
     model = module.create_model()
     trainer = module.init_model(model)
     module.set_weights(model, neutral.random_weights(parity.WEIGHT_SEED))
+    info = module.runtime_info()
     losses = []
     for batch in batches:
         losses.append(module.train_epoch(trainer, iter([batch])))
-        fault(module.runtime_info()["rank"])
-    info = module.runtime_info()
+        fault(info["rank"])
     neutral.save(os.path.join(out_dir, "rank{}.npz".format(info["rank"])), module.get_weights(model))
     with open(os.path.join(out_dir, "rank{}.json".format(info["rank"])), "w") as f:
         json.dump(dict(losses=losses, info=info), f)
@@ -198,13 +198,10 @@ def compare(out_dir):
             ranks.append(dict(json.load(f), weights=neutral.load(os.path.join(out_dir, "rank{}.npz".format(r)))))
     trained = ranks[0]["weights"]
     losses = np.mean([rank["losses"] for rank in ranks], axis=0)  # each rank's share: the batch's, averaged
-    update = max(parity.max_diff(t - w, ref - w) / np.max(np.abs(ref - w))
-                 for t_pair, r_pair, w_pair in zip(trained, ref_trained, shared) for t, ref, w in zip(t_pair, r_pair, w_pair))
     return dict(world_size=WORLD, engine=ranks[0]["info"].get("engine"),
                 devices=[rank["info"].get("device") for rank in ranks],
-                losses=parity.max_diff(losses, ref_losses),
-                weights=max(parity.max_diff(t, r) for tp, rp in zip(trained, ref_trained) for t, r in zip(tp, rp)),
-                update=float(update), losses_seen=[float(v) for v in losses], reference_losses=[float(v) for v in ref_losses],
+                losses=parity.max_diff(losses, ref_losses), **parity.after_steps(trained, ref_trained, shared),
+                losses_seen=[float(v) for v in losses], reference_losses=[float(v) for v in ref_losses],
                 ranks_identical=all(np.array_equal(a, b) for rank in ranks[1:]
                                     for pa, pb in zip(trained, rank["weights"]) for a, b in zip(pa, pb)))
 
