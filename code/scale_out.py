@@ -32,7 +32,8 @@ ROWS = {"pytorch": dict(module="cnn_pytorch_parallel", launcher="torchrun"),
         "keras-jax": dict(module="cnn_keras_parallel", launcher="jax"),
         "jax": dict(module="cnn_jax_parallel", launcher="jax"),
         "tensorflow": dict(module="cnn_tensorflow_parallel", launcher="tf"),
-        "mxnet": dict(module="cnn_mxnet_parallel", launcher="dmlc")}
+        "mxnet": dict(module="cnn_mxnet_parallel", launcher="dmlc"),
+        "chainer": dict(module="cnn_chainer_parallel", launcher="mpiexec")}
 
 
 # --- In each rank ---------------------------------------------------------------------------------
@@ -102,6 +103,14 @@ def processes(framework, python, out_dir):
         serve = [python, "-c", "import mxnet"]  # with DMLC_ROLE scheduler or server, the import serves
         return ([(None, serve, dict(ps, DMLC_ROLE="scheduler")), (None, serve, dict(ps, DMLC_ROLE="server"))]
                 + [(r, [python] + args, dict(ps, DMLC_ROLE="worker", RANK=str(r))) for r in range(WORLD)])
+    if launcher == "mpiexec":  # Open MPI starts the ranks and tells each its place (OMPI_COMM_WORLD_RANK)
+        return [(None, ["mpiexec", "-n", str(WORLD), "--oversubscribe", "--bind-to", "none", python] + args,
+                     dict(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1"))]
+    if launcher == "gloo":  # Caffe2's Gloo rendezvous: the ranks meet through files in a shared folder
+        store = os.path.join(out_dir, "rendezvous")
+        os.makedirs(store, exist_ok=True)
+        return [(r, [python] + args, dict(GLOO_FILE_STORE=store, RANK=str(r), WORLD_SIZE=str(WORLD)))
+                for r in range(WORLD)]
     raise ValueError("no launcher for " + framework)
 
 
@@ -164,10 +173,11 @@ def end_all(proc):
 
 def failure(out_dir, deaths, logs):
     """Which rank failed first and why. A rank killed by a signal other than the launcher's SIGTERM
-    (in torchrun's failure report, or among the ranks started here) comes first: the others fail after it,
+    (in torchrun's or mpiexec's failure report, or among the ranks started here) comes first: the others fail after it,
     on its closed connections. Else the rank whose own error came first (each writes rank<r>.error),
     else the exit codes seen: `deaths`, (rank, exit code) of the ranks started here."""
     reported = re.findall(r"rank\s*:\s*(\d+) \(local_rank: \d+\)\s*\n\s*exitcode\s*:\s*(-?\d+)", logs)  # torchrun's
+    reported += [(r, "-" + n) for r, n in re.findall(r"process rank (\d+) with PID \d+ on node \S+ exited on signal (\d+)", logs)]  # mpiexec's
     deaths = [(r, c) for r, c in deaths if r is not None] + [(int(r), int(c)) for r, c in reported]
     killed = [(r, c) for r, c in deaths if c < 0 and c != -signal.SIGTERM]
     if killed:
@@ -233,6 +243,7 @@ if __name__ == "__main__":
         import traceback
         traceback.print_exc()
         sys.stderr.flush()
-        with open(os.path.join(sys.argv[2], "rank{}.error".format(os.environ.get("RANK", "?"))), "w") as f:
+        rank = os.environ.get("RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "?"))
+        with open(os.path.join(sys.argv[2], "rank{}.error".format(rank)), "w") as f:
             json.dump(dict(time=time.time(), error="{}: {}".format(type(e).__name__, e)), f)
         os._exit(1)

@@ -11,7 +11,7 @@ import parity
 import scale_out
 
 FRAMEWORKS = sorted(scale_out.ROWS)
-LAUNCHERS = ["pytorch", "jax"]  # one row per launcher for the faults: torchrun, and the JAX ranks started here
+LAUNCHERS = ["pytorch", "jax", "chainer"]  # the faults, one row per kind of launch: torchrun, ranks started here, mpiexec
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

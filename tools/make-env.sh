@@ -3,7 +3,8 @@
 # on PATH), its pinned requirements (and constraints.txt, if any), and its own setup steps
 # (envs/NAME/setup.sh, if any, instead of the requirements). With GPU=1 (the Makefile's default
 # where nvidia-smi lists a GPU) it installs requirements-gpu.txt, the CUDA builds, where there is one;
-# requirements-onnx.txt (the exporters, and ONNX Runtime in main) goes in with either.
+# requirements-onnx.txt (the exporters, and ONNX Runtime in main) goes in with either, and so does
+# requirements-scale.txt where there is one (the scale-out rows' packages: mpi4py for ChainerMN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1
@@ -39,8 +40,10 @@ esac
 ".envs/$name/bin/python" -m pip install -q --upgrade "$pip_spec"
 if [ -f "$spec/setup.sh" ]; then
   bash "$spec/setup.sh" ".envs/$name"
-else  # the ONNX packages with the rest, so that pip keeps every pin of requirements*.txt
-  ".envs/$name/bin/python" -m pip install -q -r "$requirements" -r "$spec/requirements-onnx.txt"
+else  # the ONNX packages and the scale-out ones with the rest, so that pip keeps every pin
+  scale=()
+  [ ! -f "$spec/requirements-scale.txt" ] || scale=(-r "$spec/requirements-scale.txt")
+  ".envs/$name/bin/python" -m pip install -q -r "$requirements" -r "$spec/requirements-onnx.txt" "${scale[@]}"
 fi
 echo "$requirements" > ".envs/$name/.installed"
 echo "environment $name ready (.envs/$name, Python $version, $requirements)"

@@ -1,0 +1,38 @@
+"""Chainer 7, data-parallel: ChainerMN (in Chainer since 7.0), one MPI process per device, started
+by mpiexec. Each process takes its share of every batch; the multi-node optimizer averages the
+gradients across the processes (MPI all-reduce) before the faithful MomentumSGD step. The rest is
+cnn_chainer's."""
+import chainermn
+
+import cnn_chainer as faithful
+from cnn_chainer import (DEVICE, GPU, count_params, create_model, get_weights, load_data,  # noqa: F401
+                         predict, set_weights)  # unchanged
+
+# naive: MPI on host arrays; on GPUs, pure_nccl (and one GPU per process: comm.intra_rank).
+COMM = chainermn.create_communicator("pure_nccl" if GPU else "naive")
+
+
+def init_model(model):
+    model, optimizer = faithful.init_model(model)
+    optimizer = chainermn.create_multi_node_optimizer(optimizer, COMM)
+    # Its first update() would only broadcast rank 0's weights and skip that step's SGD: broadcast
+    # here, and let it record the parameters, so that every update() steps.
+    COMM.bcast_data(model)
+    optimizer.is_changed(model)
+    return model, optimizer
+
+
+def my_share(x, y):
+    share = len(x) // COMM.size
+    return x[COMM.rank * share:(COMM.rank + 1) * share], y[COMM.rank * share:(COMM.rank + 1) * share]
+
+
+def train_epoch(trainer, batches):
+    # Every process reads the same global batch and trains on its share; update() averages the
+    # gradients first. The loss returned is this process's share's.
+    return faithful.train_epoch(trainer, (my_share(x, y) for x, y in batches))
+
+
+def runtime_info():
+    return dict(faithful.runtime_info(), engine="ChainerMN {} (MPI)".format(type(COMM).__name__),
+                launcher="mpiexec", world_size=COMM.size, rank=COMM.rank)
