@@ -22,15 +22,12 @@ def init_model(model):
     return model, optimizer
 
 
-def my_share(x, y):
-    share = len(x) // COMM.size
-    return x[COMM.rank * share:(COMM.rank + 1) * share], y[COMM.rank * share:(COMM.rank + 1) * share]
-
-
 def train_epoch(trainer, batches):
-    # Every process reads the same global batch and trains on its share; update() averages the
-    # gradients first. The loss returned is this process's share's.
-    return faithful.train_epoch(trainer, (my_share(x, y) for x, y in batches))
+    def shares():  # every process reads the same global batch and takes its share of it
+        for x, y in batches:
+            share = len(x) // COMM.size
+            yield x[COMM.rank * share:(COMM.rank + 1) * share], y[COMM.rank * share:(COMM.rank + 1) * share]
+    return faithful.train_epoch(trainer, shares())  # update() averages the gradients first
 
 
 def runtime_info():

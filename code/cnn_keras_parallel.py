@@ -5,6 +5,9 @@ import os
 
 import jax
 import keras
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 # Before any computation: the launcher gives each process the coordinator's address (process 0
 # serves it), the number of processes and its own index.
@@ -15,7 +18,7 @@ DISTRIBUTION.auto_shard_dataset = False  # a generator: each process gives its s
 keras.distribution.set_distribution(DISTRIBUTION)
 import cnn_keras as faithful  # noqa: E402
 from cnn_keras import (count_params, create_model, get_weights, init_model, load_data,  # noqa: E402,F401
-                       predict, set_weights)  # unchanged
+                       set_weights)  # unchanged
 
 
 def share(a):
@@ -27,6 +30,15 @@ def share(a):
 def train_epoch(trainer, batches):
     # The loss fit reports is the global batch's, the same in every process.
     return faithful.train_epoch(trainer, ((share(x), share(y)) for x, y in batches))
+
+
+def predict(trainer, batches):
+    # predict() cannot fetch an output spread over the processes: the model is called on the global
+    # batch (each process's share of it), and the classes are gathered from every process.
+    sharded = NamedSharding(Mesh(np.array(jax.devices()), ("batch",)), PartitionSpec("batch"))
+    return np.concatenate([multihost_utils.process_allgather(
+        trainer(jax.make_array_from_process_local_data(sharded, share(x)), training=False).argmax(axis=1), tiled=True)
+        for x in batches])
 
 
 def runtime_info():

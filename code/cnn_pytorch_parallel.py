@@ -13,10 +13,11 @@ import cnn_pytorch as faithful  # noqa: E402
 from cnn_pytorch import (DEVICE, GPU, count_params, create_model, get_weights, load_data,  # noqa: E402,F401
                          predict, set_weights)  # unchanged
 
+# torchrun sets RANK, WORLD_SIZE and the rendezvous address in each process's environment.
+dist.init_process_group("nccl" if GPU else "gloo")
+
 
 def init_model(model):
-    # torchrun sets RANK, WORLD_SIZE and the rendezvous address in each process's environment.
-    dist.init_process_group("nccl" if GPU else "gloo")
     model, criterion, optimizer = faithful.init_model(model)
     # Broadcasts rank 0's weights; the learning rate stays: the averaged gradient is the global batch's.
     return DistributedDataParallel(model), criterion, optimizer
