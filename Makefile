@@ -23,7 +23,7 @@ LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
 .PHONY: html book bench bench-defaults bench-tuning bench-inference reference reference-rows reference-tables reference-defaults \
-	reference-tuning reference-inference \
+	reference-tuning reference-inference scale-out reference-scale-out \
 	gpu-builds envs test test-slow test-fidelity serve clean
 .DELETE_ON_ERROR:
 
@@ -49,7 +49,7 @@ bench-defaults: $(SETUP)
 # The reference runs a fresh clone's book shows, into data/results/reference/ to be committed: every
 # row's quick run (about 30 min on 2 cores), the defaults and parity tables (5 min), the own-init
 # pair (fidelity, about 1 h) and the tuning ablation (1 to 2 h). Each part can be run alone.
-reference: reference-rows reference-tables reference-defaults reference-tuning reference-inference
+reference: reference-rows reference-tables reference-defaults reference-tuning reference-inference reference-scale-out
 
 reference-tables: $(SETUP)
 	$(PY) code/report_weights.py
@@ -76,6 +76,14 @@ bench-inference: $(SETUP)
 
 reference-inference: $(SETUP)
 	$(PY) code/bench.py --reference --inference
+
+# Scale out: each row with a data-parallel module (code/scale_out.py) checked against one process,
+# then trained as one process and as two on its framework's own engine. Not part of html.
+scale-out: $(SETUP)
+	$(PY) code/bench.py --scale-out --resume $(BENCH_ARGS)
+
+reference-scale-out: $(SETUP)
+	$(PY) code/bench.py --reference --scale-out --resume --profile quick --dataset $(DATASET)
 
 # What each GPU set takes on disk and which GPUs its CUDA builds have code for (the README's table):
 # resolved, not installed; reads the wheels' directories from the registry, and downloads the

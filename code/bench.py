@@ -568,6 +568,8 @@ def main(argv=None):
                         help="each tuned row as it is and with each of its changes flipped (Make it fast)")
     parser.add_argument("--inference", action="store_true",
                         help="each framework's predict against ONNX Runtime on its exported file (Export and serve)")
+    parser.add_argument("--scale-out", action="store_true",
+                        help="each row with a data-parallel module as one process and as two (Scale out)")
     parser.add_argument("--only-if-stale", action="store_true",
                         help="with --init-cost: keep a pair made by this code (here or committed), never run one")
     parser.add_argument("--reference", action="store_true",
@@ -596,6 +598,14 @@ def main(argv=None):
         if args.init_cost:
             init_cost(frameworks, args.profile or None, args.dataset, args.resume, args.timeout, kind,
                       args.only_if_stale)
+            return 0
+        if args.scale_out:
+            import scale_out
+            chosen = [f for f in frameworks if f in scale_out.ROWS] if args.frameworks else list(scale_out.ROWS)
+            if not chosen:
+                raise common.UsageError("--scale-out runs the rows with a data-parallel module: {}".format(
+                    ", ".join(scale_out.ROWS)))
+            scale_out.run(chosen, args.profile or None, args.dataset, kind, args.resume)
             return 0
         if args.inference:
             import onnx_check

@@ -33,7 +33,10 @@ ROWS = {"pytorch": dict(module="cnn_pytorch_parallel", launcher="torchrun"),
         "jax": dict(module="cnn_jax_parallel", launcher="jax"),
         "tensorflow": dict(module="cnn_tensorflow_parallel", launcher="tf"),
         "mxnet": dict(module="cnn_mxnet_parallel", launcher="dmlc"),
-        "chainer": dict(module="cnn_chainer_parallel", launcher="mpiexec")}
+        "chainer": dict(module="cnn_chainer_parallel", launcher="mpiexec"),
+        "caffe2": dict(module="cnn_caffe2_parallel", launcher="gloo"),
+        "cntk": dict(module="cnn_cntk_parallel", launcher="mpiexec"),
+        "keras-cntk": dict(module="cnn_keras2_parallel", launcher="mpiexec")}
 
 
 # --- In each rank ---------------------------------------------------------------------------------
@@ -71,6 +74,25 @@ def rank_run(framework, out_dir):
         json.dump(dict(losses=losses, info=info), f)
 
 
+def rank_train(framework, out_dir, profile, dataset):
+    """The harness's steps (harness.run: load, build, train the profile's epochs, predict), with the
+    data-parallel module in the row's place; the rank's result goes to OUT_DIR/rank<r>.json."""
+    import harness
+    import results
+    common.ROWS[framework] = dict(common.ROWS[framework], module=ROWS[framework]["module"])
+    result = results.new_result(framework, profile, dataset)
+    try:
+        harness.run(framework, profile, dataset, result)
+        result["status"] = "ok"
+    finally:  # what was measured is kept, and the error says why
+        result["finished"] = results.now()
+        results.write_json(os.path.join(out_dir, "rank{}.json".format(result.get("rank", rank_seen()))), result)
+
+
+def rank_seen():
+    return os.environ.get("RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "?"))
+
+
 # --- In the main environment ------------------------------------------------------------------------
 
 def free_port():
@@ -81,40 +103,47 @@ def free_port():
         return s.getsockname()[1]
 
 
-def processes(framework, python, out_dir):
-    """[(rank, command, environment)] for WORLD ranks on this machine: torchrun starts the ranks
-    itself (rank None); the JAX coordinator's ranks are started here, one process each."""
-    args = [HERE, framework, out_dir]
+def processes(framework, python, out_dir, world=WORLD, args=()):
+    """[(rank, command, environment)] for `world` ranks on this machine, each running this file with
+    `args` after the framework and the folder: torchrun and mpiexec start the ranks themselves
+    (rank None); the others' ranks are started here, one process each."""
+    args = [HERE, framework, out_dir] + list(args)
     launcher = ROWS[framework]["launcher"]
     if launcher == "torchrun":  # --standalone: a rendezvous on a free local port
-        return [(None, [python, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD)] + args, {})]
+        return [(None, [python, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(world)] + args, {})]
     if launcher == "jax":
         address = "127.0.0.1:{}".format(free_port())
-        return [(r, [python] + args, dict(JAX_COORDINATOR_ADDRESS=address, RANK=str(r), WORLD_SIZE=str(WORLD)))
-                for r in range(WORLD)]
+        return [(r, [python] + args, dict(JAX_COORDINATOR_ADDRESS=address, RANK=str(r), WORLD_SIZE=str(world)))
+                for r in range(world)]
     if launcher == "tf":  # TF_CONFIG: the whole cluster, and this worker's index in it
-        workers = ["127.0.0.1:{}".format(free_port()) for _ in range(WORLD)]
+        workers = ["127.0.0.1:{}".format(free_port()) for _ in range(world)]
         return [(r, [python] + args, dict(TF_CONFIG=json.dumps(dict(cluster=dict(worker=workers),
                                                                     task=dict(type="worker", index=r))), RANK=str(r)))
-                for r in range(WORLD)]
+                for r in range(world)]
     if launcher == "dmlc":  # MXNet's parameter server: the scheduler and the server are mxnet imported
         ps = dict(DMLC_PS_ROOT_URI="127.0.0.1", DMLC_PS_ROOT_PORT=str(free_port()), DMLC_NUM_SERVER="1",
-                  DMLC_NUM_WORKER=str(WORLD), PS_VERBOSE="0")
+                  DMLC_NUM_WORKER=str(world), PS_VERBOSE="0")
         serve = [python, "-c", "import mxnet"]  # with DMLC_ROLE scheduler or server, the import serves
         return ([(None, serve, dict(ps, DMLC_ROLE="scheduler")), (None, serve, dict(ps, DMLC_ROLE="server"))]
-                + [(r, [python] + args, dict(ps, DMLC_ROLE="worker", RANK=str(r))) for r in range(WORLD)])
+                + [(r, [python] + args, dict(ps, DMLC_ROLE="worker", RANK=str(r))) for r in range(world)])
     if launcher == "mpiexec":  # Open MPI starts the ranks and tells each its place (OMPI_COMM_WORLD_RANK)
-        return [(None, ["mpiexec", "-n", str(WORLD), "--oversubscribe", "--bind-to", "none", python] + args,
+        return [(None, ["mpiexec", "-n", str(world), "--oversubscribe", "--bind-to", "none", python] + args,
                      dict(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1"))]
     if launcher == "gloo":  # Caffe2's Gloo rendezvous: the ranks meet through files in a shared folder
         store = os.path.join(out_dir, "rendezvous")
         os.makedirs(store, exist_ok=True)
-        return [(r, [python] + args, dict(GLOO_FILE_STORE=store, RANK=str(r), WORLD_SIZE=str(WORLD)))
-                for r in range(WORLD)]
+        return [(r, [python] + args, dict(GLOO_FILE_STORE=store, RANK=str(r), WORLD_SIZE=str(world)))
+                for r in range(world)]
     raise ValueError("no launcher for " + framework)
 
 
-def launch(framework, out_dir, timeout=300):
+def threads(world):
+    """Each rank's share of the cores, asked of every thread pool that reads a variable for it."""
+    n = str(max(1, (os.cpu_count() or 1) // world))
+    return dict(OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, TF_NUM_INTRAOP_THREADS=n, MXNET_CPU_WORKER_NTHREADS=n)
+
+
+def launch(framework, out_dir, timeout=300, world=WORLD, args=()):
     """Start the ranks; None where every rank wrote its result, else a sentence that says which rank
     failed and why, or that the time limit ended them. A failed or late rank ends every process."""
     import time
@@ -122,9 +151,9 @@ def launch(framework, out_dir, timeout=300):
     python, why_not = bench.python_for(framework)
     if python is None:
         return why_not
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", **common.ROWS[framework].get("vars", {}))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **threads(world), **common.ROWS[framework].get("vars", {}))
     started = []
-    for i, (rank, cmd, extra) in enumerate(processes(framework, python, out_dir)):
+    for i, (rank, cmd, extra) in enumerate(processes(framework, python, out_dir, world, args)):
         with open(os.path.join(out_dir, "launch{}.log".format(i)), "w") as log:
             started.append((rank, log.name, subprocess.Popen(cmd, cwd=common.ROOT, env=dict(env, **extra), stdout=log,
                                                              stderr=subprocess.STDOUT, start_new_session=True)))
@@ -138,7 +167,7 @@ def launch(framework, out_dir, timeout=300):
         time.sleep(0.2)
     for _, _, proc in started:
         end_all(proc)
-    missing = [r for r in range(WORLD) if not os.path.exists(os.path.join(out_dir, "rank{}.json".format(r)))]
+    missing = [r for r in range(world) if not os.path.exists(os.path.join(out_dir, "rank{}.json".format(r)))]
     if failed:
         logs = ""
         for _, path, _ in started:
@@ -229,6 +258,63 @@ def equivalence(framework, timeout=300):
     return row
 
 
+def train(framework, profile, dataset, world, timeout):
+    """The profile's training as `world` processes: (rank 0's result, [each rank's]) or (None, why)."""
+    import tempfile
+    import results
+    with tempfile.TemporaryDirectory(prefix="rosetta-scale-") as out_dir:
+        failed = launch(framework, out_dir, timeout, world, [profile, dataset])
+        if failed:
+            return None, failed
+        ranks = [results.read_object(os.path.join(out_dir, "rank{}.json".format(r)))[0] for r in range(world)]
+    return ranks[0], ranks
+
+
+def run(frameworks, profile, dataset, kind="runs", resume=False):
+    """make scale-out: per framework, the equivalence check, then the profile's training as one
+    process with every core and as WORLD processes with a share each, into one run (purpose
+    "scale-out") that is never the book's latest; a framework's result is written when it is done,
+    so a failure or an interruption keeps the others'. Returns the run's folder."""
+    import bench
+    import results
+    profile = profile or bench.default_profile(bench.gpu_name())
+    dataset = datasets.resolve(dataset)
+    datasets.prepare(dataset)
+    datasets.prepare("synthetic")
+    path, meta = bench.start_run(frameworks, profile, dataset, bench.gpu_name() or results.cpu_name(), resume,
+                                 purpose="scale-out", kind=kind)
+    bench.open_run(path, meta)
+    limit = common.profile(profile)["timeout"]
+    for name in frameworks:
+        out = os.path.join(path, name + ".json")
+        if os.path.exists(out) and results.read_object(out)[0].get("status") == "ok":
+            continue  # resumed: done already
+        result = results.new_result(name, profile, dataset, run=meta["run"], world_size=WORLD,
+                                    module=ROWS[name]["module"], launcher=ROWS[name]["launcher"], code=bench.row_code(name))
+        result["equivalence"] = equivalence(name)
+        errors = [result["equivalence"].get("error")]
+        for world in (1, WORLD):
+            first, ranks = train(name, profile, dataset, world, limit)
+            if first is None:
+                errors.append("{} process{}: {}".format(world, "es" if world > 1 else "", ranks))
+                continue
+            keep = ("epoch_seconds", "losses", "accuracy", "cpu_busy", "device", "rank")
+            result["processes_{}".format(world)] = dict({k: first.get(k) for k in keep},
+                                                       ranks=[{k: r.get(k) for k in keep} for r in ranks])
+            if world == WORLD:
+                result.update({k: first.get(k) for k in ("framework_version", "engine", "device", "gpu", "epoch_seconds",
+                                                         "losses", "accuracy", "params")},
+                              devices=[r.get("device") for r in ranks])
+        if not any(errors) and not passes(result["equivalence"]):
+            errors.append("two processes do not compute what one does: see the equivalence figures")
+        result.update(status="failed" if any(errors) else "ok", error="; ".join(e for e in errors if e) or None,
+                      finished=results.now())
+        results.write_json(out, result)
+        sys.stderr.write("{:<12}{:<8} {}\n".format(name, result["status"], result["error"] or ""))
+    bench.finish_run(path, meta)
+    return path
+
+
 def passes(row):
     import parity
     return ("error" not in row and row["ranks_identical"] and row["update"] < parity.UPDATE_TOLERANCE
@@ -237,13 +323,15 @@ def passes(row):
 
 if __name__ == "__main__":
     try:
-        rank_run(sys.argv[1], sys.argv[2])
+        if len(sys.argv) > 3:  # FRAMEWORK OUT_DIR PROFILE DATASET: a training run (make scale-out)
+            rank_train(*sys.argv[1:5])
+        else:
+            rank_run(sys.argv[1], sys.argv[2])
     except BaseException as e:  # out at once: an engine's exit handlers may wait for the other ranks
         import time
         import traceback
         traceback.print_exc()
         sys.stderr.flush()
-        rank = os.environ.get("RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "?"))
-        with open(os.path.join(sys.argv[2], "rank{}.error".format(rank)), "w") as f:
+        with open(os.path.join(sys.argv[2], "rank{}.error".format(rank_seen())), "w") as f:
             json.dump(dict(time=time.time(), error="{}: {}".format(type(e).__name__, e)), f)
         os._exit(1)
