@@ -30,6 +30,7 @@ WORLD = 2  # processes: two on this 2-core machine, one thread each
 # framework -> its data-parallel module and how its ranks are started (see `processes`)
 ROWS = {"pytorch": dict(module="cnn_pytorch_parallel", launcher="torchrun"),
         "keras-jax": dict(module="cnn_keras_parallel", launcher="jax"),
+        "keras-torch": dict(module="cnn_keras_torch_parallel", launcher="torchrun"),
         "jax": dict(module="cnn_jax_parallel", launcher="jax"),
         "tensorflow": dict(module="cnn_tensorflow_parallel", launcher="tf"),
         "mxnet": dict(module="cnn_mxnet_parallel", launcher="dmlc"),
@@ -37,6 +38,33 @@ ROWS = {"pytorch": dict(module="cnn_pytorch_parallel", launcher="torchrun"),
         "caffe2": dict(module="cnn_caffe2_parallel", launcher="gloo"),
         "cntk": dict(module="cnn_cntk_parallel", launcher="mpiexec"),
         "keras-cntk": dict(module="cnn_keras2_parallel", launcher="mpiexec")}
+
+# The same module on several machines with GPUs: only the launch changes (the chapter shows these;
+# none was run here). HOST0 is the first machine, N the processes in all, OUT a folder every one sees;
+# a process that must not see every GPU is shown its own by its local rank.
+ONE_GPU = "CUDA_VISIBLE_DEVICES=$OMPI_COMM_WORLD_LOCAL_RANK exec python code/scale_out.py {} OUT"
+CLUSTER = {
+    "pytorch": "torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST0:29400 \\\n"
+               "  code/scale_out.py pytorch OUT    # on each machine: one process per GPU, NCCL",
+    "keras-jax": "JAX_COORDINATOR_ADDRESS=HOST0:1234 WORLD_SIZE=2 RANK=0 python code/scale_out.py keras-jax OUT\n"
+                 "# RANK=1 on the second machine; each process takes every GPU of its machine",
+    "keras-torch": "torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST0:29400 \\\n"
+                   "  code/scale_out.py keras-torch OUT    # on each machine: one process per GPU, NCCL",
+    "jax": "JAX_COORDINATOR_ADDRESS=HOST0:1234 WORLD_SIZE=2 RANK=0 python code/scale_out.py jax OUT\n"
+           "# RANK=1 on the second machine; each process takes every GPU of its machine",
+    "tensorflow": "TF_CONFIG='{\"cluster\": {\"worker\": [\"HOST0:2222\", \"HOST1:2222\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}' \\\n"
+                  "  CUDA_VISIBLE_DEVICES=0 python code/scale_out.py tensorflow OUT\n"
+                  "# one worker per GPU, each listed in the cluster with its own port and index",
+    "mxnet": "export DMLC_PS_ROOT_URI=HOST0 DMLC_PS_ROOT_PORT=9091 DMLC_NUM_SERVER=2 DMLC_NUM_WORKER=16\n"
+             "DMLC_ROLE=scheduler python -c 'import mxnet' &    # on HOST0 only\n"
+             "DMLC_ROLE=server python -c 'import mxnet' &       # one server per machine\n"
+             "DMLC_ROLE=worker CUDA_VISIBLE_DEVICES=0 python code/scale_out.py mxnet OUT    # one per GPU",
+    "chainer": "mpiexec -n 16 -H HOST0:8,HOST1:8 bash -c '" + ONE_GPU.format("chainer") + "'",
+    "caffe2": "RANK=0 WORLD_SIZE=16 GLOO_FILE_STORE=/shared/rendezvous CUDA_VISIBLE_DEVICES=0 \\\n"
+              "  python code/scale_out.py caffe2 OUT    # one per GPU; the folder on a file system all machines share",
+    "cntk": "mpiexec -n 16 -H HOST0:8,HOST1:8 bash -c '" + ONE_GPU.format("cntk") + "'",
+    "keras-cntk": "mpiexec -n 16 -H HOST0:8,HOST1:8 -x KERAS_BACKEND=cntk bash -c '" + ONE_GPU.format("keras-cntk") + "'",
+}
 
 
 # --- In each rank ---------------------------------------------------------------------------------
@@ -141,6 +169,22 @@ def threads(world):
     """Each rank's share of the cores, asked of every thread pool that reads a variable for it."""
     n = str(max(1, (os.cpu_count() or 1) // world))
     return dict(OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, TF_NUM_INTRAOP_THREADS=n, MXNET_CPU_WORKER_NTHREADS=n)
+
+
+def launch_lines(framework):
+    """The shell lines that start `framework`'s ranks here as `launch` does, with the row's own
+    variables; the ports it chooses at run time are shown as $PORT1, $PORT2."""
+    import shlex
+    started = processes(framework, "python", "OUT")
+    lines = []
+    for i, (_, cmd, extra) in enumerate(started):
+        extra = dict(common.ROWS[framework].get("vars", {}), **extra)
+        words = ["{}={}".format(k, shlex.quote(v)) for k, v in extra.items()]
+        words += [os.path.relpath(c, common.ROOT) if c == HERE else shlex.quote(c) for c in cmd]
+        lines.append(" ".join(words) + (" &" if i < len(started) - 1 else ""))
+    ports = {}
+    return re.sub(r"(127\.0\.0\.1:|_PORT=)(\d+)", lambda m: "{}$PORT{}".format(
+        m.group(1), ports.setdefault(m.group(2), len(ports) + 1)), "\n".join(lines))
 
 
 def launch(framework, out_dir, timeout=300, world=WORLD, args=()):
@@ -256,6 +300,25 @@ def equivalence(framework, timeout=300):
         row = compare(out_dir)
     row["launcher"] = ROWS[framework]["launcher"]
     return row
+
+
+def table(frameworks, fresh=False):
+    """{"measured": when, "machine": where, "table": {framework: equivalence's row}}: measured now if
+    `fresh` (the tests), else taken from the cache where the same code, environments and machine
+    measured it, so a book built after `make test` does not launch every row again."""
+    import bench
+    import results
+    modules = tuple(ROWS[f]["module"] for f in frameworks)
+    key = bench.fingerprint(frameworks, "scale-out", "synthetic", ("bench", "parity", "reference", "scale_out") + modules,
+                            also=[bench.python_for(f)[0] for f in frameworks])
+    path = os.path.join(datasets.CACHE_DIR, "scale-out", key + ".json")
+    if os.path.exists(path) and not fresh:
+        return results.read_object(path)[0]
+    measured = dict(measured=results.now(), machine=bench.gpu_name() or results.cpu_name(),
+                    table={f: equivalence(f) for f in frameworks})
+    if all("error" not in row for row in measured["table"].values()):  # a failure is measured again
+        results.write_json(path, measured)
+    return measured
 
 
 def train(framework, profile, dataset, world, timeout):
