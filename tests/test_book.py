@@ -130,3 +130,17 @@ def test_export_chapter_shows_every_framework_in_onnx_runtime_and_the_inference_
     # make html runs no inference benchmark: the committed reference's chart, labelled
     assert 'class="rosetta-chart"' in html and re.search(r"Reference run \d+-\d+-inference, committed", html)
     assert "def export_onnx(model, path)" in text("08-export") and "def any_batch(model)" in text("08-export")
+
+
+def test_scale_out_chapter_has_each_rows_diff_launch_lines_and_equivalence(built):
+    import scale_out
+    html, words = page("09-scale-out"), text("09-scale-out")
+    for name, row in scale_out.ROWS.items():  # every data-parallel row: checked, diffed, launched
+        assert re.search(r'<td data-label="row">{}</td>.*?<td data-label="within tolerance">yes</td>'.format(
+            re.escape(name)), html), name
+        assert "code/{}.py".format(row["module"]) in words, name
+        assert "code/scale_out.py {} OUT".format(name) in words, name
+    assert "torch.distributed.run --standalone --nproc-per-node 2" in words and "mpiexec -n 2" in words
+    assert "changed, against code/cnn_pytorch.py" in words and "DenseNet-121" in words
+    # make html runs no scale-out: the committed reference's table, labelled
+    assert re.search(r"Reference run \d+-\d+-quick-scale-out, committed", html)

@@ -110,7 +110,7 @@ def test_results_charts_draw_with_no_network(site, page):
 
 
 def test_no_page_requests_anything_outside_localhost(site, page):
-    for name in ["intro"] + STEPS + ["compare", "results", "defaults"]:
+    for name in ["intro"] + STEPS + ["09-scale-out", "compare", "results", "defaults"]:
         page.goto(site + name + ".html")
         page.wait_for_load_state("networkidle")
     assert page.context.outside == []
@@ -138,11 +138,11 @@ def test_one_picker_on_every_page_drives_the_tabs_and_lives_in_the_url(site, pag
     key, label = KEYS[3], TABS[3]  # any framework but the first, whose tab shows by default
     page.goto(site + "02-model.html?framework=" + key)  # a shared link
     assert selected_tab(page) == label and picked(page) == key
-    for name in ["intro"] + STEPS + ["compare", "results", "defaults"]:  # pages with and without tabs
+    for name in ["intro"] + STEPS + ["09-scale-out", "compare", "results", "defaults"]:  # pages with and without tabs
         page.goto(site + name + ".html")
         assert picked(page) == key, name
         assert "framework=" + key in page.url, name
-        if name in STEPS:
+        if name in STEPS + ["09-scale-out"]:
             assert selected_tab(page) == label, name
     page.goto(site + "03-loss-optimizer.html")
     page.select_option("#rosetta-picker", KEYS[-1])
@@ -279,7 +279,7 @@ def test_every_measured_table_fits_its_column(browser, site, width):
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     try:
-        for name in ("results", "fast", "defaults", "07-weights", "08-export"):
+        for name in ("results", "fast", "defaults", "07-weights", "08-export", "09-scale-out"):
             page.goto(site + name + ".html")
             found = page.evaluate("""() => {
                 const vw = document.documentElement.clientWidth;

@@ -1,4 +1,5 @@
-"""`tuned-diff`: each tuned module as the changes it makes to its faithful twin, in the book's tabs.
+"""`tuned-diff`: each tuned module as the changes it makes to its faithful twin, in the book's tabs
+(and `parallel-diff`, the same for the data-parallel modules of the Scale out chapter).
 
     :::{tuned-diff}
     pytorch: A sentence per change: what it does.
@@ -71,6 +72,21 @@ def fenced(language, text):
     return [fence + language, text, fence, ""]
 
 
+def changed(directive, faithful, module):
+    """The MyST lines of `module`'s top-level lines and of each function it changes, against `faithful`."""
+    for path in (source(faithful), source(module)):
+        directive.env.note_dependency(path)
+    lines = ["`code/{}.py`: its imports, its switches and its other top-level lines".format(module), ""]
+    lines += fenced("python", header(source(module)))
+    for name, kind, text in changes(faithful, module):
+        lines += ["`{}`: {}".format(name, {
+            "new": "new in this module", "wraps": "builds on the faithful one",
+            "same": "the faithful code, repeated here so that the names it calls are this module's",
+            "diff": "changed, against `code/{}.py`".format(faithful)}[kind]), ""]
+        lines += fenced("diff" if kind == "diff" else "python", text)
+    return lines
+
+
 class TunedDiff(SphinxDirective):
     has_content = True
 
@@ -86,17 +102,36 @@ class TunedDiff(SphinxDirective):
                 lines += ["{} has no tuned row: the book tunes the frameworks people start new work in "
                           "(PyTorch, TensorFlow, Keras 3 and JAX).".format(label), "", ":::", ""]
                 continue
-            faithful, tuned = modules[key]
-            for path in (source(faithful), source(tuned)):
-                self.env.note_dependency(path)
-            lines += [notes.get(key, ""), "", "`code/{}.py`: its imports, its switches and its other top-level lines".format(tuned), ""]
-            lines += fenced("python", header(source(tuned)))
-            for name, kind, text in changes(faithful, tuned):
-                lines += ["`{}`: {}".format(name, {
-                    "new": "new in the tuned module", "wraps": "builds on the faithful one",
-                    "same": "the faithful code, repeated here so that the names it calls are the tuned ones",
-                    "diff": "changed, against `code/{}.py`".format(faithful)}[kind]), ""]
-                lines += fenced("diff" if kind == "diff" else "python", text)
+            lines += [notes.get(key, ""), ""] + changed(self, *modules[key]) + [":::", ""]
+        lines.append("::::")
+        return parsed(self, lines)
+
+
+class ParallelDiff(SphinxDirective):
+    """`parallel-diff`: each data-parallel module (code/scale_out.py's ROWS) as its changes to the
+    faithful module, with the lines that launch it here and on several machines."""
+    has_content = True
+
+    def run(self):
+        import scale_out
+        notes = parse_notes(self.content)
+        rows = {}
+        for name in scale_out.ROWS:
+            rows.setdefault(common.tab(name), []).append(name)
+        for key in sorted(set(rows) - set(notes)):
+            logger.warning("parallel-diff: no sentence for %r", key, location=self.get_location())
+        self.env.note_dependency(os.path.join(ROOT, "code", "scale_out.py"))
+        lines = ["::::{tab-set}", ":sync-group: framework", ""]
+        for key, label, module, _ in framework_tabs.tabs():
+            lines += [":::{tab-item} " + label, ":sync: " + key, "", notes.get(key, ""), ""]
+            for name in rows.get(key, []):
+                if len(rows[key]) > 1:
+                    lines += ["**{}** (`{}`)".format(name, scale_out.ROWS[name]["module"]), ""]
+                lines += ["Launched here, two processes on this machine:", ""]
+                lines += fenced("bash", scale_out.launch_lines(name))
+                lines += ["On two machines with eight GPUs each (not run here):", ""]
+                lines += fenced("bash", scale_out.CLUSTER[name])
+                lines += changed(self, common.ROWS[name]["module"], scale_out.ROWS[name]["module"])
             lines += [":::", ""]
         lines.append("::::")
         return parsed(self, lines)
@@ -104,4 +139,5 @@ class TunedDiff(SphinxDirective):
 
 def setup(app):
     app.add_directive("tuned-diff", TunedDiff)
+    app.add_directive("parallel-diff", ParallelDiff)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

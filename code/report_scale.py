@@ -1,0 +1,110 @@
+"""The scale-out chapter's tables: two processes against the NumPy reference (the equivalence check),
+what the second process costs on this machine (make scale-out), and the seed's 1 and 4 V100s."""
+import html
+import os
+
+import common
+import parity
+import scale_out
+from report import apart, html_table, load_seed, steady
+
+
+def measured_equivalence(results_dir=None):
+    """({"measured", "machine", "table"}, where it comes from): measured here, or cached by the tests,
+    where every row's environment exists; else the figures of the newest scale-out run (this
+    machine's, else the committed reference's), labelled; ({}, why) where there is neither."""
+    import bench
+    names = list(scale_out.ROWS)
+    missing = [n for n in names if bench.python_for(n)[0] is None]
+    if not missing:
+        return scale_out.table(names), ""
+    run, _ = apart("scale-out", "scale-out", "", results_dir)
+    if run is None:
+        return {}, "no environment here for {}, and no scale-out run".format(", ".join(missing))
+    m = run.meta
+    table = {r["framework"]: r["equivalence"] for r in run.results if r.get("equivalence")}
+    return dict(measured=m.get("started"), machine=m.get("device"), table=table), (
+        ", the scale-out run {} (at commit {}: {} {} no environment here)".format(
+            os.path.basename(run.path), (m.get("commit") or "unrecorded")[:7], ", ".join(missing),
+            "has" if len(missing) == 1 else "have"))
+
+
+def equivalence_table(measured, source=""):
+    head = ["row", "engine", "launcher", "losses", "weights after {} steps".format(parity.STEPS),
+            "update, relative", "ranks' weights", "within tolerance"]
+    body = []
+    for name in scale_out.ROWS:
+        row = measured.get("table", {}).get(name)
+        if row is None:
+            continue
+        if "error" in row:
+            body.append(([name, "-", scale_out.ROWS[name]["launcher"], "-", "-", "-", "-", "not measured"],
+                         [("why", row["error"])], []))
+            continue
+        body.append(([name, row["engine"], row["launcher"], "{:.1e}".format(row["losses"]),
+                      "{:.1e}".format(row["weights"]), "{:.2%}".format(row["update"]),
+                      "identical" if row["ranks_identical"] else "DIFFERENT",
+                      "yes" if scale_out.passes(row) else "NO"], [], []))
+    caption = ("Measured {} on {}{}: {} processes with a share of {} images each, against the NumPy "
+               "reference with the whole batch of {}; the synthetic dataset's first {} shuffled batches, "
+               "the shared weights, dropout off.").format(
+        (measured.get("measured") or "")[:10], measured.get("machine"), source, scale_out.WORLD,
+        common.BATCH_SIZE // scale_out.WORLD, common.BATCH_SIZE, parity.STEPS)
+    return "<p>{}</p>{}".format(html.escape(caption), html_table(head, body, "rosetta-parity"))
+
+
+def show_equivalence():
+    from IPython.display import HTML, display
+    measured, source = measured_equivalence()
+    if not measured:
+        display(HTML('<p class="rosetta-empty">Not measured: {}.</p>'.format(html.escape(source))))
+        return
+    display(HTML(equivalence_table(measured, source)))
+
+
+def _s(seconds):
+    return "{:.2f}".format(seconds) if seconds else "-"
+
+
+def cost_table(run):
+    """Per row: the steady epoch as one process with every core and as two with a share each."""
+    head = ["row", "status", "1 process, steady epoch s", "2 processes, steady epoch s", "2 against 1",
+            "cores busy, 1 process", "cores busy, each of 2", "accuracy, 1 / 2"]
+    body = []
+    order = list(scale_out.ROWS)
+    for r in sorted(run.results, key=lambda r: order.index(r["framework"]) if r["framework"] in order else 99):
+        one, two = r.get("processes_1") or {}, r.get("processes_{}".format(scale_out.WORLD)) or {}
+        ratio = steady(two) / steady(one) if steady(one) and steady(two) else None
+        busy = "-" if not two else " / ".join("{:.1f}".format(x["cpu_busy"]) for x in two["ranks"])
+        accuracy = " / ".join("{:.1%}".format(x["accuracy"]) if x.get("accuracy") is not None else "-" for x in (one, two))
+        body.append(([r["framework"], r["status"], _s(steady(one)), _s(steady(two)),
+                      "{:.2f}x the time".format(ratio) if ratio else "-",
+                      "{:.1f}".format(one["cpu_busy"]) if one.get("cpu_busy") else "-", busy, accuracy],
+                     [("why", r.get("error"))], []))
+    return html_table(head, body, "rosetta-scale")
+
+
+def cost_html(results_dir=None):
+    run, header = apart("scale-out", "scale-out", "No scale-out run yet", results_dir)
+    if run is None:
+        return header
+    return header + cost_table(run)
+
+
+def show_cost():
+    from IPython.display import HTML, display
+    display(HTML(cost_html()))
+
+
+def seed_html():
+    seed = load_seed()["multi_gpu"]
+    head = ["framework", "data", "1 V100, min", "4 V100s, min", "speed-up"]
+    body = [([r["name"], r["data"], r["minutes_1_gpu"], r["minutes_4_gpus"],
+              "{:.1f}x".format(r["minutes_1_gpu"] / r["minutes_4_gpus"])], [], []) for r in seed["rows"]]
+    caption = "{}. Source: {}. {}".format(seed["conditions"], seed["source"], seed["note"])
+    return "<p>{}</p>{}".format(html.escape(caption), html_table(head, body, "rosetta-seed-scale"))
+
+
+def show_seed():
+    from IPython.display import HTML, display
+    display(HTML(seed_html()))
