@@ -81,3 +81,14 @@ def test_the_reference_has_the_ablation_of_every_tuned_row():
     flipped = {(r["framework"], r["flipped"]) for r in found if r.get("flipped")}
     assert flipped == {(name, c["change"]) for name, r in base.items() for c in r["tuning"]}
     assert len(report_fast.ablation_rows(path)) == len(flipped)
+
+
+def test_the_reference_has_every_parallel_row_as_two_processes_equal_to_one():
+    import scale_out
+    path = purpose_reference("scale-out")
+    assert path, "no scale-out reference: make reference-scale-out makes one"
+    found = {r["framework"]: r for r in results.load_run(path)[1]}
+    assert sorted(found) == sorted(scale_out.ROWS)
+    for name, r in found.items():
+        assert r["status"] == "ok" and r["world_size"] == 2 and r["devices"] == ["cpu", "cpu"], (name, r["error"])
+        assert scale_out.passes(r["equivalence"]) and r["processes_1"]["epoch_seconds"], name
