@@ -30,26 +30,27 @@ def measured_equivalence(results_dir=None):
 
 
 def equivalence_table(measured, source=""):
-    head = ["row", "engine", "launcher", "losses", "weights after {} steps".format(parity.STEPS),
-            "update, relative", "ranks' weights", "within tolerance"]
+    head = ["row", "engine", "losses", "weights", "update", "ranks", "passes"]
     body = []
     for name in scale_out.ROWS:
         row = measured.get("table", {}).get(name)
         if row is None:
             continue
         if "error" in row:
-            body.append(([name, "-", scale_out.ROWS[name]["launcher"], "-", "-", "-", "-", "not measured"],
+            body.append(([name, "-", "-", "-", "-", "-", "not measured"],
                          [("why", row["error"])], []))
             continue
-        body.append(([name, row["engine"], row["launcher"], "{:.1e}".format(row["losses"]),
+        body.append(([name, row["engine"], "{:.1e}".format(row["losses"]),
                       "{:.1e}".format(row["weights"]), "{:.2%}".format(row["update"]),
-                      "identical" if row["ranks_identical"] else "DIFFERENT",
+                      "equal" if row["ranks_identical"] else "DIFFERENT",
                       "yes" if scale_out.passes(row) else "NO"], [], []))
     caption = ("Measured {} on {}{}: {} processes with a share of {} images each, against the NumPy "
                "reference with the whole batch of {}; the synthetic dataset's first {} shuffled batches, "
-               "the shared weights, dropout off.").format(
+               "the shared weights, dropout off. Losses and weights: the largest difference from the "
+               "reference's over the {} steps; update: the largest error of any array's change, relative "
+               "to the reference's change; ranks: the processes' weights, bit for bit.").format(
         (measured.get("measured") or "")[:10], measured.get("machine"), source, scale_out.WORLD,
-        common.BATCH_SIZE // scale_out.WORLD, common.BATCH_SIZE, parity.STEPS)
+        common.BATCH_SIZE // scale_out.WORLD, common.BATCH_SIZE, parity.STEPS, parity.STEPS)
     return "<p>{}</p>{}".format(html.escape(caption), html_table(head, body, "rosetta-parity"))
 
 
@@ -68,19 +69,17 @@ def _s(seconds):
 
 def cost_table(run):
     """Per row: the steady epoch as one process with every core and as two with a share each."""
-    head = ["row", "status", "1 process, steady epoch s", "2 processes, steady epoch s", "2 against 1",
-            "cores busy, 1 process", "cores busy, each of 2", "accuracy, 1 / 2"]
+    head = ["row", "1 process, steady epoch s", "2 processes, steady epoch s", "2 against 1",
+            "cores busy, 1 process / each of 2", "accuracy, 1 / 2"]
     body = []
     order = list(scale_out.ROWS)
     for r in sorted(run.results, key=lambda r: order.index(r["framework"]) if r["framework"] in order else 99):
         one, two = r.get("processes_1") or {}, r.get("processes_{}".format(scale_out.WORLD)) or {}
         ratio = steady(two) / steady(one) if steady(one) and steady(two) else None
-        busy = "-" if not two else " / ".join("{:.1f}".format(x["cpu_busy"]) for x in two["ranks"])
+        busy = " / ".join("{:.1f}".format(x["cpu_busy"]) for x in [one] + two.get("ranks", []) if x.get("cpu_busy"))
         accuracy = " / ".join("{:.1%}".format(x["accuracy"]) if x.get("accuracy") is not None else "-" for x in (one, two))
-        body.append(([r["framework"], r["status"], _s(steady(one)), _s(steady(two)),
-                      "{:.2f}x the time".format(ratio) if ratio else "-",
-                      "{:.1f}".format(one["cpu_busy"]) if one.get("cpu_busy") else "-", busy, accuracy],
-                     [("why", r.get("error"))], []))
+        body.append(([r["framework"], _s(steady(one)), _s(steady(two)), "{:.2f}x".format(ratio) if ratio else "-",
+                      busy or "-", accuracy], [("failed", r.get("error"))], []))
     return html_table(head, body, "rosetta-scale")
 
 

@@ -136,7 +136,7 @@ def test_scale_out_chapter_has_each_rows_diff_launch_lines_and_equivalence(built
     import scale_out
     html, words = page("09-scale-out"), text("09-scale-out")
     for name, row in scale_out.ROWS.items():  # every data-parallel row: checked, diffed, launched
-        assert re.search(r'<td data-label="row">{}</td>.*?<td data-label="within tolerance">yes</td>'.format(
+        assert re.search(r'<td data-label="row">{}</td>.*?<td data-label="passes">yes</td>'.format(
             re.escape(name)), html), name
         assert "code/{}.py".format(row["module"]) in words, name
         assert "code/scale_out.py {} OUT".format(name) in words, name
