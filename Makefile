@@ -23,7 +23,7 @@ LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
 .PHONY: html book bench bench-defaults bench-tuning bench-inference reference reference-rows reference-tables reference-defaults \
-	reference-tuning reference-inference scale-out reference-scale-out \
+	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets \
 	gpu-builds envs test test-slow test-fidelity serve clean
 .DELETE_ON_ERROR:
 
@@ -85,6 +85,12 @@ scale-out: $(SETUP)
 reference-scale-out: $(SETUP)
 	$(PY) code/bench.py --reference --scale-out --resume --profile quick --dataset $(DATASET)
 
+# Each environment's GPU set installed into a scratch folder, and every library its frameworks' native
+# libraries link found there but the driver's libcuda.so.1 (ldd: no GPU needed). Not in CI: it
+# downloads every set (several GB) and writes data/gpu-sets.json.
+test-gpu-sets: .envs/main/.installed
+	$(PY) tools/gpu_sets.py
+
 # What each GPU set takes on disk and which GPUs its CUDA builds have code for (the README's table):
 # resolved, not installed; reads the wheels' directories from the registry, and downloads the
 # frameworks' CUDA libraries (about 3 GB, into a temporary folder) to read their fat binaries.
@@ -111,7 +117,7 @@ book/_static/vendor/VERSIONS: tools/vendor-js.sh
 # A legacy environment may fail on its own (no Python 3.6 here, say): the make goes on, and its
 # frameworks are reported as skipped, with the reason, until a later make creates it.
 .SECONDEXPANSION:
-.envs/%/.installed: envs/%/requirements.txt envs/%/requirements-gpu.txt envs/%/requirements-onnx.txt $$(wildcard envs/$$*/requirements-scale.txt) .envs/system.installed .envs/builds-$(GPU)
+.envs/%/.installed: envs/%/requirements.txt envs/%/requirements-gpu.txt envs/%/requirements-onnx.txt $$(wildcard envs/$$*/requirements-scale.txt envs/$$*/requirements-cuda.txt) .envs/system.installed .envs/builds-$(GPU)
 	tools/make-env.sh $* || echo "environment $* was not created: its frameworks will be reported as skipped"
 
 test: $(SETUP)

@@ -1,4 +1,5 @@
-"""The environments' GPU sets (envs/*/requirements-gpu.txt) resolve against the registry as pinned.
+"""The environments' GPU sets (envs/*/requirements-gpu.txt, with requirements-cuda.txt where there is
+one) resolve against the registry as pinned.
 
 `pip install --dry-run --ignore-installed --report` resolves each file for its environment's
 Python without installing anything, with pip's configuration files and local wheel folders left out,
@@ -43,6 +44,8 @@ def test_gpu_requirements_resolve_as_pinned(path, tmp_path):
     with open(str(tmp_path / "report.json")) as f:
         resolved = {norm(i["metadata"]["name"]): i["metadata"]["version"] for i in json.load(f)["install"]}
     wanted = pins(path)
+    cuda = os.path.join(os.path.dirname(path), "requirements-cuda.txt")  # resolved with it, as make-env.sh installs it
+    wanted.update(pins(cuda) if os.path.exists(cuda) else {})
     assert {n: resolved.get(n) for n in wanted} == wanted  # every pin holds, nothing else slips in
     assert set(resolved) == set(wanted), sorted(set(resolved) ^ set(wanted))
     for name in CUDA_BUILD[env]:

@@ -58,6 +58,9 @@ def resolve(env, path, report):
                "--implementation", "cp", "--abi", abi, "--platform", "manylinux1_x86_64",
                "--platform", "manylinux2014_x86_64", "--platform", "linux_x86_64", "--only-binary=:all:"]
     cmd[3:3] = ["install", "--dry-run", "--ignore-installed", "--quiet", "--report", report, "-r", path]
+    cuda = os.path.join(ROOT, "envs", env, "requirements-cuda.txt")  # what make-env.sh adds with GPU=1
+    if os.path.exists(cuda):
+        cmd += ["-r", cuda]
     env_vars = dict(os.environ, PIP_CONFIG_FILE=os.devnull, PIP_FIND_LINKS="")
     constraints = os.path.join(ROOT, "envs", env, "constraints.txt")
     if os.path.exists(constraints):
