@@ -123,12 +123,29 @@ def rank_seen():
 
 # --- In the main environment ------------------------------------------------------------------------
 
+CHOSEN = []  # the ports free_port gave the launch under way
+
+
 def free_port():
-    """A port no one listens on now, for a coordinator (the launchers that choose their own need none)."""
+    """A port no one listens on now, for a coordinator (the launchers that choose their own need none).
+    Another process may take it before the rank binds it: `launch` then starts again."""
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        CHOSEN.append(s.getsockname()[1])
+        return CHOSEN[-1]
+
+
+def taken(port):
+    """Whether another process holds `port` (ours have ended)."""
+    import socket
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return False
+        except OSError:
+            return True
 
 
 def processes(framework, python, out_dir, world=WORLD, args=()):
@@ -189,12 +206,27 @@ def launch_lines(framework):
 
 def launch(framework, out_dir, timeout=300, world=WORLD, args=()):
     """Start the ranks; None where every rank wrote its result, else a sentence that says which rank
-    failed and why, or that the time limit ended them. A failed or late rank ends every process."""
-    import time
+    failed and why, or that the time limit ended them. A failed or late rank ends every process. A
+    launch that failed while another process held one of its ports starts again on new ones."""
     import bench
     python, why_not = bench.python_for(framework)
     if python is None:
         return why_not
+    for attempt in range(3):
+        del CHOSEN[:]
+        for name in os.listdir(out_dir):  # what a failed attempt's ranks wrote
+            if name.startswith("rank"):
+                os.remove(os.path.join(out_dir, name))
+        failed = launch_once(framework, python, out_dir, timeout, world, args)
+        held = [p for p in CHOSEN if taken(p)]
+        if not failed or not held:
+            return failed
+        sys.stderr.write("port {} was taken by another process: {} starts again\n".format(held[0], framework))
+    return "{} (port {} was taken by another process, three times)".format(failed, held[0])
+
+
+def launch_once(framework, python, out_dir, timeout, world, args):
+    import time
     env = dict(os.environ, PYTHONUNBUFFERED="1", **threads(world), **common.ROWS[framework].get("vars", {}))
     started = []
     for i, (rank, cmd, extra) in enumerate(processes(framework, python, out_dir, world, args)):

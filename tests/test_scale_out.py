@@ -88,3 +88,22 @@ def test_keras_has_no_distribution_on_torch_or_tensorflow_as_the_chapter_says(ba
     got = subprocess.run([sys.executable, "-c", "import keras\ntry:\n    {}\nexcept AttributeError as e:\n    print(e)".format(call)],
                          env=dict(os.environ, KERAS_BACKEND=backend), capture_output=True, text=True, timeout=120)
     assert error in got.stdout, (got.stdout, got.stderr[-500:])
+
+
+def test_a_port_taken_by_another_process_is_not_a_failure(tmp_path, monkeypatch):
+    """The coordinator's port is free when chosen; another process binds it before rank 0 does."""
+    import socket
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        chosen, first = [], scale_out.free_port
+
+        def free_port():
+            chosen.append(first())
+            if len(chosen) > 1:
+                return chosen[-1]
+            scale_out.CHOSEN[-1] = other.getsockname()[1]  # what a race with another process gives
+            return scale_out.CHOSEN[-1]
+        monkeypatch.setattr(scale_out, "free_port", free_port)
+        assert scale_out.launch("jax", str(tmp_path), timeout=120) is None
+    assert len(chosen) == 2 and os.path.exists(str(tmp_path / "rank1.json"))
