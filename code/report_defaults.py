@@ -26,8 +26,13 @@ def committed_table(name, missing, results_dir=None):
     found = results.read_object(os.path.join(path, name))[0] if path and missing else None
     if not found:
         return None, ""
-    return found, ", the committed reference run {} (at commit {}: {} {} no environment here)".format(
-        os.path.basename(path), (meta.get("commit") or "unrecorded")[:7], ", ".join(missing),
+    return found, taken_from("the committed reference run", path, meta, missing)
+
+
+def taken_from(what, path, meta, missing):
+    """Where a table shown in place of a measurement here comes from, and why."""
+    return ", {} {} (at commit {}: {} {} no environment here)".format(
+        what, os.path.basename(path), (meta.get("commit") or "unrecorded")[:7], ", ".join(missing),
         "has" if len(missing) == 1 else "have")
 
 

@@ -1,12 +1,12 @@
 """The scale-out chapter's tables: two processes against the NumPy reference (the equivalence check),
 what the second process costs on this machine (make scale-out), and the seed's 1 and 4 V100s."""
 import html
-import os
 
 import common
 import parity
 import scale_out
 from report import apart, html_table, load_seed, steady
+from report_defaults import taken_from
 
 
 def measured_equivalence(results_dir=None):
@@ -21,12 +21,9 @@ def measured_equivalence(results_dir=None):
     run, _ = apart("scale-out", "scale-out", "", results_dir)
     if run is None:
         return {}, "no environment here for {}, and no scale-out run".format(", ".join(missing))
-    m = run.meta
     table = {r["framework"]: r["equivalence"] for r in run.results if r.get("equivalence")}
-    return dict(measured=m.get("started"), machine=m.get("device"), table=table), (
-        ", the scale-out run {} (at commit {}: {} {} no environment here)".format(
-            os.path.basename(run.path), (m.get("commit") or "unrecorded")[:7], ", ".join(missing),
-            "has" if len(missing) == 1 else "have"))
+    return (dict(measured=run.meta.get("started"), machine=run.meta.get("device"), table=table),
+            taken_from("the scale-out run", run.path, run.meta, missing))
 
 
 def equivalence_table(measured, source=""):

@@ -39,19 +39,19 @@ ROWS = {"pytorch": dict(module="cnn_pytorch_parallel", launcher="torchrun"),
         "cntk": dict(module="cnn_cntk_parallel", launcher="mpiexec"),
         "keras-cntk": dict(module="cnn_keras2_parallel", launcher="mpiexec")}
 
-# The same module on several machines with GPUs: only the launch changes (the chapter shows these;
-# none was run here). HOST0 is the first machine, N the processes in all, OUT a folder every one sees;
-# a process that must not see every GPU is shown its own by its local rank.
+# The same module on two machines with eight GPUs each: only the launch changes (the chapter shows
+# these; none was run here). HOST0 is the first machine, OUT a folder every process sees; a process
+# that must not see every GPU is shown its own by its local rank.
+TORCHRUN = ("torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST0:29400 \\\n"
+            "  code/scale_out.py {} OUT    # on each machine: one process per GPU, NCCL")
+COORDINATOR = ("JAX_COORDINATOR_ADDRESS=HOST0:1234 WORLD_SIZE=2 RANK=0 python code/scale_out.py {} OUT\n"
+               "# RANK=1 on the second machine; each process takes every GPU of its machine")
 ONE_GPU = "CUDA_VISIBLE_DEVICES=$OMPI_COMM_WORLD_LOCAL_RANK exec python code/scale_out.py {} OUT"
 CLUSTER = {
-    "pytorch": "torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST0:29400 \\\n"
-               "  code/scale_out.py pytorch OUT    # on each machine: one process per GPU, NCCL",
-    "keras-jax": "JAX_COORDINATOR_ADDRESS=HOST0:1234 WORLD_SIZE=2 RANK=0 python code/scale_out.py keras-jax OUT\n"
-                 "# RANK=1 on the second machine; each process takes every GPU of its machine",
-    "keras-torch": "torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST0:29400 \\\n"
-                   "  code/scale_out.py keras-torch OUT    # on each machine: one process per GPU, NCCL",
-    "jax": "JAX_COORDINATOR_ADDRESS=HOST0:1234 WORLD_SIZE=2 RANK=0 python code/scale_out.py jax OUT\n"
-           "# RANK=1 on the second machine; each process takes every GPU of its machine",
+    "pytorch": TORCHRUN.format("pytorch"),
+    "keras-jax": COORDINATOR.format("keras-jax"),
+    "keras-torch": TORCHRUN.format("keras-torch"),
+    "jax": COORDINATOR.format("jax"),
     "tensorflow": "TF_CONFIG='{\"cluster\": {\"worker\": [\"HOST0:2222\", \"HOST1:2222\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}' \\\n"
                   "  CUDA_VISIBLE_DEVICES=0 python code/scale_out.py tensorflow OUT\n"
                   "# one worker per GPU, each listed in the cluster with its own port and index",
@@ -83,8 +83,6 @@ def fault(rank):
 
 def rank_run(framework, out_dir):
     import parity
-    for key, value in common.ROWS[framework].get("vars", {}).items():
-        os.environ[key] = value
     parity.no_dropout(common.tab(framework))
     module = importlib.import_module(ROWS[framework]["module"])
     x_train, _, y_train, _ = module.load_data("synthetic", parity.PROFILE)
@@ -374,8 +372,7 @@ def run(frameworks, profile, dataset, kind="runs", resume=False):
     import results
     profile = profile or bench.default_profile(bench.gpu_name())
     dataset = datasets.resolve(dataset)
-    datasets.prepare(dataset)
-    datasets.prepare("synthetic")
+    datasets.prepare(dataset)  # and equivalence, the synthetic one
     path, meta = bench.start_run(frameworks, profile, dataset, bench.gpu_name() or results.cpu_name(), resume,
                                  purpose="scale-out", kind=kind)
     bench.open_run(path, meta)

@@ -93,7 +93,8 @@ def check(env, scratch):
     # and the interpreter's own library folder: a module that links libpython finds the one Python loaded
     libdir = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))"],
                             capture_output=True, text=True).stdout.strip()
-    path = ":".join(p for p in (library_path(python), libdir) if p)
+    wheels = library_path(python)
+    path = ":".join(p for p in (wheels, libdir) if p)
     missing, unused = {}, {}
     libraries = native_libraries(python, PACKAGES[env])
     for library in roots(libraries):
@@ -103,7 +104,7 @@ def check(env, scratch):
             (unused if why else missing)[os.path.relpath(library, os.path.join(scratch, env))] = dict(
                 missing=lost, why=why) if why else lost
     return dict(env=env, bytes=disk(os.path.join(scratch, env)), libraries=len(libraries), missing=missing, unused=unused,
-                library_path=[os.path.relpath(p, os.path.join(scratch, env)) for p in library_path(python).split(":") if p],
+                library_path=[os.path.relpath(p, os.path.join(scratch, env)) for p in wheels.split(":") if p],
                 error=None)
 
 

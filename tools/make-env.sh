@@ -52,7 +52,7 @@ fi
 # A CUDA build that expects the CUDA libraries on the system (MXNet's, CuPy's) gets them from the
 # NVIDIA wheels in requirements-cuda.txt, and the environment's python becomes a script that puts
 # their library folders on the loader's path before it starts Python.
-if [ "${GPU:-0}" = 1 ] && [ -f "$spec/requirements-cuda.txt" ]; then
+if [ ${#cuda[@]} -gt 0 ]; then
   libs=$("$dir/bin/python" - "$spec/requirements-cuda.txt" <<'PY'
 import importlib.metadata as m, os, re, sys
 names = [re.split(r"[=<>\[; ]", line.strip())[0] for line in open(sys.argv[1]) if line.strip()[:1] not in ("", "#")]
