@@ -52,7 +52,7 @@ bench-defaults: $(SETUP)
 reference: reference-rows reference-tables reference-defaults reference-tuning reference-inference reference-scale-out
 
 reference-tables: $(SETUP)
-	$(PY) code/report_weights.py
+	$(PY) code/bench.py --reference --book-tables
 
 reference-rows: $(SETUP)
 	$(PY) code/bench.py --reference --resume --profile quick --dataset $(DATASET) $(if $(FRAMEWORKS),--frameworks $(FRAMEWORKS))
@@ -77,7 +77,7 @@ bench-inference: $(SETUP)
 reference-inference: $(SETUP)
 	$(PY) code/bench.py --reference --inference
 
-# Scale out: each row with a data-parallel module (code/scale_out.py) checked against one process,
+# Scale out: each row with a data-parallel module (code/cnn/cnn_*_parallel.py, run by code/lab/scale_out.py) checked against one process,
 # then trained as one process and as two on its framework's own engine. Not part of html.
 scale-out: $(SETUP)
 	$(PY) code/bench.py --scale-out --resume $(BENCH_ARGS)

@@ -1,9 +1,11 @@
-"""The one place for hyperparameters, profiles and framework names.
+"""The one place for hyperparameters, profiles, models and framework names.
 
 Imported by every framework module and by the harness, in every environment:
 keep it importable on Python 3.6 (no dataclasses, no walrus, standard library only).
 """
+import importlib
 import os
+import sys
 from collections import OrderedDict
 
 # The seed's hyperparameters, shared by every framework.
@@ -31,39 +33,62 @@ PROFILES = OrderedDict([
                    about="a few steps, for tests: 2 epochs over 128 images")),
 ])
 
-# name -> module in code/, environment (envs/<env>/), tab label, extra environment variables.
+# The models the book trains: each a folder of code/ with its framework modules (faithful, tuned,
+# data-parallel), its framework-neutral weight layout and its NumPy reference, each named as the
+# model's modules import it.
+MODELS = OrderedDict([
+    ("cnn", dict(folder="cnn", label="the VGG-style CNN on CIFAR-10", weights="weights", reference="reference")),
+])
+
+# name -> model, its module in the model's folder, environment (envs/<env>/), tab label, extra
+# environment variables.
 FRAMEWORKS = OrderedDict([
-    ("pytorch", dict(module="cnn_pytorch", env="main", label="PyTorch")),
-    ("tensorflow", dict(module="cnn_tensorflow", env="main", label="TensorFlow")),
-    ("keras-tensorflow", dict(module="cnn_keras", env="main", label="Keras 3",
+    ("pytorch", dict(model="cnn", module="cnn_pytorch", env="main", label="PyTorch")),
+    ("tensorflow", dict(model="cnn", module="cnn_tensorflow", env="main", label="TensorFlow")),
+    ("keras-tensorflow", dict(model="cnn", module="cnn_keras", env="main", label="Keras 3",
                               vars={"KERAS_BACKEND": "tensorflow"})),
-    ("keras-jax", dict(module="cnn_keras", env="main", label="Keras 3",
+    ("keras-jax", dict(model="cnn", module="cnn_keras", env="main", label="Keras 3",
                        vars={"KERAS_BACKEND": "jax"})),
-    ("keras-torch", dict(module="cnn_keras", env="main", label="Keras 3",
+    ("keras-torch", dict(model="cnn", module="cnn_keras", env="main", label="Keras 3",
                          vars={"KERAS_BACKEND": "torch"})),
-    ("jax", dict(module="cnn_jax", env="main", label="JAX")),
-    ("mxnet", dict(module="cnn_mxnet", env="mxnet", label="MXNet", legacy=(
+    ("jax", dict(model="cnn", module="cnn_jax", env="main", label="JAX")),
+    ("mxnet", dict(model="cnn", module="cnn_mxnet", env="mxnet", label="MXNet", legacy=(
         "MXNet's last release was 1.9.1 (2022), and Apache retired the project in 2023. Gluon's "
         "imperative style with `hybridize` translates most directly to PyTorch with `torch.compile`."))),
-    ("chainer", dict(module="cnn_chainer", env="chainer", label="Chainer", legacy=(
+    ("chainer", dict(model="cnn", module="cnn_chainer", env="chainer", label="Chainer", legacy=(
         "Chainer's last release was 7.8.1. Its maker, Preferred Networks, moved to PyTorch in 2019, "
         "and Chainer's define-by-run API maps almost line by line to PyTorch's."))),
-    ("cntk", dict(module="cnn_cntk", env="cntk", label="CNTK", legacy=(
+    ("cntk", dict(model="cnn", module="cnn_cntk", env="cntk", label="CNTK", legacy=(
         "CNTK's last release was 2.7 (2019), after which Microsoft stopped its development. Its "
         "layers API is closest to Keras 3; its models can be carried over through ONNX."))),
-    ("keras-cntk", dict(module="cnn_keras2", env="cntk", label="Keras 2 (CNTK)", vars={"KERAS_BACKEND": "cntk"},
+    ("keras-cntk", dict(model="cnn", module="cnn_keras2", env="cntk", label="Keras 2 (CNTK)", vars={"KERAS_BACKEND": "cntk"},
                         legacy=("Multi-backend Keras, CNTK included, ended with Keras 2.3 (2019). Keras 3 "
                                 "(its own tab) is the modern API, on TensorFlow, JAX or PyTorch."))),
-    ("caffe2", dict(module="cnn_caffe2", env="caffe2", label="Caffe2", legacy=(
+    ("caffe2", dict(model="cnn", module="cnn_caffe2", env="caffe2", label="Caffe2", legacy=(
         "Caffe2 was merged into PyTorch in 2018 and built into it by default until PyTorch 1.11 "
         "(this runs the one in PyTorch 1.8.1). Its replacement is PyTorch itself."))),
 ])
 
 # The tuned rows ("Make it fast"): each is its faithful twin's module with a few changes for speed
-# (code/cnn_<twin>_tuned.py, only the functions that change), run in its twin's environment.
+# (code/cnn/cnn_<twin>_tuned.py, only the functions that change), run in its twin's environment.
 TUNED = OrderedDict((name + "-tuned", dict(FRAMEWORKS[name], module=FRAMEWORKS[name]["module"] + "_tuned", twin=name))
                     for name in ("pytorch", "tensorflow", "keras-tensorflow", "keras-jax", "keras-torch", "jax"))
 ROWS = OrderedDict(list(FRAMEWORKS.items()) + list(TUNED.items()))  # every row the benchmark can run
+
+# The data-parallel rows ("Scale out"): each framework's module on its own distributed engine, in its
+# model's folder (only the functions that change), and the launcher that starts its processes.
+PARALLEL = OrderedDict([
+    ("pytorch", dict(module="cnn_pytorch_parallel", launcher="torchrun")),
+    ("keras-jax", dict(module="cnn_keras_parallel", launcher="jax")),
+    ("keras-torch", dict(module="cnn_keras_torch_parallel", launcher="torchrun")),
+    ("jax", dict(module="cnn_jax_parallel", launcher="jax")),
+    ("tensorflow", dict(module="cnn_tensorflow_parallel", launcher="tf")),
+    ("mxnet", dict(module="cnn_mxnet_parallel", launcher="dmlc")),
+    ("chainer", dict(module="cnn_chainer_parallel", launcher="mpiexec")),
+    ("caffe2", dict(module="cnn_caffe2_parallel", launcher="gloo")),
+    ("cntk", dict(module="cnn_cntk_parallel", launcher="mpiexec")),
+    ("keras-cntk", dict(module="cnn_keras2_parallel", launcher="mpiexec")),
+])
 
 DATASETS = ("auto", "cifar10", "fashion-mnist", "synthetic")
 
@@ -89,18 +114,44 @@ def parse_frameworks(text):
 
 
 def tab(framework):
-    """The framework's tab in the book: its module's name without `cnn_` (the Keras rows share one;
-    a tuned row is in its twin's tab)."""
-    return FRAMEWORKS[ROWS[framework].get("twin", framework)]["module"][len("cnn_"):]
+    """The framework's tab in the book: its module's name without the model's prefix (`cnn_`; the
+    Keras rows share one; a tuned row is in its twin's tab)."""
+    spec = FRAMEWORKS[ROWS[framework].get("twin", framework)]
+    return spec["module"][len(spec["model"]) + 1:]
+
+
+def model_dir(model):
+    return os.path.join(ROOT, "code", MODELS[model]["folder"])
+
+
+def module_path(framework):
+    """The file of a row's module."""
+    return os.path.join(model_dir(ROWS[framework]["model"]), ROWS[framework]["module"] + ".py")
+
+
+def model_module(model, role):
+    """A model's module by its role ("weights", "reference"; or a module's name), its folder put on
+    sys.path first: the model's modules import each other by name."""
+    folder = model_dir(model)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(MODELS[model].get(role, role))
+
+
+def model_of(frameworks):
+    """The one model these rows train."""
+    models = {ROWS[f]["model"] for f in frameworks} or {next(iter(MODELS))}
+    if len(models) > 1:
+        raise UsageError("these rows train different models ({}): name one model's rows".format(", ".join(sorted(models))))
+    return models.pop()
 
 
 def implemented_frameworks(tuned=False):
-    """The frameworks whose module exists in code/, the chapters' (faithful) rows; with tuned=True,
-    each tuned row right after its twin (the default set to run: the two measured minutes apart)."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    """The frameworks whose module exists, the chapters' (faithful) rows; with tuned=True, each tuned
+    row right after its twin (the default set to run: the two measured minutes apart)."""
     names = [n for n in FRAMEWORKS] + [n for n in TUNED if tuned]
     names.sort(key=lambda n: list(FRAMEWORKS).index(ROWS[n].get("twin", n)))  # stable: the twin first
-    return [n for n in names if os.path.exists(os.path.join(here, ROWS[n]["module"] + ".py"))]
+    return [n for n in names if os.path.exists(module_path(n))]
 
 
 def profile(name):

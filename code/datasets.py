@@ -252,6 +252,13 @@ def minibatches(x, y, batch_size=BATCH_SIZE, epoch=0, shuffle=True, seed=SEED):
         yield (x[idx], y[idx]) if y is not None else x[idx]
 
 
+def evaluate(y_pred, y_test):
+    """Accuracy on the predicted images: the same NumPy code for every framework."""
+    y_pred = np.asarray(y_pred).reshape(-1)
+    y_true = np.asarray(y_test).reshape(len(y_test), -1).argmax(1) if np.ndim(y_test) > 1 else y_test
+    return float(np.mean(y_pred == y_true[:len(y_pred)]))
+
+
 def n_predicted(n_test, batch_size=BATCH_SIZE):
     """Prediction also runs on full batches (as in the seed): the last partial batch is dropped."""
     return n_test - n_test % batch_size

@@ -9,15 +9,15 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODE = os.path.join(ROOT, "code")
-sys.path.insert(0, CODE)
+sys.path[:0] = [CODE, os.path.join(CODE, "cnn")]  # the lab and the CNN's modules, as a row's process has them
 # Tests never touch the real results: every run they make lands in a temporary folder.
 os.environ["ROSETTA_RESULTS_DIR"] = tempfile.mkdtemp(prefix="rosetta-results-")
 
 
 def env_python(framework):
     """The interpreter that runs `framework`, or skip the test where its environment is missing."""
-    import bench
-    python, why_not = bench.python_for(framework)
+    from lab import envs
+    python, why_not = envs.python_for(framework)
     if python is None:
         pytest.skip(why_not)
     return python
@@ -32,7 +32,7 @@ def run(cmd, timeout=600, **kwargs):
 def results_dir(tmp_path, monkeypatch):
     """A fresh results folder for one test, in this process and in the ones it starts."""
     import common
-    import results
+    from lab import results
     path = str(tmp_path / "results")
     monkeypatch.setenv("ROSETTA_RESULTS_DIR", path)
     monkeypatch.setattr(common, "RESULTS_DIR", path)

@@ -10,7 +10,8 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "code"))
+CODE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "code")
+sys.path[:0] = [CODE, os.path.join(CODE, "cnn")]
 import numpy as np  # noqa: E402
 
 import common  # noqa: E402

@@ -14,16 +14,16 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import CODE, ROOT
-import bench
+from lab import digest, envs, modes, plan
 import common
-import harness
-import results
+from lab import harness
+from lab import results
 
 FAKE = '''#!{python}
 import json, os, signal, sys, time
 sys.path.insert(0, {code!r})
 MODE = {mode!r}
-framework, opts = sys.argv[2], dict(zip(sys.argv[3::2], sys.argv[4::2]))
+framework, opts = sys.argv[3], dict(zip(sys.argv[4::2], sys.argv[5::2]))  # FAKE -m lab.harness FRAMEWORK ...
 if MODE == "raises":
     raise RuntimeError("the framework exploded")
 if MODE == "hangs":
@@ -37,7 +37,7 @@ if MODE == "killed":
     os.kill(os.getpid(), signal.SIGKILL)
 if MODE == "slow":
     time.sleep(600)
-import results
+from lab import results
 r = results.new_result(framework, opts["--profile"], opts["--dataset"], run=opts["--run"], status="ok",
                        params=3441592, epoch_seconds=[1.0, 0.5], train_seconds=1.5, accuracy=0.5)
 if MODE == "tuned":  # two changes, one on and one off, as ROSETTA_TUNING leaves them
@@ -66,7 +66,7 @@ def test_faults_are_recorded_and_the_others_still_run(tmp_path, monkeypatch, res
     fake(tmp_path, monkeypatch, "keras-tensorflow", "killed")
     monkeypatch.setenv("ROSETTA_PYTHON_JAX", str(tmp_path / "no-such-python"))
     names = ["tensorflow", "keras-torch", "pytorch", "keras-tensorflow", "jax"]
-    path = bench.bench(names, "smoke", "synthetic", timeout=300)
+    path = modes.bench(names, "smoke", "synthetic", timeout=300)
 
     raised = load(path, "tensorflow")
     assert raised["status"] == "failed" and "the framework exploded" in raised["error"]
@@ -94,7 +94,7 @@ def test_a_hanging_framework_is_killed_at_its_limit(tmp_path, monkeypatch, resul
     fake(tmp_path, monkeypatch, "jax", "hangs")
     fake(tmp_path, monkeypatch, "pytorch", "ok")
     start = time.monotonic()
-    path = bench.bench(["jax", "pytorch"], "smoke", "synthetic", timeout=3)
+    path = modes.bench(["jax", "pytorch"], "smoke", "synthetic", timeout=3)
     assert time.monotonic() - start < 60
     hung = load(path, "jax")
     assert hung["status"] == "failed" and hung["error"].startswith("timed out after 3 s")
@@ -105,7 +105,7 @@ def test_missing_environment_is_skipped_with_the_fix(monkeypatch, results_dir):
     monkeypatch.setattr(common, "ROOT", results_dir)  # no .envs/ there
     for var in [v for v in os.environ if v.startswith("ROSETTA_PYTHON")]:
         monkeypatch.delenv(var)
-    python, why_not = bench.python_for("mxnet")
+    python, why_not = envs.python_for("mxnet")
     assert python is None and "make envs" in why_not and ".envs/mxnet" in why_not
 
 
@@ -120,7 +120,7 @@ def start_bench(args, env, ignore_sigint=False):
 
 def test_interrupted_run_is_marked_incomplete_and_resumed(tmp_path, monkeypatch, results_dir):
     fake(tmp_path, monkeypatch, "pytorch", "ok")
-    earlier = bench.bench(["pytorch"], "smoke", "synthetic")
+    earlier = modes.bench(["pytorch"], "smoke", "synthetic")
     with open(os.path.join(earlier, "pytorch.json")) as f:
         before = f.read()
     fake(tmp_path, monkeypatch, "jax", "slow")
@@ -192,34 +192,34 @@ def test_corrupt_cache_stops_the_run_before_it_starts(tmp_path, monkeypatch, res
 
 
 def test_own_init_run_keeps_the_framework_default_and_leaves_latest_alone(results_dir):
-    main = bench.bench(["pytorch"], "smoke", "synthetic")
-    own = bench.bench(["pytorch"], "smoke", "synthetic", init="own")
+    main = modes.bench(["pytorch"], "smoke", "synthetic")
+    own = modes.bench(["pytorch"], "smoke", "synthetic", init="own")
     assert results.latest_run() == main and own != main
     glorot, default = load(main, "pytorch"), load(own, "pytorch")
     assert glorot["init"] == "glorot" and glorot["init_rule"] == "Glorot-uniform"
     assert default["status"] == "ok" and default["init"] == "own"
     assert default["init_rule"].startswith("Kaiming-uniform")  # PyTorch's own, measured in the run
-    import report_defaults
+    from pages import defaults as report_defaults
     page = report_defaults.init_cost_html(results_dir)
     assert "Kaiming-uniform" in page and "points" in page and os.path.basename(own) in page
 
 
 def test_init_cost_pair_is_made_once_per_code_and_shown_beside_its_own_glorot_run(results_dir, monkeypatch):
-    main = bench.bench(["pytorch", "tensorflow"], "smoke", "synthetic")
-    glorot, own = bench.init_cost(["pytorch", "tensorflow"], "smoke", "synthetic")  # tensorflow: no own init
+    main = modes.bench(["pytorch", "tensorflow"], "smoke", "synthetic")
+    glorot, own = modes.init_cost(["pytorch", "tensorflow"], "smoke", "synthetic")  # tensorflow: no own init
     assert results.latest_run() == main and main not in (glorot, own)
     assert [r["framework"] for r in results.load_run(glorot)[1]] == ["pytorch"]
     assert results.load_run(own)[0]["twin"] == os.path.basename(glorot)
     assert load(glorot, "pytorch")["init_rule"] == "Glorot-uniform"
     assert load(own, "pytorch")["init_rule"].startswith("Kaiming-uniform")
-    import report_defaults
+    from pages import defaults as report_defaults
     assert report_defaults.own_init_pair(results_dir) == (glorot, own)
     page = report_defaults.init_cost_html(results_dir)
     assert os.path.basename(glorot) in page and os.path.basename(own) in page and "tf.nn has no initializer" in page
     # The same code again: the pair is kept; another profile makes a new one.
-    assert bench.init_cost(["pytorch"], "smoke", "synthetic") == (glorot, own)
-    monkeypatch.setattr(bench, "fingerprint", lambda *a: "other code")
-    assert bench.init_cost(["pytorch"], "smoke", "synthetic")[1] != own
+    assert modes.init_cost(["pytorch"], "smoke", "synthetic") == (glorot, own)
+    monkeypatch.setattr(digest, "fingerprint", lambda *a: "other code")
+    assert modes.init_cost(["pytorch"], "smoke", "synthetic")[1] != own
 
 
 def test_with_a_gpu_seen_each_framework_trains_the_profile_of_its_own_device(tmp_path, monkeypatch, results_dir):
@@ -228,8 +228,8 @@ def test_with_a_gpu_seen_each_framework_trains_the_profile_of_its_own_device(tmp
     smi.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 9.0'\n")
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", "{}:{}".format(smi.parent, os.environ["PATH"]))
-    assert bench.gpu_name() == "NVIDIA H100 80GB HBM3 (compute capability 9.0)"
-    path = bench.bench(["pytorch"], None, "synthetic")  # no profile asked for: full on a GPU
+    assert envs.gpu_name() == "NVIDIA H100 80GB HBM3 (compute capability 9.0)"
+    path = modes.bench(["pytorch"], None, "synthetic")  # no profile asked for: full on a GPU
     with open(os.path.join(path, "run.json")) as f:
         assert json.load(f)["profile"] == "full"
     r = load(path, "pytorch")  # this machine's torch is a CPU build: it says so and trains quick
@@ -265,7 +265,7 @@ def test_keras_on_torch_gets_the_cpu_and_the_reason_where_torch_lists_a_gpu_it_c
 
 def test_tuning_ablation_runs_a_tuned_row_as_it_is_then_with_each_change_flipped(tmp_path, monkeypatch, results_dir):
     fake(tmp_path, monkeypatch, "pytorch-tuned", "tuned")
-    path = bench.tuning_ablation(["pytorch", "pytorch-tuned"], "smoke", "synthetic", timeout=300)
+    path = modes.tuning_ablation(["pytorch", "pytorch-tuned"], "smoke", "synthetic", timeout=300)
     assert path.endswith("-smoke-tuning") and results.latest_run() is None  # never the book's latest
     with open(os.path.join(path, "run.json")) as f:
         meta = json.load(f)
@@ -281,7 +281,7 @@ def test_tuning_ablation_runs_a_tuned_row_as_it_is_then_with_each_change_flipped
 def test_the_plan_gives_each_row_and_an_estimate_before_anything_runs(tmp_path, monkeypatch, results_dir):
     fake(tmp_path, monkeypatch, "pytorch", "ok")
     fake(tmp_path, monkeypatch, "jax", "ok")
-    earlier = bench.bench(["pytorch"], "smoke", "synthetic")  # an earlier run on this machine: pytorch took 30 s
+    earlier = modes.bench(["pytorch"], "smoke", "synthetic")  # an earlier run on this machine: pytorch took 30 s
     doc = load(earlier, "pytorch")
     doc.update(started="2026-11-30T00:00:00+00:00", finished="2026-11-30T00:00:30+00:00")
     results.write_json(os.path.join(earlier, "pytorch.json"), doc)
@@ -301,7 +301,7 @@ def test_a_reference_run_is_scaled_by_the_calibration_to_estimate_here(results_d
     results.write_json(os.path.join(ref, "pytorch.json"), doc)
     results.write_json(os.path.join(ref, "run.json"), dict(run="r", profile="smoke", dataset="synthetic",
                                                            status="complete", calibration_seconds=0.5))
-    estimates, how = bench.estimate(["pytorch", "jax"], "smoke", "synthetic", calibration=0.25)
+    estimates, how = plan.estimate(["pytorch", "jax"], "smoke", "synthetic", calibration=0.25)
     assert estimates == {"pytorch": 50.0, "jax": None}  # 100 s there, on a machine twice as slow
     assert how.startswith("the reference run r scaled by this machine's speed") and "0.50x" in how
 
@@ -309,16 +309,16 @@ def test_a_reference_run_is_scaled_by_the_calibration_to_estimate_here(results_d
 def test_a_tuned_row_with_no_change_on_here_is_not_rerun_and_says_why(tmp_path, monkeypatch, results_dir):
     fake(tmp_path, monkeypatch, "jax", "ok")
     fake(tmp_path, monkeypatch, "jax-tuned", "ok")
-    monkeypatch.setattr(bench, "probe", lambda name: [dict(change="scan", on=False, why="no GPU")])
-    path = bench.bench(["jax", "jax-tuned"], "smoke", "synthetic", skip_unchanged=True)
+    monkeypatch.setattr(plan, "probe", lambda name: [dict(change="scan", on=False, why="no GPU")])
+    path = modes.bench(["jax", "jax-tuned"], "smoke", "synthetic", skip_unchanged=True)
     skipped = load(path, "jax-tuned")
     assert skipped["status"] == "skipped" and "none of its changes is on for this device (scan off: no GPU)" in skipped["error"]
     assert "so it would be jax run a second time" in skipped["error"] and load(path, "jax")["status"] == "ok"
-    assert bench.not_rerun(["jax-tuned"]) == {}  # without its twin in the run, a tuned row runs
+    assert plan.not_rerun(["jax-tuned"]) == {}  # without its twin in the run, a tuned row runs
 
 
 def test_the_tuned_rows_probe_reads_their_changes_in_their_environment():
-    changes = bench.probe("jax-tuned")
+    changes = plan.probe("jax-tuned")
     assert [c["change"] for c in changes] == ["bf16", "scan", "donate"] and all(c["why"] for c in changes)
 
 
@@ -326,19 +326,19 @@ def test_rows_whose_reference_older_code_measured_run_first(results_dir):
     ref = os.path.join(results_dir, "reference", "20261130-000000-quick")
     for name in ("pytorch", "pytorch-tuned", "jax", "jax-tuned"):
         doc = results.new_result(name, "quick", "synthetic", status="ok")
-        doc["code"] = "older" if name == "jax-tuned" else bench.row_code(name)
+        doc["code"] = "older" if name == "jax-tuned" else digest.row_code(name)
         results.write_json(os.path.join(ref, name + ".json"), doc)
     results.write_json(os.path.join(ref, "run.json"), dict(run="r", status="complete"))
-    assert bench.stale_first(["pytorch", "pytorch-tuned", "jax", "jax-tuned"]) == [
+    assert plan.stale_first(["pytorch", "pytorch-tuned", "jax", "jax-tuned"]) == [
         "jax", "jax-tuned", "pytorch", "pytorch-tuned"]
 
 
 def test_a_run_records_its_machine_commit_and_manifest_and_each_row_its_code(tmp_path, monkeypatch, results_dir):
     fake(tmp_path, monkeypatch, "pytorch", "ok")
-    path = bench.bench(["pytorch"], "smoke", "synthetic", kind="reference")
+    path = modes.bench(["pytorch"], "smoke", "synthetic", kind="reference")
     assert os.path.dirname(path) == os.path.join(results_dir, "reference") and results.latest_run() is None
     with open(os.path.join(path, "run.json")) as f:
         meta = json.load(f)
     assert len(meta["commit"]) == 40 and meta["machine"]["cores"] == os.cpu_count() and meta["calibration_seconds"] > 0
-    assert load(path, "pytorch")["code"] == bench.row_code("pytorch")
+    assert load(path, "pytorch")["code"] == digest.row_code("pytorch")
     assert results.manifest_problems(path) == []

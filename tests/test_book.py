@@ -39,7 +39,7 @@ def test_every_framework_has_a_result(built):
 
 def test_step_chapters_have_synchronized_tabs_with_the_modules_code(built):
     tabs = {spec["module"] for spec in common.FRAMEWORKS.values()} & {
-        os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "code", "cnn_*.py"))}
+        os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "code", "cnn", "cnn_*.py"))}
     for step in STEPS:
         html = page(step)
         assert html.count('data-sync-group="framework"') >= len(tabs), step
@@ -120,7 +120,7 @@ def test_make_bench_quick_pytorch_writes_a_complete_result(tmp_path):
 
 
 def test_export_chapter_shows_every_framework_in_onnx_runtime_and_the_inference_chart(built):
-    import onnx_check
+    from lab import onnx_check
     html = page("08-export")
     for name in common.implemented_frameworks():
         row = re.search(r'<td data-label="framework">{}</td>(.*?)</tr>'.format(re.escape(name)), html)
@@ -133,14 +133,14 @@ def test_export_chapter_shows_every_framework_in_onnx_runtime_and_the_inference_
 
 
 def test_scale_out_chapter_has_each_rows_diff_launch_lines_and_equivalence(built):
-    import scale_out
+    from lab import scale_out
     html, words = page("09-scale-out"), text("09-scale-out")
-    for name, row in scale_out.ROWS.items():  # every data-parallel row: checked, diffed, launched
+    for name, row in common.PARALLEL.items():  # every data-parallel row: checked, diffed, launched
         assert re.search(r'<td data-label="row">{}</td>.*?<td data-label="passes">yes</td>'.format(
             re.escape(name)), html), name
         assert "code/{}.py".format(row["module"]) in words, name
-        assert "code/scale_out.py {} OUT".format(name) in words, name
+        assert "-m lab.scale_out {} OUT".format(name) in words, name
     assert "torch.distributed.run --standalone --nproc-per-node 2" in words and "mpiexec -n 2" in words
-    assert "changed, against code/cnn_pytorch.py" in words and "DenseNet-121" in words
+    assert "changed, against code/cnn/cnn_pytorch.py" in words and "DenseNet-121" in words
     # make html runs no scale-out: the committed reference's table, labelled
     assert re.search(r"Reference run \d+-\d+-quick-scale-out, committed", html)

@@ -4,9 +4,9 @@ import os
 import numpy as np
 import pytest
 
-import introspect
-import report
-import report_defaults
+from lab import introspect
+from pages import base, results as results_page
+from pages import defaults as report_defaults
 
 RNG = np.random.RandomState(0)
 SHAPE = (introspect.C_OUT, introspect.C_IN, 3, 3)
@@ -81,7 +81,7 @@ def test_caffe2_threads_and_nesterov_default_are_read_not_stated(found):
 
 
 def test_measured_cores_join_the_defaults_table(results_dir):
-    import results
+    from lab import results
     run = os.path.join(results_dir, "runs", "r1")
     results.write_json(os.path.join(run, "pytorch.json"), results.new_result(
         "pytorch", "smoke", "synthetic", status="ok", cpu_busy=1.87, device="cpu"))
@@ -100,18 +100,18 @@ def test_legacy_frameworks_read_tf32_from_the_nvidia_override(monkeypatch):
 
 
 def test_seed_note_names_every_framework_whose_dropout_was_wrong():
-    note = report.load_seed()["note"]
+    note = base.load_seed()["note"]
     for name in ("TensorFlow", "PyTorch", "Caffe2", "Theano"):
         assert name in note
 
 
 def test_2017_comparison_uses_the_published_seconds_and_our_measured_rates():
-    seed = report.load_seed()
-    rows = report.comparison_rows([], seed)
+    seed = base.load_seed()
+    rows = results_page.comparison_rows([], seed)
     pytorch_p100 = [r for r in rows if r["framework"] == "pytorch" and r["source"].startswith("P100")]
     assert len(pytorch_p100) == 1 and abs(pytorch_p100[0]["images_per_second"] - 499840 / 51) < 1e-6
     assert "dropout bugs" in seed["note"] and "ilkarman/DeepLearningFrameworks" in seed["source"]
-    page = report.comparison_html([])
+    page = results_page.comparison_html([])
     assert "vegaEmbed" in page and "78% (PyTorch 0.3)" in page
 
 

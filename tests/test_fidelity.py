@@ -11,7 +11,7 @@ import statistics
 import pytest
 
 from conftest import ROOT, run
-import bench
+from lab import envs
 import common
 import datasets
 
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.fidelity]
 def test_every_framework_within_5_points_of_the_median(tmp_path):
     if datasets.fashion_dir() is None:
         pytest.fail("Fashion-MNIST is missing: make envs installs it (dataset-fashion-mnist)")
-    frameworks = [f for f in common.implemented_frameworks(tuned=True) if bench.python_for(f)[0]]
+    frameworks = [f for f in common.implemented_frameworks(tuned=True) if envs.python_for(f)[0]]
     out = run([os.path.join(ROOT, ".envs", "main", "bin", "python"), "code/bench.py", "--profile", "fidelity",
                "--dataset", "fashion-mnist", "--frameworks", ",".join(frameworks)], timeout=9000,
               env=dict(os.environ, ROSETTA_RESULTS_DIR=str(tmp_path)))

@@ -56,8 +56,7 @@ def test_runtime_info_states_device_and_precision(checked):
 
 
 CAFFE2_MOMENTUM = """
-import json, sys
-sys.path.insert(0, "code")
+import json
 import cnn_caffe2
 model, _ = cnn_caffe2.init_model(cnn_caffe2.create_model())
 ops = [op for op in model.net.Proto().op if op.type == "MomentumSGDUpdate"]
@@ -66,9 +65,9 @@ print(json.dumps([{a.name: a.i for a in op.arg if a.name == "nesterov"}.get("nes
 
 
 def test_caffe2_trains_with_classic_momentum_not_its_nesterov_default():
-    import bench
+    from lab import envs
     env_python("caffe2")
-    nesterov = bench.run_script("caffe2", ["-c", CAFFE2_MOMENTUM])
+    nesterov = envs.run_script("caffe2", None, ["-c", CAFFE2_MOMENTUM])
     assert isinstance(nesterov, list), nesterov
     assert len(nesterov) == 12 and set(nesterov) == {0}, nesterov  # one update per weight and bias
 
@@ -81,7 +80,7 @@ def test_the_legacy_gpu_check_runs_a_convolution_and_a_matrix_product(framework,
     module = common.ROWS[framework]["module"]
     imports = {"mxnet": "import mxnet as mx", "cntk": "import cntk as C",
                "caffe2": "from caffe2.proto import caffe2_pb2; from caffe2.python import core"}[framework]
-    script = "import sys; sys.path.insert(0, 'code'); {}; import {} as m; import inspect; m.probe({}); " \
+    script = "import sys; sys.path[:0] = ['code', 'code/cnn']; {}; import {} as m; import inspect; m.probe({}); " \
              "src = inspect.getsource(m.probe); print(('onvolution' in src or 'Conv' in src) and " \
              "('dot' in src or 'times' in src or 'MatMul' in src))".format(imports, module, device)
     out = run([env_python(framework), "-c", script])

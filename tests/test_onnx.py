@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-import bench
+from lab import envs
 import common
-import onnx_check
+from lab import onnx_check
 
 FRAMEWORKS = common.implemented_frameworks()
 
@@ -20,8 +20,8 @@ def table():
 
 
 def row_of(table, framework):
-    if bench.python_for(framework)[0] is None:
-        pytest.skip(bench.python_for(framework)[1])
+    if envs.python_for(framework)[0] is None:
+        pytest.skip(envs.python_for(framework)[1])
     row = table[framework]
     assert "error" not in row, row["error"]
     return row
@@ -32,8 +32,8 @@ EXPORTING = [f for f in FRAMEWORKS if f not in onnx_check.CANNOT]
 
 @pytest.mark.parametrize("framework", sorted(onnx_check.CANNOT))
 def test_a_framework_that_cannot_says_why_measured(table, framework):
-    if bench.python_for(framework)[0] is None:
-        pytest.skip(bench.python_for(framework)[1])
+    if envs.python_for(framework)[0] is None:
+        pytest.skip(envs.python_for(framework)[1])
     row = table[framework]
     why = row.get("error") or row.get("export", {}).get("error")
     assert why and not onnx_check.passes(row), "{} exports now: take it out of onnx_check.CANNOT".format(framework)
@@ -56,8 +56,8 @@ def test_the_exported_file_computes_the_frameworks_logits_at_any_batch(table, fr
 def test_a_model_trained_in_one_framework_predicts_alike_in_onnx_runtime_and_in_this_one(table, framework):
     """The source's trained file in ONNX Runtime, against this framework given the trained weights
     through set_weights (whether or not this framework's own exporter works)."""
-    if bench.python_for(framework)[0] is None:
-        pytest.skip(bench.python_for(framework)[1])
+    if envs.python_for(framework)[0] is None:
+        pytest.skip(envs.python_for(framework)[1])
     row = table[framework]
     assert row.get("from_source") is not None, row.get("from_source_error") or row.get("error")
     assert row["from_source"] < onnx_check.TOLERANCE, "{:.2e}".format(row["from_source"])

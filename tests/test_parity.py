@@ -8,22 +8,22 @@ framework, give the logits the reference gives for them.
 import numpy as np
 import pytest
 
-import bench
+from lab import envs
 import common
-import parity
+from lab import parity
 import reference
 import weights
 
 
 @pytest.fixture(scope="module")
 def table():
-    """Measured now, never from the cache; stored there for the book (report.show_parity)."""
+    """Measured now, never from the cache; stored there for the book (base.show_parity)."""
     return parity.table(common.implemented_frameworks(tuned=True), fresh=True)["table"]
 
 
 def row_of(table, framework):
-    if bench.python_for(framework)[0] is None:
-        pytest.skip(bench.python_for(framework)[1])
+    if envs.python_for(framework)[0] is None:
+        pytest.skip(envs.python_for(framework)[1])
     row = table[framework]
     assert "error" not in row, row.get("error")
     return row
@@ -53,7 +53,7 @@ def test_weights_round_trip_exactly(table, framework):
 @pytest.mark.parametrize("framework", common.implemented_frameworks(tuned=True))
 def test_weights_from_every_framework_give_the_same_logits(table, framework):
     row = row_of(table, framework)
-    available = [f for f in common.implemented_frameworks(tuned=True) if bench.python_for(f)[0]]
+    available = [f for f in common.implemented_frameworks(tuned=True) if envs.python_for(f)[0]]
     assert sorted(row["imported"]) == sorted(available)
     worst = max(row["imported"].items(), key=lambda kv: kv[1])
     assert worst[1] < parity.TOLERANCE, "weights from {}: logits differ by {:.2e}".format(*worst)

@@ -25,7 +25,7 @@ UNSHOWN = {"runtime_info", "gpu_or_why_not", "probe", "no_gpu_reason", "_backend
 
 
 def module_functions(framework):
-    with open(os.path.join(ROOT, "code", common.FRAMEWORKS[framework]["module"] + ".py")) as f:
+    with open(common.module_path(framework)) as f:
         return [n.name for n in ast.parse(f.read()).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT
 import common
-import results
+from lab import results
 
 REFERENCE = os.path.join(ROOT, "data", "results", "reference")
 RUNS = sorted(glob.glob(os.path.join(REFERENCE, "*")))
@@ -41,7 +41,7 @@ def test_the_reference_has_every_row_on_the_quick_profile_all_ok():
 
 
 def test_the_reference_has_the_defaults_and_parity_tables_of_every_framework():
-    import report_defaults
+    from pages import defaults as report_defaults
     path, meta = report_defaults.reference_tables(os.path.dirname(REFERENCE))
     assert path, "no reference of the book's tables: make reference-tables makes one"
     defaults = results.read_object(os.path.join(path, "defaults.json"))[0]
@@ -62,7 +62,7 @@ def purpose_reference(purpose):
 
 
 def test_the_reference_has_every_frameworks_inference_measured_or_why_not():
-    import onnx_check
+    from lab import onnx_check
     path = purpose_reference("inference")
     assert path, "no inference reference: make reference-inference makes one"
     found = {r["framework"]: r for r in results.load_run(path)[1]}
@@ -72,7 +72,7 @@ def test_the_reference_has_every_frameworks_inference_measured_or_why_not():
 
 
 def test_the_reference_has_the_ablation_of_every_tuned_row():
-    import report_fast
+    from pages import fast as report_fast
     path = purpose_reference("tuning")
     assert path, "no ablation reference: make reference-tuning makes one"
     found = results.load_run(path)[1]
@@ -84,11 +84,11 @@ def test_the_reference_has_the_ablation_of_every_tuned_row():
 
 
 def test_the_reference_has_every_parallel_row_as_two_processes_equal_to_one():
-    import scale_out
+    from lab import scale_out
     path = purpose_reference("scale-out")
     assert path, "no scale-out reference: make reference-scale-out makes one"
     found = {r["framework"]: r for r in results.load_run(path)[1]}
-    assert sorted(found) == sorted(scale_out.ROWS)
+    assert sorted(found) == sorted(common.PARALLEL)
     for name, r in found.items():
         assert r["status"] == "ok" and r["world_size"] == 2 and r["devices"] == ["cpu", "cpu"], (name, r["error"])
         assert scale_out.passes(r["equivalence"]) and r["processes_1"]["epoch_seconds"], name

@@ -3,9 +3,9 @@ import json
 import os
 import re
 
-import report
-import report_weights
-import results
+from pages import base, results as results_page
+from pages import weights as report_weights
+from lab import results
 
 HOSTILE = '<script>alert("pwned")</script></script><img src=x onerror=alert(1)>'
 
@@ -38,14 +38,14 @@ def test_failed_and_skipped_frameworks_are_shown_not_dropped(tmp_path):
         results.new_result("jax", "smoke", "synthetic", status="failed", error="RuntimeError: boom"),
         results.new_result("mxnet", "smoke", "synthetic", status="skipped", error="no environment for mxnet"),
     ])
-    runs = report.load_runs(str(tmp_path))
+    runs = base.load_runs(str(tmp_path))
     assert len(runs) == 1
-    page = report.results_html(runs)
+    page = results_page.results_html(runs)
     for text in ("pytorch", "31.0%", "6.00", "failed", "RuntimeError: boom", "skipped", "no environment for mxnet"):
         assert text in page
-    assert {r["framework"]: r["status"] for r in report.rows(runs[0])} == {
+    assert {r["framework"]: r["status"] for r in base.rows(runs[0])} == {
         "pytorch": "ok", "jax": "failed", "mxnet": "skipped"}
-    spec = json.dumps(report.charts(runs[0]).to_dict())
+    spec = json.dumps(results_page.charts(runs[0]).to_dict())
     assert all(name in spec for name in ("pytorch", "jax", "mxnet"))
     assert "synthetic dataset, smoke profile, Test CPU, 2026-01-01" in runs[0].caption
     assert "<span>why not ok: RuntimeError: boom</span>" in page  # a sentence in a line of its own, under its row
@@ -56,29 +56,29 @@ def test_the_results_charts_leave_the_tuned_rows_to_make_it_fast(tmp_path):
     for doc in docs:
         doc["phase_seconds"] = {"import": 1.0, "train": 3.0}
     make_run(str(tmp_path), docs)
-    (run,) = report.load_runs(str(tmp_path))
-    spec = json.dumps(report.charts(run).to_dict())
+    (run,) = base.load_runs(str(tmp_path))
+    spec = json.dumps(results_page.charts(run).to_dict())
     assert '"pytorch"' in spec and "pytorch-tuned" not in spec
 
 
 def test_a_single_framework_run(tmp_path):
     make_run(str(tmp_path), [ok("pytorch", 5.0, 0.2)])
-    page = report.results_html(report.load_runs(str(tmp_path)))
+    page = results_page.results_html(base.load_runs(str(tmp_path)))
     assert page.count('<td data-label="framework">') == 1 and "vegaEmbed" in page
 
 
 def test_empty_results_folder_gives_a_message(tmp_path):
-    page = report.results_html(report.load_runs(str(tmp_path)))
+    page = results_page.results_html(base.load_runs(str(tmp_path)))
     assert "No benchmark results yet" in page and "make bench" in page
 
 
 def test_invalid_files_are_reported_and_skipped(tmp_path):
     make_run(str(tmp_path), [ok("pytorch", 5.0, 0.2)], extra_files=[
         ("jax.json", "{not json"), ("tensorflow.json", json.dumps({"framework": "tensorflow"}))])
-    run = report.load_runs(str(tmp_path))[0]
+    run = base.load_runs(str(tmp_path))[0]
     assert [r["framework"] for r in run.results] == ["pytorch"]
     assert len(run.skipped) == 2 and "not valid JSON" in run.skipped[0] and "not a result" in run.skipped[1]
-    page = report.results_html([run])
+    page = results_page.results_html([run])
     assert "Skipped, not a result file" in page and "jax.json" in page
 
 
@@ -86,7 +86,7 @@ def test_error_text_with_html_reaches_the_page_only_as_text(tmp_path):
     bad = results.new_result("jax", "smoke", "synthetic", status="failed", error=HOSTILE)
     bad["framework_version"] = HOSTILE
     make_run(str(tmp_path), [ok("pytorch", 5.0, 0.2), bad])
-    page = report.results_html(report.load_runs(str(tmp_path)))
+    page = results_page.results_html(base.load_runs(str(tmp_path)))
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;" in page
     # Inside the chart's <script>, the spec carries the text with < and > escaped for JavaScript.
@@ -104,12 +104,12 @@ def test_reference_runs_are_shown_beside_the_local_run_and_labelled(tmp_path):
     gpu = ok("jax", 6.5, 0.9)
     gpu.update(profile="full", dataset="fashion-mnist", gpu="NVIDIA H100 80GB HBM3", device="gpu")
     results.write_json(str(ref / "jax.json"), gpu)
-    runs = report.load_runs(str(tmp_path))
+    runs = base.load_runs(str(tmp_path))
     assert [r.label for r in runs] == ["this build", "reference (GPU reference)"]
     assert "fashion-mnist dataset, full profile, NVIDIA H100 80GB HBM3, 2026-12-01" in runs[1].caption
-    page = report.results_html(runs)
+    page = results_page.results_html(runs)
     assert page.count("<h3>") == 2 and "reference (GPU reference)" in page
-    sources = {r["source"] for r in report.comparison_rows(runs, report.load_seed())}
+    sources = {r["source"] for r in results_page.comparison_rows(runs, base.load_seed())}
     assert "reference (GPU reference) (NVIDIA H100 80GB HBM3)" in sources
 
 
@@ -120,15 +120,15 @@ def test_a_run_says_how_long_its_rows_took_counting_only_the_rows_that_ran(tmp_p
                                         ("10:02:32", None), ("10:02:33", "10:02:33")]):
         doc.update(started="2026-01-01T{}+00:00".format(start), finished=end and "2026-01-01T{}+00:00".format(end))
     make_run(str(tmp_path), docs)
-    (run,) = report.load_runs(str(tmp_path))
-    assert report.wall_time(run) == (2, 1, 150.0)  # jax never finished; mxnet never ran
+    (run,) = base.load_runs(str(tmp_path))
+    assert base.wall_time(run) == (2, 1, 150.0)  # jax never finished; mxnet never ran
     assert ("The 2 rows that ran (1 of them tuned, drawn in Make it fast) took 2.5 min, one after another"
-            in report.results_html([run]))
+            in results_page.results_html([run]))
 
 
 def test_a_run_is_drawn_apart_by_profile_and_device(tmp_path):
-    import report
-    import results
+    from pages import base, results as results_page
+    from lab import results
     run_path = str(tmp_path / "run")
     docs = [results.new_result("pytorch", "full", "synthetic", status="ok", device="gpu", gpu="H100"),
             results.new_result("jax", "full", "synthetic", status="ok", device="gpu", gpu="H100"),
@@ -137,25 +137,25 @@ def test_a_run_is_drawn_apart_by_profile_and_device(tmp_path):
     for doc in docs:
         results.write_json(os.path.join(run_path, doc["framework"] + ".json"), doc)
     results.write_json(os.path.join(run_path, "run.json"), dict(profile="full", dataset="synthetic", device="H100"))
-    parts = report.split(report.Run(run_path, "this build"))
+    parts = base.split(base.Run(run_path, "this build"))
     assert [sorted(r["framework"] for r in p.results) for p in parts] == [["caffe2", "jax", "pytorch"], ["mxnet"]]
     assert "full profile, H100" in parts[0].caption and "quick profile, " + results.cpu_name() in parts[1].caption
 
 
 def test_a_run_that_asked_for_full_on_a_gpu_but_ran_quick_on_the_cpu_says_so(tmp_path):
-    import report
-    import results
+    from pages import base, results as results_page
+    from lab import results
     run_path = str(tmp_path / "run")
     doc = results.new_result("pytorch", "quick", "synthetic", status="ok", device="cpu")
     results.write_json(os.path.join(run_path, "pytorch.json"), doc)
     results.write_json(os.path.join(run_path, "run.json"), dict(profile="full", dataset="synthetic", device="H100"))
-    (part,) = report.split(report.Run(run_path, "this build"))
+    (part,) = base.split(base.Run(run_path, "this build"))
     assert "quick profile, " + results.cpu_name() in part.caption and "H100" not in part.caption
 
 
 def test_parity_table_names_its_data_and_machine():
-    import report
-    import results
+    from pages import base, results as results_page
+    from lab import results
     page = report_weights.parity_table({"mxnet": {"error": "no environment for mxnet"}})
     assert "synthetic dataset" in page and results.cpu_name() in page and "no environment for mxnet" in page
 
@@ -173,12 +173,12 @@ def test_a_busy_machine_cannot_make_a_row_faster_and_is_flagged(tmp_path):
     calm = ok("jax", 30.0, 0.3)
     calm.update(epoch_seconds=[12.0, 9.0, 9.1], others_busy=0.9)  # epochs agree, but the machine was busy
     make_run(str(tmp_path), [quiet, calm])
-    (run,) = report.load_runs(str(tmp_path))
-    got = {d["framework"]: d for d in report.rows(run)}
+    (run,) = base.load_runs(str(tmp_path))
+    got = {d["framework"]: d for d in base.rows(run)}
     assert got["pytorch"]["steady_epoch"] == 37.0  # the fastest, not the mean of the two
     assert "steady epochs differ by 53%" in got["pytorch"]["flag"]
     assert "other processes kept 0.9 cores busy" in got["jax"]["flag"]
-    page = report.results_html([run])
+    page = results_page.results_html([run])
     assert "Timing flagged: pytorch (its steady epochs differ by 53%)" in page and "37.00 (+53%)" in page
 
 
@@ -196,14 +196,14 @@ def reference_run(root, docs, name="20261130-000000-quick", **meta):
 
 
 def test_a_reference_run_says_where_and_when_it_was_measured_and_which_rows_older_code_measured(tmp_path):
-    import bench
+    from lab import digest
     current, older = ok("pytorch", 5.0, 0.2), ok("jax", 4.0, 0.2)
-    current["code"], older["code"] = bench.row_code("pytorch"), "an older digest"
+    current["code"], older["code"] = digest.row_code("pytorch"), "an older digest"
     reference_run(str(tmp_path), [current, older])
-    (run,) = report.load_runs(str(tmp_path))
+    (run,) = base.load_runs(str(tmp_path))
     assert run.reference and run.stale() == {"jax": "its module changed since"}
     assert run.caption.endswith("2026-11-30, commit 8d2a3d9")
-    page = report.results_html([run])
+    page = results_page.results_html([run])
     assert "measured on AMD EPYC, 2 cores (avx2) at commit 8d2a3d9." in page
     assert "Measured by an older commit: the code of jax has changed since" in page
     assert "measured by an older commit: its module changed since" in page  # under the jax row
@@ -225,7 +225,7 @@ def test_a_manifest_catches_a_hand_edit_a_missing_file_and_an_added_one(tmp_path
 
 
 def test_tables_put_sentences_under_their_row_and_label_every_cell_for_a_narrow_screen():
-    page = report.html_table(["a", "b"], [(["1", "<2>"], [("why", "because <x>"), ("empty", "")], [("k", "v")])])
+    page = base.html_table(["a", "b"], [(["1", "<2>"], [("why", "because <x>"), ("empty", "")], [("k", "v")])])
     assert '<td data-label="a">1</td><td data-label="b">&lt;2&gt;</td>' in page
     assert '<tr class="rosetta-note"><td colspan="2"><span>why: because &lt;x&gt;</span> <details>' in page
     assert "empty" not in page and "<summary>details</summary>k: v</details>" in page

@@ -6,24 +6,23 @@ import time
 
 import pytest
 
-import bench
-import parity
-import scale_out
+import common
+from lab import envs, launch, parity, scale_out
 
-FRAMEWORKS = list(scale_out.ROWS)  # the book's order: its table is the tests' cached one
+FRAMEWORKS = list(common.PARALLEL)  # the book's order: its table is the tests' cached one
 LAUNCHERS = ["pytorch", "jax", "chainer"]  # the faults, one row per kind of launch: torchrun, ranks started here, mpiexec
 
 
 @pytest.fixture(scope="module")
 def table():
     """Every row with an environment here, launched now; the figures are kept for the book."""
-    return scale_out.table([f for f in FRAMEWORKS if bench.python_for(f)[0]], fresh=True)["table"]
+    return scale_out.table([f for f in FRAMEWORKS if envs.python_for(f)[0]], fresh=True)["table"]
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_two_processes_compute_what_one_computes(table, framework):
-    if bench.python_for(framework)[0] is None:
-        pytest.skip(bench.python_for(framework)[1])
+    if envs.python_for(framework)[0] is None:
+        pytest.skip(envs.python_for(framework)[1])
     row = table[framework]
     assert "error" not in row, row.get("error")
     assert row["world_size"] == 2 and row["devices"] == ["cpu", "cpu"]
@@ -38,8 +37,8 @@ def test_two_processes_compute_what_one_computes(table, framework):
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_training_runs_as_two_processes(framework):
     """What make scale-out runs, at the smoke profile: the harness's steps in two processes."""
-    if bench.python_for(framework)[0] is None:
-        pytest.skip(bench.python_for(framework)[1])
+    if envs.python_for(framework)[0] is None:
+        pytest.skip(envs.python_for(framework)[1])
     first, ranks = scale_out.train(framework, "smoke", "synthetic", 2, timeout=300)
     assert first is not None, ranks
     assert [r["status"] for r in ranks] == ["ok", "ok"] and [r["rank"] for r in ranks] == [0, 1]
@@ -62,7 +61,7 @@ def leftovers(out_dir):
 def test_a_rank_that_dies_ends_the_launch_and_is_named(framework, fault, tmp_path, monkeypatch):
     monkeypatch.setenv("ROSETTA_SCALE_FAULT", fault)
     start = time.monotonic()
-    why = scale_out.launch(framework, str(tmp_path), timeout=120)
+    why = launch.launch(framework, str(tmp_path), timeout=120)
     assert time.monotonic() - start < 60 and why and why.startswith("rank 1 failed: "), why
     assert ("signal 9" if fault == "kill" else "RuntimeError: rank 1 raised") in why, why
     assert leftovers(str(tmp_path)) == []
@@ -71,7 +70,7 @@ def test_a_rank_that_dies_ends_the_launch_and_is_named(framework, fault, tmp_pat
 @pytest.mark.parametrize("framework", LAUNCHERS)
 def test_a_rank_that_hangs_is_ended_with_all_the_others_at_the_time_limit(framework, tmp_path, monkeypatch):
     monkeypatch.setenv("ROSETTA_SCALE_FAULT", "hang")
-    why = scale_out.launch(framework, str(tmp_path), timeout=25)
+    why = launch.launch(framework, str(tmp_path), timeout=25)
     assert why.startswith("timed out after 25 s") and "had not finished" in why, why
     assert leftovers(str(tmp_path)) == []
 
@@ -96,14 +95,14 @@ def test_a_port_taken_by_another_process_is_not_a_failure(tmp_path, monkeypatch)
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
         other.listen()
-        chosen, first = [], scale_out.free_port
+        chosen, first = [], launch.free_port
 
         def free_port():
             chosen.append(first())
             if len(chosen) > 1:
                 return chosen[-1]
-            scale_out.CHOSEN[-1] = other.getsockname()[1]  # what a race with another process gives
-            return scale_out.CHOSEN[-1]
-        monkeypatch.setattr(scale_out, "free_port", free_port)
-        assert scale_out.launch("jax", str(tmp_path), timeout=120) is None
+            launch.CHOSEN[-1] = other.getsockname()[1]  # what a race with another process gives
+            return launch.CHOSEN[-1]
+        monkeypatch.setattr(launch, "free_port", free_port)
+        assert launch.launch("jax", str(tmp_path), timeout=120) is None
     assert len(chosen) == 2 and os.path.exists(str(tmp_path / "rank1.json"))

@@ -8,9 +8,9 @@ import pytest
 
 from conftest import ROOT, env_python, run
 import common
-import report
-import report_fast
-import results
+from pages import base, results as results_page
+from pages import fast as report_fast
+from lab import results
 import tuning
 from test_report import make_run, ok
 
@@ -22,7 +22,7 @@ CONTRACT = ["load_data", "create_model", "init_model", "train_epoch", "predict",
 
 
 def module_ast(module):
-    with open(os.path.join(ROOT, "code", module + ".py")) as f:
+    with open(os.path.join(ROOT, "code", "cnn", module + ".py")) as f:
         return ast.parse(f.read())
 
 
@@ -53,7 +53,7 @@ def test_the_chapter_shows_every_redefinition_as_a_diff_or_whole(name):
             assert lines[0].startswith("@@") and any(l.startswith("+") for l in lines), (what, text)
         else:
             assert text.lstrip().startswith(("def ", "class ", "@")), (what, kind)
-    header = tuned_ext.header(os.path.join(ROOT, "code", spec["module"] + ".py"))
+    header = tuned_ext.header(os.path.join(ROOT, "code", "cnn", spec["module"] + ".py"))
     assert "tuning.change(" in header and '"""' not in header.split("\n")[0]
 
 
@@ -92,7 +92,7 @@ def test_bf16_is_said_plainly():
 def test_the_tuned_jax_row_predicts_in_the_precision_it_trains_in(bf16):
     """Like the tuned PyTorch, TensorFlow and Keras rows: the forward pass of predict in bf16 where bf16 is on."""
     script = """if True:
-        import sys; sys.path.insert(0, "code")
+        import sys; sys.path[:0] = ["code", "code/cnn"]
         import jax, numpy as np
         from flax import nnx
         import cnn_jax_tuned as m
@@ -122,8 +122,8 @@ def test_the_chapter_pairs_each_tuned_row_with_its_twin_from_the_same_run(tmp_pa
     on_off = [dict(change="channels_last", on=True, why="NHWC"), dict(change="bf16", on=False, why="no <units>")]
     make_run(str(tmp_path), [faithful, tuned_doc("pytorch-tuned", 3.0, 0.30, on_off),
                              tuned_doc("jax-tuned", 2.0, 0.3, on_off)])  # no jax twin in this run: not paired
-    run_ = report.load_runs(str(tmp_path))[0]
-    assert [d["framework"] for d in report.rows(run_)] == ["pytorch"]  # the results chapter: faithful only
+    run_ = base.load_runs(str(tmp_path))[0]
+    assert [d["framework"] for d in base.rows(run_)] == ["pytorch"]  # the results chapter: faithful only
     pairs = report_fast.tuned_pairs(run_)
     assert [(f["framework"], t["framework"]) for f, t in pairs] == [("pytorch", "pytorch-tuned")]
     assert report_fast.speedup(*pairs[0]) == pytest.approx(1.5 / 0.45)
@@ -138,7 +138,7 @@ def test_a_tuned_row_that_is_slower_says_so(tmp_path):
     faithful = ok("tensorflow", 4.0, 0.3)
     faithful["epoch_seconds"] = [2.0, 1.0, 1.0]
     make_run(str(tmp_path), [faithful, tuned_doc("tensorflow-tuned", 10.0, 0.3, [])])
-    table = report_fast.tuned_table(report.load_runs(str(tmp_path))[0])
+    table = report_fast.tuned_table(base.load_runs(str(tmp_path))[0])
     assert "0.67x: no faster here" in table and 'changes on here: none' in table
 
 
@@ -170,7 +170,7 @@ def test_bench_tuning_needs_tuned_rows():
 
 def test_the_tuned_tensorflow_row_says_whether_onednn_or_eigen_runs_its_cpu_convolutions():
     script = """if True:
-        import sys; sys.path.insert(0, "code")
+        import sys; sys.path[:0] = ["code", "code/cnn"]
         import tuning, cnn_tensorflow_tuned as m
         from tensorflow.python.util import _pywrap_util_port
         why = {c["change"]: c["why"] for c in tuning.report()}["jit_compile"]

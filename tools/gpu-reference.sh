@@ -29,7 +29,7 @@ old="its last release's CUDA build predates this GPU"
 frameworks=pytorch,pytorch-tuned,jax,jax-tuned,keras-jax,keras-jax-tuned,keras-torch,keras-torch-tuned
 skip=(--skip "tensorflow=$tf" --skip "keras-tensorflow=$tf" --skip "mxnet=$old" --skip "cntk=$old"
       --skip "keras-cntk=$old" --skip "caffe2=$old" --skip "tensorflow-tuned=$tf" --skip "keras-tensorflow-tuned=$tf")
-if [ -f code/cnn_chainer.py ]; then frameworks+=,chainer; else skip+=(--skip "chainer=no Chainer module yet"); fi
+if [ -f code/cnn/cnn_chainer.py ]; then frameworks+=,chainer; else skip+=(--skip "chainer=no Chainer module yet"); fi
 "$python" code/bench.py --reference --profile "${PROFILE:-full}" --dataset "${DATASET:-auto}" \
   --frameworks "$frameworks" --label "${LABEL:-GPU reference}" --timeout "${TIMEOUT:-900}" "${skip[@]}"
 results=${ROSETTA_RESULTS_DIR:-data/results}

@@ -1,7 +1,7 @@
 """`framework-compare`: any two frameworks side by side, step by step, function by function.
 
 Everything comes from what the chapters already show: the steps and sentences of their
-framework-tabs (framework_tabs.steps()) and the functions of the modules in code/. Every
+framework-tabs (framework_tabs.steps()) and the functions of the modules in code/cnn/. Every
 framework's cells are in the page; _static/compare.js shows the pair the reader picks (and keeps
 it in the URL, ?from=pytorch&to=jax). Where two modules build the model layer by layer in one
 function, its lines are also aligned layer by layer, from the code itself (align()).
@@ -86,7 +86,7 @@ def module_sources(env):
     """{tab key: {name: source}} of every tab's module, each noted as a dependency of the page."""
     sources = {}
     for key, _, module, _ in framework_tabs.tabs():
-        path = os.path.join(ROOT, "code", module + ".py")
+        path = framework_tabs.module_file(module)
         env.note_dependency(path)
         sources[key] = framework_tabs.definitions(path)
     return sources

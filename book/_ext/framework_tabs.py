@@ -6,7 +6,8 @@
     :::
 
 The arguments name top-level functions or classes; each tab includes those its module defines,
-with `literalinclude` and `:pyobject:`, from the module in code/ that the benchmark runs. A tab
+with `literalinclude` and `:pyobject:`, from the module in the model's folder (code/cnn/; the
+option `:model:` names another) that the benchmark runs. A tab
 whose module defines none of them says so in a sentence (`:missing:`), so no tab is ever empty.
 Every implemented framework must have its sentence: a missing one is a build warning (an error
 under `-W`). The tabs share the sync group `framework`, so a choice holds on every page.
@@ -29,14 +30,24 @@ import common  # noqa: E402
 logger = logging.getLogger(__name__)
 
 
-def tabs():
-    """(key, label, module) per implemented module, in the registry's order, each module once."""
+MODEL = "cnn"  # the model of a page that names none
+
+
+def tabs(model=MODEL):
+    """(key, label, module, legacy) per implemented module of `model`, in the registry's order, each
+    module once."""
     seen = {}
     for name in common.implemented_frameworks():
         spec = common.FRAMEWORKS[name]
+        if spec["model"] != model:
+            continue
         seen.setdefault(spec["module"], (common.tab(name), spec["label"], spec["module"],
                                          spec.get("legacy")))
     return list(seen.values())
+
+
+def module_file(module, model=MODEL):
+    return os.path.join(common.model_dir(model), module + ".py")
 
 
 def definitions(path):
@@ -103,7 +114,7 @@ class FrameworkTabs(SphinxDirective):
     required_arguments = 1
     optional_arguments = 8
     has_content = True
-    option_spec = {"missing": directives.unchanged}
+    option_spec = {"missing": directives.unchanged, "model": directives.unchanged}
 
     def run(self):
         notes = parse_notes(self.content)
@@ -114,8 +125,9 @@ class FrameworkTabs(SphinxDirective):
         missing = self.options.get("missing", "{label} has no code of its own for this step.")
         lines = ["::::{tab-set}", ":sync-group: framework", ""]
         compare = self.env.app.builder.get_relative_uri(self.env.docname, COMPARE)
-        for key, label, module, legacy in tabs():
-            path = os.path.join(ROOT, "code", module + ".py")
+        model = self.options.get("model", MODEL)
+        for key, label, module, legacy in tabs(model):
+            path = module_file(module, model)
             self.env.note_dependency(path)
             names = [n for n in self.arguments if n in defined_names(path)]
             if key not in notes:
@@ -123,7 +135,7 @@ class FrameworkTabs(SphinxDirective):
                                location=self.get_location())
             lines += [":::{tab-item} " + label, ":sync: " + key, ""]
             for name in names:
-                lines += ["```{literalinclude} /code/%s.py" % module, ":pyobject: " + name,
+                lines += ["```{literalinclude} /" + os.path.relpath(path, ROOT), ":pyobject: " + name,
                           ":language: python", "```", ""]
             if not names:
                 lines += [missing.format(label=label), ""]

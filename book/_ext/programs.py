@@ -23,7 +23,7 @@ from framework_tabs import ROOT, common
 
 CODE = os.path.join(ROOT, "code")
 OUT = os.path.join(ROOT, "_build", "programs")
-LIBRARY = ["common", "datasets", "weights", "harness", "onnx_graph"]  # what a module may import from code/
+LIBRARY = ["common", "datasets", "weights", "onnx_graph"]  # what a module may import from code/ and its model's folder
 NESTED = re.compile(r"^[ \t]+from ({}) import [^\n]*\n".format("|".join(LIBRARY)), re.M)  # in a function: copied in
 # Constants that name places in this repository get a value that makes sense anywhere.
 REPLACE = {"DATA_DIR": 'DATA_DIR = "data"  # the download and the decoded arrays go here, next to the program'}
@@ -70,7 +70,9 @@ class Source:
 
     def __init__(self, name):
         self.name = name
-        with open(os.path.join(CODE, name + ".py")) as f:
+        self.path = next(p for p in (framework_tabs.module_file(name), os.path.join(CODE, name + ".py"))
+                         if os.path.exists(p))
+        with open(self.path) as f:
             self.lines = f.read().splitlines()
         self.tree = ast.parse("\n".join(self.lines))
         self.docstring = ast.get_docstring(self.tree)
@@ -203,8 +205,8 @@ def cells(tab, dataset="cifar10", profile="full"):
            ("code", PARAMETERS.format(dataset=dataset, **prof), ["parameters"]),
            ("code", "\n".join(imports + [""] + environment_lines(framework)), []),
            ("markdown", "Shared by every framework in the book: the hyperparameters, the data loader "
-            "(`code/datasets.py`), the check of a weight list (`code/weights.py`) and the accuracy "
-            "(`code/harness.py`).", []),
+            "(`code/datasets.py`), the check of a weight list (`code/cnn/weights.py`) and the accuracy "
+            "(`code/datasets.py`).", []),
            code(lib_code),
            ("markdown", "{}'s own setup: its imports and settings.".format(spec["label"]), []),
            code(setup)]
@@ -255,11 +257,11 @@ def intro(tab, framework, module, local):
     others = [n for n in common.implemented_frameworks() if common.tab(n) == tab and n != framework]
     lines = ["# {}: the whole program".format(spec["label"]), "",
              module.docstring.split("\n")[0], "",
-             "The Rosetta Stone's CNN on CIFAR-10, generated from `code/{}.py`{} with everything it "
+             "The Rosetta Stone's CNN on CIFAR-10, generated from `code/cnn/{}.py`{} with everything it "
              "imports from the book's code copied in, cut into the book's steps. It needs only the "
              "framework and NumPy. `PROFILE` sets the epochs and images (the seed's run: 10 epochs of "
              "50,000); `DATASET = \"synthetic\"` needs no download.".format(
-                 spec["module"], "".join(" and `code/{}.py`".format(s.name) for s in local))]
+                 spec["module"], "".join(" and `code/cnn/{}.py`".format(s.name) for s in local))]
     if others:
         backends = " or ".join("`{}`".format(common.FRAMEWORKS[n]["vars"]["KERAS_BACKEND"]) for n in others)
         lines += ["", "The same code runs on the other backends: set the environment variable "

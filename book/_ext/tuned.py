@@ -34,7 +34,7 @@ def tuned_modules():
 
 
 def source(module):
-    return os.path.join(ROOT, "code", module + ".py")
+    return framework_tabs.module_file(module)
 
 
 def header(path):
@@ -76,13 +76,13 @@ def changed(directive, faithful, module):
     """The MyST lines of `module`'s top-level lines and of each function it changes, against `faithful`."""
     for path in (source(faithful), source(module)):
         directive.env.note_dependency(path)
-    lines = ["`code/{}.py`: its imports, its switches and its other top-level lines".format(module), ""]
+    lines = ["`{}`: its imports, its switches and its other top-level lines".format(os.path.relpath(source(module), ROOT)), ""]
     lines += fenced("python", header(source(module)))
     for name, kind, text in changes(faithful, module):
         lines += ["`{}`: {}".format(name, {
             "new": "new in this module", "wraps": "builds on the faithful one",
             "same": "the faithful code, repeated here so that the names it calls are this module's",
-            "diff": "changed, against `code/{}.py`".format(faithful)}[kind]), ""]
+            "diff": "changed, against `{}`".format(os.path.relpath(source(faithful), ROOT))}[kind]), ""]
         lines += fenced("diff" if kind == "diff" else "python", text)
     return lines
 
@@ -108,30 +108,30 @@ class TunedDiff(SphinxDirective):
 
 
 class ParallelDiff(SphinxDirective):
-    """`parallel-diff`: each data-parallel module (code/scale_out.py's ROWS) as its changes to the
+    """`parallel-diff`: each data-parallel module (common.PARALLEL) as its changes to the
     faithful module, with the lines that launch it here and on several machines."""
     has_content = True
 
     def run(self):
-        import scale_out
+        from lab import launch
         notes = parse_notes(self.content)
         rows = {}
-        for name in scale_out.ROWS:
+        for name in common.PARALLEL:
             rows.setdefault(common.tab(name), []).append(name)
         for key in sorted(set(rows) - set(notes)):
             logger.warning("parallel-diff: no sentence for %r", key, location=self.get_location())
-        self.env.note_dependency(os.path.join(ROOT, "code", "scale_out.py"))
+        self.env.note_dependency(os.path.join(ROOT, "code", "lab", "launch.py"))
         lines = ["::::{tab-set}", ":sync-group: framework", ""]
         for key, label, module, _ in framework_tabs.tabs():
             lines += [":::{tab-item} " + label, ":sync: " + key, "", notes.get(key, ""), ""]
             for name in rows.get(key, []):
                 if len(rows[key]) > 1:
-                    lines += ["**{}** (`{}`)".format(name, scale_out.ROWS[name]["module"]), ""]
+                    lines += ["**{}** (`{}`)".format(name, common.PARALLEL[name]["module"]), ""]
                 lines += ["Launched here, two processes on this machine:", ""]
-                lines += fenced("bash", scale_out.launch_lines(name))
+                lines += fenced("bash", launch.launch_lines(name))
                 lines += ["On two machines with eight GPUs each (not run here):", ""]
-                lines += fenced("bash", scale_out.CLUSTER[name])
-                lines += changed(self, common.ROWS[name]["module"], scale_out.ROWS[name]["module"])
+                lines += fenced("bash", launch.CLUSTER[name])
+                lines += changed(self, common.ROWS[name]["module"], common.PARALLEL[name]["module"])
             lines += [":::", ""]
         lines.append("::::")
         return parsed(self, lines)

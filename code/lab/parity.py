@@ -1,7 +1,7 @@
 """Parity: with the same weights and batches, does each framework compute what NumPy computes?
 
-    python code/parity.py FRAMEWORK OUT_DIR                    (in the framework's environment)
-    python code/parity.py FRAMEWORK OUT_DIR --import-from DIR
+    python -m lab.parity FRAMEWORK OUT_DIR                    (in the framework's environment)
+    python -m lab.parity FRAMEWORK OUT_DIR --import-from DIR
 
 The first form builds the framework's model and writes OUT_DIR/FRAMEWORK.own.npz (the weights it
 initialised itself, through get_weights) and OUT_DIR/FRAMEWORK.npz: its logits on one batch for
@@ -17,7 +17,6 @@ are defined. `compare` (run in the main environment) measures the differences fr
 reference. Python 3.6 compatible.
 """
 import glob
-import importlib
 import json
 import os
 import sys
@@ -27,10 +26,8 @@ import numpy as np
 
 import common
 import datasets
-import results
-import weights as neutral
+from lab import results
 
-HERE = os.path.abspath(__file__)
 STEPS = 3
 WEIGHT_SEED = 7
 PROFILE = dict(epochs=1, n_train=STEPS * common.BATCH_SIZE, n_test=common.BATCH_SIZE)
@@ -100,16 +97,22 @@ def logits(tab, module, trainer, x):
     raise ValueError("no logits for " + tab)
 
 
+def oracle(model):
+    """A model's weight layout and its NumPy reference: (weights, reference)."""
+    return common.model_module(model, "weights"), common.model_module(model, "reference")
+
+
 def framework_run(framework, out_dir, import_from=None):
     spec = common.ROWS[framework]
     tab = common.tab(framework)
+    neutral = oracle(spec["model"])[0]
     for key, value in spec.get("vars", {}).items():
         os.environ[key] = value
     if "twin" in spec:  # a tuned row: parity is float32's; what bf16 costs shows in its run's accuracy
         os.environ.setdefault("ROSETTA_TUNING", "bf16=0")
     datasets.prepare("synthetic")
     no_dropout(tab)
-    module = importlib.import_module(spec["module"])
+    module = common.model_module(spec["model"], spec["module"])
     x_train, _, y_train, _ = module.load_data("synthetic", PROFILE)
     batches = list(islice(datasets.minibatches(x_train, y_train), STEPS))
     model = module.create_model()
@@ -155,18 +158,18 @@ def reference_batches():
 
 def run_all(frameworks, out_dir, timeout=600):
     """Both passes for every framework in its own environment: {framework: summary or error}."""
-    import bench
+    from lab import envs
     datasets.prepare("synthetic")
     own_dir = os.path.join(out_dir, "own")
     os.makedirs(own_dir, exist_ok=True)
     found = {}
     for name in frameworks:
-        found[name] = bench.run_script(name, [HERE, name, own_dir], timeout)
+        found[name] = envs.run_script(name, "parity", [name, own_dir], timeout)
     import_dir = os.path.join(out_dir, "imported")
     os.makedirs(import_dir, exist_ok=True)
     for name in frameworks:
         if isinstance(found[name], dict):
-            got = bench.run_script(name, [HERE, name, import_dir, "--import-from", own_dir], timeout)
+            got = envs.run_script(name, "parity", [name, import_dir, "--import-from", own_dir], timeout)
             if not isinstance(got, dict):
                 found[name] = "importing the others' weights failed: " + got
     return found
@@ -176,17 +179,17 @@ def table(frameworks, fresh=False, timeout=600):
     """{"measured": when, "machine": where, "table": compare's} for `frameworks`: measured now if
     `fresh`, else taken from the cache where the same code, environments and machine measured it
     (the parity tests store theirs, so a book built after `make test` does not run them all again)."""
-    import bench
     import tempfile
-    key = bench.fingerprint(frameworks, "parity", "synthetic", ("bench", "parity", "reference", "tuning"),
-                            also=[bench.python_for(f)[0] for f in frameworks])
+    from lab import digest, envs
+    key = digest.fingerprint(frameworks, "parity", "synthetic", ("envs", "parity", "reference", "tuning"),
+                             also=[envs.python_for(f)[0] for f in frameworks])
     path = os.path.join(datasets.CACHE_DIR, "parity", key + ".json")
     if os.path.exists(path) and not fresh:
         with open(path) as f:
             return json.load(f)
     with tempfile.TemporaryDirectory(prefix="rosetta-parity-") as out_dir:
         found = run_all(frameworks, out_dir, timeout)
-        measured = dict(measured=results.now(), machine=bench.gpu_name() or results.cpu_name(),
+        measured = dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(),
                         table=compare(frameworks, out_dir, found))
     if all("error" not in row for row in measured["table"].values()):  # a failure is measured again
         results.write_json(path, measured)
@@ -214,7 +217,7 @@ def after_steps(trained, ref_trained, shared):
 
 def compare(frameworks, out_dir, found):
     """{framework: the largest differences from the reference} for the runs of run_all."""
-    import reference
+    neutral, reference = oracle(common.model_of(frameworks))
     batches = reference_batches()
     x0 = batches[0][0]
     shared = neutral.random_weights(WEIGHT_SEED)

@@ -1,7 +1,7 @@
 """ONNX: each framework's model exported by its own exporter, and run by one ONNX Runtime.
 
-    python code/onnx_check.py FRAMEWORK OUT_DIR [--source FILE.npz]   (in the framework's environment)
-    python code/onnx_check.py FRAMEWORK OUT_DIR --time
+    python -m lab.onnx_check FRAMEWORK OUT_DIR [--source FILE.npz]   (in the framework's environment)
+    python -m lab.onnx_check FRAMEWORK OUT_DIR --time
 
 In its environment, a framework builds its model, puts in the shared weights (weights.random_weights,
 through set_weights), computes its logits for one batch of the synthetic test images, in its own
@@ -17,7 +17,6 @@ trained model against every framework given its weights; `inference` (make bench
 each framework's predict against ONNX Runtime on its file. The framework side is Python 3.6
 compatible.
 """
-import importlib
 import json
 import os
 import sys
@@ -28,11 +27,9 @@ import numpy as np
 
 import common
 import datasets
-import weights as neutral
-import parity  # logits(): each framework's forward pass in inference mode
-from parity import PROFILE, STEPS, WEIGHT_SEED, max_diff  # the parity tests' weights and batches
+from lab import parity  # logits(): each framework's forward pass in inference mode
+from lab.parity import PROFILE, STEPS, WEIGHT_SEED, max_diff  # the parity tests' weights and batches
 
-HERE = os.path.abspath(__file__)
 TOLERANCE = 1e-4  # logits, absolute: float32 in the framework and in ONNX Runtime
 WARMUP, REPEATS, BATCHES = 5, 50, 10  # the inference timing: warm-up calls, batch-1 calls, batches of 64
 SOURCE = "pytorch"  # the framework that trains the model every other one is compared with
@@ -84,7 +81,8 @@ def framework_run(framework, out_dir, source=None, timing=False):
     for key, value in spec.get("vars", {}).items():
         os.environ[key] = value
     datasets.prepare("synthetic")
-    module = importlib.import_module(spec["module"])
+    neutral = parity.oracle(spec["model"])[0]
+    module = common.model_module(spec["model"], spec["module"])
     x_train, x_test, y_train, _ = module.load_data("synthetic", PROFILE)
     x = np.ascontiguousarray(x_test[:common.BATCH_SIZE])
     model = module.create_model()
@@ -115,7 +113,7 @@ def load(path, image_shape):
     file and says what to do."""
     import onnx
     import onnxruntime as ort
-    again = "export it again with its framework's export_onnx (code/cnn_*.py)"
+    again = "export it again with its framework's export_onnx (code/cnn/cnn_*.py)"
     try:
         proto = onnx.load(path)
     except Exception as e:  # protobuf's DecodeError for a truncated file, an OSError
@@ -177,14 +175,14 @@ def said(error, path, out_dir):
 
 def run_all(frameworks, out_dir, timeout=900):
     """Every framework in its own environment, the source first: {framework: summary or error}."""
-    import bench
+    from lab import envs
     datasets.prepare("synthetic")
     source = SOURCE if SOURCE in frameworks else frameworks[0]
-    found = {source: bench.run_script(source, [HERE, source, out_dir], timeout)}
+    found = {source: envs.run_script(source, "onnx_check", [source, out_dir], timeout)}
     trained = os.path.join(out_dir, source + ".trained.npz")
     for name in frameworks:
         if name != source:
-            found[name] = (bench.run_script(name, [HERE, name, out_dir, "--source", trained], timeout)
+            found[name] = (envs.run_script(name, "onnx_check", [name, out_dir, "--source", trained], timeout)
                            if os.path.exists(trained) else "the source, {}, did not train: {}".format(source, found[source]))
     return source, found
 
@@ -234,35 +232,34 @@ def passes(row):
 
 
 def fingerprint(frameworks, purpose):
-    """What a table depends on: bench's fingerprint, and the modules whole (export_onnx is not in
+    """What a table depends on: the lab's fingerprint, and the modules whole (export_onnx is not in
     a row's code digest) with the ONNX packages each environment pins."""
-    import bench
     import hashlib
-    digest = hashlib.sha256()
-    envs = sorted({common.ROWS[f]["env"] for f in frameworks})
+    from lab import digest, envs
+    whole = hashlib.sha256()
+    model = common.model_of(frameworks)
     for name in sorted({common.ROWS[f]["module"] for f in frameworks}) + ["onnx_check", "onnx_graph", "parity"]:
-        digest.update(open(os.path.join(os.path.dirname(HERE), name + ".py"), "rb").read())
-    for env in envs:
+        whole.update(open(digest.source_path(name, model), "rb").read())
+    for env in sorted({common.ROWS[f]["env"] for f in frameworks}):
         path = os.path.join(common.ROOT, "envs", env, "requirements-onnx.txt")
-        digest.update(open(path, "rb").read() if os.path.exists(path) else b"")
-    return bench.fingerprint(frameworks, purpose, "synthetic", ("bench",),
-                             also=[bench.python_for(f)[0] for f in frameworks] + [digest.hexdigest()])
+        whole.update(open(path, "rb").read() if os.path.exists(path) else b"")
+    return digest.fingerprint(frameworks, purpose, "synthetic", ("envs",),
+                              also=[envs.python_for(f)[0] for f in frameworks] + [whole.hexdigest()])
 
 
 def table(frameworks, fresh=False, timeout=900):
     """{"measured": when, "machine": where, "source": which trained, "table": compare's}: measured now
     if `fresh`, else from the cache where the same code, environments and machine measured it."""
-    import bench
     import onnxruntime as ort
-    import results
     import tempfile
+    from lab import envs, results
     path = os.path.join(datasets.CACHE_DIR, "onnx", fingerprint(frameworks, "onnx") + ".json")
     if os.path.exists(path) and not fresh:
         with open(path) as f:
             return json.load(f)
     with tempfile.TemporaryDirectory(prefix="rosetta-onnx-") as out_dir:
         source, found = run_all(frameworks, out_dir, timeout)
-        measured = dict(measured=results.now(), machine=bench.gpu_name() or results.cpu_name(), source=source,
+        measured = dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(), source=source,
                         onnxruntime=ort.__version__, table=compare(frameworks, out_dir, source, found))
     if all(isinstance(got, dict) for got in found.values()):  # a framework that did not run is run again
         results.write_json(path, measured)
@@ -272,19 +269,18 @@ def table(frameworks, fresh=False, timeout=900):
 def inference(frameworks, kind="runs", timeout=900):
     """Each framework's own predict against ONNX Runtime on the file it exported, one after the other
     on this machine: a run (purpose "inference") of one result per framework. Returns its folder."""
-    import bench
-    import results
     import tempfile
     import onnxruntime as ort
+    from lab import digest, envs, results, runs
     datasets.prepare("synthetic")
-    path, meta = bench.start_run(frameworks, "inference", "synthetic", bench.gpu_name() or results.cpu_name(), False,
-                                 purpose="inference", kind=kind)
+    path, meta = runs.start_run(frameworks, "inference", "synthetic", envs.gpu_name() or results.cpu_name(), False,
+                                purpose="inference", kind=kind)
     meta["onnxruntime"] = ort.__version__
-    bench.open_run(path, meta)
+    runs.open_run(path, meta)
     with tempfile.TemporaryDirectory(prefix="rosetta-inference-") as out_dir:
         for name in frameworks:
-            result = results.new_result(name, "inference", "synthetic", run=meta["run"], code=bench.row_code(name))
-            got = bench.run_script(name, [HERE, name, out_dir, "--time"], timeout)
+            result = results.new_result(name, "inference", "synthetic", run=meta["run"], code=digest.row_code(name))
+            got = envs.run_script(name, "onnx_check", [name, out_dir, "--time"], timeout)
             if isinstance(got, dict):
                 info = got["info"]
                 result.update(framework_version=info.get("version"), device=info.get("device"), gpu=info.get("gpu"),
@@ -305,7 +301,7 @@ def inference(frameworks, kind="runs", timeout=900):
             result["finished"] = results.now()
             results.write_json(os.path.join(path, name + ".json"), result)
             sys.stderr.write("{:<18}{:<8} {}\n".format(name, result["status"], result["error"] or ""))
-    bench.finish_run(path, meta)
+    runs.finish_run(path, meta)
     return path
 
 

@@ -1,13 +1,13 @@
 """Run one framework module through the seed's steps, time each phase, write one JSON result.
 
-    python code/harness.py FRAMEWORK --profile quick --dataset fashion-mnist --out result.json
+    python -m lab.harness FRAMEWORK --profile quick --dataset fashion-mnist --out result.json
 
-The orchestrator (bench.py) runs this in the framework's own environment. Progress goes to
+The lab's runner (lab/runner.py) runs this in the framework's own environment, with code/ and the
+row's model folder on PYTHONPATH (lab/envs.py). Progress goes to
 stdout as lines `PROGRESS {json}`; the result goes to --out, written atomically, also when the
 framework fails. Python 3.6 compatible.
 """
 import argparse
-import importlib
 import json
 import os
 import platform
@@ -19,20 +19,11 @@ import numpy as np
 
 import common
 import datasets
-import introspect
-import own_init
-import results
+from lab import introspect, own_init, results
 
 
 def progress(**fields):
     print("PROGRESS " + json.dumps(fields), flush=True)
-
-
-def evaluate(y_pred, y_test):
-    """Accuracy on the predicted images: the same NumPy code for every framework."""
-    y_pred = np.asarray(y_pred).reshape(-1)
-    y_true = np.asarray(y_test).reshape(len(y_test), -1).argmax(1) if np.ndim(y_test) > 1 else y_test
-    return float(np.mean(y_pred == y_true[:len(y_pred)]))
 
 
 def machine_cpu_seconds():
@@ -66,9 +57,9 @@ def keras_torch_device():
     return why
 
 
-def load_module(name):
+def load_module(name, model):
     why_cpu = keras_torch_device()  # before keras is imported: it reads the device then
-    return importlib.import_module(name), why_cpu
+    return common.model_module(model, name), why_cpu
 
 
 def device_profile(result, profile_name, cpu_profile, gpu_seen):
@@ -93,7 +84,7 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
         os.environ.setdefault(key, value)
     result["nvidia_tf32_override"] = os.environ.get("NVIDIA_TF32_OVERRIDE")
     phases = result["phase_seconds"]
-    module, why_cpu = timed(phases, "import", load_module, spec["module"])
+    module, why_cpu = timed(phases, "import", load_module, spec["module"], spec["model"])
     if init == "own":
         own_init.apply(framework, module)
     info = module.runtime_info()
@@ -128,7 +119,7 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
         result["others_busy"] = max(0.0, others)
     batches = datasets.minibatches(x_test, None, shuffle=False)
     y_pred = timed(phases, "predict", module.predict, trainer, batches)
-    result["accuracy"] = evaluate(y_pred, y_test)
+    result["accuracy"] = datasets.evaluate(y_pred, y_test)
     result["n_predicted"] = int(len(np.asarray(y_pred).reshape(-1)))
     if result["params"] != common.N_PARAMS:
         raise AssertionError("{} has {:,} parameters, the seed's model has {:,}".format(
@@ -152,7 +143,7 @@ def main(argv=None):
     if args.probe:  # what the orchestrator's plan needs before it runs a tuned row
         for key, value in common.environment(args.framework).items():
             os.environ.setdefault(key, value)
-        load_module(common.ROWS[args.framework]["module"])
+        load_module(common.ROWS[args.framework]["module"], common.ROWS[args.framework]["model"])
         tuning = sys.modules.get("tuning")
         print(json.dumps(dict(tuning=tuning.report() if tuning else None)))
         return 0

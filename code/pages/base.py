@@ -1,6 +1,6 @@
-"""The book's measured pages, built from the result JSON at book build time: this module has what
-they share (runs, rows, tables, charts) and the results chapter; report_fast.py, report_defaults.py
-and report_weights.py have the Make it fast, defaults and weights chapters' pieces.
+"""What the book's measured pages share, built from the result JSON at book build time: runs, rows,
+tables and the charts' embedding. Each page has its module beside this one (results.py: the results
+chapter; fast.py, defaults.py, weights.py, export.py, scale.py: theirs).
 
 The book's notebook cells call the `show_*` functions; the tests call the pieces. Every string from
 a result is escaped before it reaches a page, and the charts are embedded for the vendored
@@ -15,10 +15,8 @@ import json
 import os
 import warnings
 
-import altair as alt
-
 import common
-import results
+from lab import digest, results
 
 _ids = itertools.count(1)
 
@@ -67,10 +65,9 @@ class Run:
 
     def stale(self):
         """{row: why} for the rows of a reference run whose code has changed since it measured them."""
-        import bench
         if not self.reference:
             return {}
-        return {r["framework"]: "its module changed since" for r in self.results if bench.older_code(r)}
+        return {r["framework"]: "its module changed since" for r in self.results if digest.older_code(r)}
 
 
 def reference_note(run, remeasure="<code>make html</code> measures every row here",
@@ -237,63 +234,7 @@ def flags_note(data):
     return '<p class="rosetta-flags">{}</p>'.format(html.escape(" ".join(parts))) if parts else ""
 
 
-PHASES = ["import", "data", "build", "init", "train", "predict"]
 WIDTH = 560
-
-
-def charts(run):
-    """Every chart of one run, stacked; clicking a framework highlights it in all of them."""
-    data = rows(run)
-    if not data:
-        return None
-    order = [d["framework"] for d in data]
-    pick = alt.selection_point(fields=["framework"], on="click", clear="dblclick")
-    y = alt.Y("framework:N", sort=order, title=None)
-    fade = alt.condition(pick, alt.value(1.0), alt.value(0.3))
-    ok = alt.datum.status == "ok"
-    tip = ["framework:N", "status:N", "version:N", alt.Tooltip("train_seconds:Q", format=".2f"),
-           alt.Tooltip("steady_epoch:Q", format=".2f"), alt.Tooltip("spread:Q", format=".0%"),
-           alt.Tooltip("accuracy:Q", format=".1%"), "error:N"]
-
-    def bars(field, title, axis_title, fmt=None, domain=None):
-        base = alt.Chart(alt.Data(values=data)).encode(y=y, tooltip=tip)
-        x = alt.X(field + ":Q", title=axis_title, axis=alt.Axis(format=fmt) if fmt else alt.Axis(),
-                  scale=alt.Scale(domain=domain) if domain else alt.Scale())
-        chart = base.mark_bar().encode(x=x, opacity=fade).transform_filter(ok)
-        not_ok = base.mark_text(align="left", dx=3, color="#b00").encode(
-            x=alt.value(0), text="status:N").transform_filter(~ok)
-        return (chart + not_ok).properties(title=title, width=WIDTH)
-
-    epochs = [dict(framework=d["framework"], epoch=kind, seconds=d[key])
-              for d in data if d["status"] == "ok"
-              for kind, key in (("first epoch", "first_epoch"), ("steady epoch (fastest after the first)", "steady_epoch"))
-              if d[key] is not None]
-    first_vs_steady = alt.Chart(alt.Data(values=epochs)).mark_bar().encode(
-        y=y, yOffset="epoch:N", x=alt.X("seconds:Q", title="seconds"),
-        color=alt.Color("epoch:N", title=None, legend=alt.Legend(orient="bottom")),
-        opacity=fade, tooltip=["framework:N", "epoch:N", alt.Tooltip("seconds:Q", format=".2f")],
-    ).properties(title="First epoch (tracing, compilation, autotuning) vs steady epochs",
-                                  width=WIDTH)
-    phases = [dict(framework=r["framework"], phase=p, seconds=r["phase_seconds"][p])
-              for r in run.results if r["status"] == "ok" and r["framework"] in order
-              for p in PHASES if p in r["phase_seconds"]]
-    per_phase = alt.Chart(alt.Data(values=phases)).mark_bar().encode(
-        y=y, x=alt.X("seconds:Q", title="seconds, stacked", stack="zero"),
-        color=alt.Color("phase:N", sort=PHASES, title=None, legend=alt.Legend(orient="bottom")),
-        order=alt.Order("phase_order:Q"), opacity=fade,
-        tooltip=["framework:N", "phase:N", alt.Tooltip("seconds:Q", format=".2f")],
-    ).transform_calculate(phase_order="indexof({}, datum.phase)".format(json.dumps(PHASES))).properties(title="Time per phase: import, data, build, init, train, predict", width=WIDTH)
-    subtitle = "Click a bar to highlight a framework in every chart; double-click to clear."
-    with shared_selection():
-        return alt.vconcat(
-            bars("train_seconds", "Training time, all epochs", "seconds"),
-            bars("steady_epoch", "Steady epoch (the fastest of the epochs after the first)", "seconds"),
-            first_vs_steady,
-            bars("images_per_second", "Training throughput in a steady epoch", "images per second"),
-            per_phase,
-            bars("accuracy", "Test accuracy", "accuracy", fmt="%", domain=[0, 1]),
-        ).add_params(pick).resolve_scale(color="independent").properties(
-            title=alt.Title(run.caption, subtitle=subtitle, anchor="start"))
 
 
 def embed(chart):
@@ -328,28 +269,6 @@ def html_table(head, body, cls=""):
         cls, "".join("<th>{}</th>".format(html.escape(h)) for h in head), "".join(cells_html))
 
 
-HEAD = ["framework", "status", "accuracy", "training s", "first epoch s", "steady epoch s", "on"]
-
-
-def table(run):
-    """An HTML table of one run: failed and skipped rows kept, each reason in a sentence under its row."""
-    body = []
-    for row in rows(run):
-        steady_cell = _fmt("", row["steady_epoch"]) + (
-            " (+{:.0%})".format(row["spread"]) if row["spread"] is not None and row["spread"] >= 0.005 else "")
-        cells = ["{} {}".format(row["framework"], row["version"]).strip(), row["status"], _fmt("accuracy", row["accuracy"]),
-                 _fmt("", row["train_seconds"]), _fmt("", row["first_epoch"]), steady_cell, row["hardware"] or "-"]
-        notes = [("why not ok", row["error"]), ("why there", row["device_note"]), ("timing flagged", row["flag"]),
-                 ("measured by an older commit", row["stale"])]
-        details = [("device", row["device"] or "-"), ("layout", row["layout"] or "-"), ("TF32", row["tf32"]),
-                   ("Python", row["python"] or "-"), ("threads set", _fmt("", row["threads"])),
-                   ("cores busy (measured)", _fmt("", row["cpu_busy"])),
-                   ("cores other processes kept busy", _fmt("", row["others_busy"]))] + (
-            [("oneDNN", "on" if row["onednn"] else "off")] if row["onednn"] is not None else [])
-        body.append((cells, notes, details if row["status"] != "skipped" else []))
-    return html_table(HEAD, body)
-
-
 def _fmt(key, value):
     if value is None or value == "":
         return "-" if key != "error" else ""
@@ -360,107 +279,9 @@ def _fmt(key, value):
     return str(value)
 
 
-def run_html(run):
-    parts = ["<h3>{}</h3>".format(html.escape(run.caption)), reference_note(run)]
-    n, tuned, seconds = wall_time(run)
-    if n:
-        parts.append('<p class="rosetta-run-time">The {} {} that ran{} took {:.1f} min, one after another, each '
-                     'from the start of its process to its result.</p>'.format(
-                         n, "row" if n == 1 else "rows", " ({} of them tuned, drawn in Make it fast)".format(tuned)
-                         if tuned else "", seconds / 60))
-    chart = charts(run)
-    parts.append(embed(chart) if chart is not None else "<p>This run has no results.</p>")
-    parts.append(flags_note(rows(run)))
-    parts.append(table(run))
-    parts += ['<p class="rosetta-skipped">Skipped, not a result file: {}</p>'.format(html.escape(s))
-              for s in run.skipped]
-    return "\n".join(p for p in parts if p)
-
-
-def results_html(runs):
-    if not runs:
-        return ('<p class="rosetta-empty">No benchmark results yet: <code>make bench</code> (or '
-                '<code>make html</code>) runs the frameworks and writes them under '
-                '<code>data/results/</code>.</p>')
-    return "\n".join(run_html(part) for run in runs for part in split(run))
-
-
-def show_results():
-    from IPython.display import HTML, display
-    display(HTML(results_html(load_runs())))
-
-
-# --- The 2017 benchmark beside ours -----------------------------------------------------------
-
 SEED_FILE = os.path.join(common.ROOT, "data", "seed-2017.json")
 
 
 def load_seed():
     with open(SEED_FILE) as f:
         return json.load(f)
-
-
-def show_seed_note():
-    """The seed's dropout bugs, as data/seed-2017.json states them (the results chapter shows the same)."""
-    from IPython.display import HTML, display
-    display(HTML('<p class="rosetta-note">{}</p>'.format(html.escape(load_seed()["note"]))))
-
-
-def comparison_rows(runs, seed):
-    """Training throughput, images per second: the final published table's K80 and P100 (the
-    published training seconds over the 499,840 images they trained on), and each of our runs'
-    steady epochs."""
-    out = [dict(framework=r["framework"], source="{} (published {})".format(r["gpu"], r["table"][:7]),
-                images_per_second=seed["images_per_run"] / r["seconds"], detail=r["name"])
-           for r in seed["rows"] if r["framework"] and r["table"] == "2018-06-19"]
-    for run in runs:
-        out += [dict(framework=d["framework"], source="{} ({})".format(run.label, d["device"]),
-                     images_per_second=d["images_per_second"], detail="{} {}, {} dataset, {} profile".format(
-                         d["framework"], d["version"], d["dataset"], d["profile"]))
-                for d in rows(run) if d["images_per_second"]]
-    return out
-
-
-def comparison_chart(runs, seed):
-    data = comparison_rows(runs, seed)
-    order = [n for n in common.FRAMEWORKS if any(d["framework"] == n for d in data)]
-    return alt.Chart(alt.Data(values=data)).mark_point(filled=True, size=90, opacity=0.85).encode(
-        y=alt.Y("framework:N", sort=order, title=None),  # points: bars have no baseline on a log scale
-        x=alt.X("images_per_second:Q", scale=alt.Scale(type="log"), title="training images per second (log scale)"),
-        color=alt.Color("source:N", title=None, legend=alt.Legend(orient="bottom", columns=1, labelLimit=500)),
-        tooltip=["framework:N", "source:N", "detail:N", alt.Tooltip("images_per_second:Q", format=",.0f")],
-    ).properties(width=WIDTH, title=alt.Title(
-        "Training throughput: the 2018 benchmark's GPUs beside this book's runs",
-        subtitle=["Published: {:,} images / training seconds (CIFAR-10, final table of 2018-06-19).".format(
-            seed["images_per_run"])] + ["Measured steady epochs of {}".format(run.caption) for run in runs],
-        anchor="start"))
-
-
-def accuracy_table(runs, seed):
-    """The published accuracies beside each run's (named by its label; the captions are above)."""
-    published = {r["framework"]: r for r in seed["rows"] if r["framework"] and r["table"] == "2017-11-24"}
-    measured = [{d["framework"]: d for d in rows(run)} for run in runs]
-    names = [n for n in common.FRAMEWORKS if n in published or any(n in m for m in measured)]
-    head = ["framework", "published 2017-11-24 (CIFAR-10)"] + [run.label for run in runs]
-    body = []
-    for name in names:
-        cells = [name, "{:.0%} ({})".format(published[name]["accuracy"], published[name]["name"])
-                 if name in published else "not in the benchmark"]
-        for m in measured:
-            found = m.get(name)
-            cells.append(_fmt("accuracy", found["accuracy"]) if found and found["accuracy"] is not None
-                         else (found["status"] if found else "not run"))
-        body.append((cells, [], []))
-    return html_table(head, body)
-
-
-def comparison_html(runs):
-    seed = load_seed()
-    return "\n".join([embed(comparison_chart(runs, seed)), accuracy_table(runs, seed),
-                      '<p class="rosetta-note">Source: {}. {}</p>'.format(
-                          html.escape(seed["source"]), html.escape(seed["note"]))])
-
-
-def show_comparison():
-    from IPython.display import HTML, display
-    display(HTML(comparison_html(load_runs())))

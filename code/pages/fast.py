@@ -5,8 +5,8 @@ import html
 import altair as alt
 
 import common
-import results
-from report import (WIDTH, _fmt, _order, apart, embed, flags_note, html_table, load_runs, purpose_run,
+from lab import results
+from pages.base import (WIDTH, _fmt, _order, apart, embed, flags_note, html_table, load_runs, purpose_run,
                     reference_note, rows, split, steady)
 
 

@@ -5,8 +5,8 @@ import html
 import os
 
 import common
-import results
-from report import Run, _fmt, _order, describe_machine, html_table, reference_note, where
+from lab import envs, results
+from pages.base import Run, _fmt, _order, describe_machine, html_table, reference_note, where
 
 TABLES = "book-tables"  # the purpose of a reference run that holds the defaults and parity tables
 
@@ -38,9 +38,8 @@ def taken_from(what, path, meta, missing):
 
 def read_defaults(timeout=300, results_dir=None):
     """({tab: rows or an error text}, {tab: where it was read, for tabs read from the reference}):
-    code/introspect.py in each framework's own environment, or the committed reference's reading
+    lab/introspect.py in each framework's own environment, or the committed reference's reading
     for a framework whose environment this machine does not have."""
-    import bench
     path, meta = reference_tables(results_dir)
     committed = results.read_object(os.path.join(path, "defaults.json"))[0] or {} if path else {}
     found, sources = {}, {}
@@ -48,14 +47,14 @@ def read_defaults(timeout=300, results_dir=None):
         tab = common.tab(name)
         if tab in found:
             continue
-        if bench.python_for(name)[0] is None and isinstance(committed.get(tab), list):
+        if envs.python_for(name)[0] is None and isinstance(committed.get(tab), list):
             found[tab] = committed[tab]
             sources[tab] = "read on {} on {} at commit {}".format(
                 describe_machine(meta), (meta.get("started") or "")[:10], (meta.get("commit") or "unrecorded")[:7])
             continue
-        got = bench.run_script(name, [os.path.join(common.ROOT, "code", "introspect.py"), tab], timeout)
+        got = envs.run_script(name, "introspect", [tab], timeout)
         found[tab] = got if isinstance(got, list) else (
-            got if bench.python_for(name)[0] is None else "introspection " + got)
+            got if envs.python_for(name)[0] is None else "introspection " + got)
     return found, sources
 
 
@@ -117,7 +116,7 @@ def show_defaults():
 
 def own_init_pair(results_dir=None):
     """(Glorot run, own-init run) for the defaults chapter: the newest pair that `make bench-defaults`
-    made (bench.init_cost), the one on the dataset of the book's latest run first; else the newest
+    made (lab.modes.init_cost), the one on the dataset of the book's latest run first; else the newest
     own-init run of the latest run's profile and dataset, beside the latest run; else the newest
     committed reference pair; else (latest, None)."""
     root = results_dir or common.RESULTS_DIR
@@ -140,7 +139,7 @@ def own_init_pair(results_dir=None):
 
 
 def init_cost_html(results_dir=None):
-    import own_init
+    from lab import own_init
     root = results_dir or common.RESULTS_DIR
     glorot_run, own = own_init_pair(root)
     if own is None:

@@ -5,14 +5,13 @@ import html
 import os
 
 import common
-import results
-from report import html_table
-from report_defaults import committed_table
+from lab import envs, parity, results, runs
+from pages.base import html_table
+from pages.defaults import committed_table
 
 
 def parity_table(table, measured=None, machine=None, source=""):
     """One row per framework: its largest differences from the reference, and whether they pass."""
-    import parity
     head = ["row", "device", "logits", "losses", "weights after {} steps".format(parity.STEPS), "update, relative",
             "round trip", "weights from every framework", "within tolerance"]
     body = []
@@ -38,10 +37,8 @@ def parity_table(table, measured=None, machine=None, source=""):
 def measured_table(results_dir=None):
     """(parity.table's dict, where it comes from): measured here where every row's environment
     exists (or cached by the parity tests); else the committed reference's, if there is one."""
-    import bench
-    import parity
     names = common.implemented_frameworks(tuned=True)
-    missing = [n for n in names if bench.python_for(n)[0] is None]
+    missing = [n for n in names if envs.python_for(n)[0] is None]
     committed, source = committed_table("parity.json", missing, results_dir)
     if committed:
         return committed, source
@@ -57,24 +54,18 @@ def show_parity():
 def write_reference(results_dir=None):
     """The defaults, parity and ONNX tables as measured here, into a committed reference run (make
     reference-tables): what a machine without every environment shows in their place."""
-    import bench
-    import parity
-    from report_defaults import TABLES, read_defaults
-    missing = [n for n in common.implemented_frameworks(tuned=True) if bench.python_for(n)[0] is None]
+    from lab import onnx_check
+    from pages.defaults import TABLES, read_defaults
+    missing = [n for n in common.implemented_frameworks(tuned=True) if envs.python_for(n)[0] is None]
     if missing:
         raise common.UsageError("no environment for {}: `make envs` first (a reference is read from every "
                                 "framework)".format(", ".join(missing)))
-    path, meta = bench.start_run([], "parity", "synthetic", bench.gpu_name() or results.cpu_name(), False,
-                                 purpose=TABLES, kind="reference")
-    bench.open_run(path, meta)
+    path, meta = runs.start_run([], "parity", "synthetic", envs.gpu_name() or results.cpu_name(), False,
+                                purpose=TABLES, kind="reference")
+    runs.open_run(path, meta)
     found = read_defaults()[0]
     results.write_json(os.path.join(path, "defaults.json"), found)
     results.write_json(os.path.join(path, "parity.json"), parity.table(common.implemented_frameworks(tuned=True), fresh=True))
-    import onnx_check  # the Export and serve chapter's table
     results.write_json(os.path.join(path, "onnx.json"), onnx_check.table(common.implemented_frameworks(), fresh=True))
-    bench.finish_run(path, meta)
+    runs.finish_run(path, meta)
     return path
-
-
-if __name__ == "__main__":
-    write_reference()

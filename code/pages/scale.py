@@ -3,19 +3,17 @@ what the second process costs on this machine (make scale-out), and the seed's 1
 import html
 
 import common
-import parity
-import scale_out
-from report import apart, html_table, load_seed, steady
-from report_defaults import taken_from
+from lab import envs, parity, scale_out
+from pages.base import apart, html_table, load_seed, steady
+from pages.defaults import taken_from
 
 
 def measured_equivalence(results_dir=None):
     """({"measured", "machine", "table"}, where it comes from): measured here, or cached by the tests,
     where every row's environment exists; else the figures of the newest scale-out run (this
     machine's, else the committed reference's), labelled; ({}, why) where there is neither."""
-    import bench
-    names = list(scale_out.ROWS)
-    missing = [n for n in names if bench.python_for(n)[0] is None]
+    names = list(common.PARALLEL)
+    missing = [n for n in names if envs.python_for(n)[0] is None]
     if not missing:
         return scale_out.table(names), ""
     run, _ = apart("scale-out", "scale-out", "", results_dir)
@@ -29,7 +27,7 @@ def measured_equivalence(results_dir=None):
 def equivalence_table(measured, source=""):
     head = ["row", "engine", "losses", "weights", "update", "ranks", "passes"]
     body = []
-    for name in scale_out.ROWS:
+    for name in common.PARALLEL:
         row = measured.get("table", {}).get(name)
         if row is None:
             continue
@@ -69,7 +67,7 @@ def cost_table(run):
     head = ["row", "1 process, steady epoch s", "2 processes, steady epoch s", "2 against 1",
             "cores busy, 1 process / each of 2", "accuracy, 1 / 2"]
     body = []
-    order = list(scale_out.ROWS)
+    order = list(common.PARALLEL)
     for r in sorted(run.results, key=lambda r: order.index(r["framework"]) if r["framework"] in order else 99):
         one, two = r.get("processes_1") or {}, r.get("processes_{}".format(scale_out.WORLD)) or {}
         ratio = steady(two) / steady(one) if steady(one) and steady(two) else None

@@ -1,6 +1,6 @@
 """Read a framework's defaults from the installed framework, for the book's defaults chapter.
 
-    python code/introspect.py TAB        (pytorch, tensorflow, keras, jax, ...; prints JSON rows)
+    python -m lab.introspect TAB        (pytorch, tensorflow, keras, jax, ...; prints JSON rows)
 
 Run in the framework's own environment at book build time, so the table stays true when versions
 change. Each row says how its value was found: `measured` (a default layer built and its weights
@@ -112,7 +112,7 @@ def tensorflow():
 def onednn():
     """TensorFlow's oneDNN switch, which moves its CPU timings: on by default only on some CPUs."""
     from tensorflow.python.util import _pywrap_util_port
-    import results
+    from lab import results
     features = [f for f in results.cpu_features() if f in ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16")]
     return row("oneDNN on the CPU", "{} here (TF_ENABLE_ONEDNN_OPTS={}): by default TensorFlow turns it on only "
                "where the CPU has AVX512-VNNI, AVX512-BF16, AVX-VNNI or AMX; this one has {}".format(

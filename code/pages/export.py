@@ -6,8 +6,9 @@ import html
 import altair as alt
 
 import common
-from report import WIDTH, apart, embed, html_table
-from report_defaults import committed_table
+from lab import envs, onnx_check
+from pages.base import WIDTH, apart, embed, html_table
+from pages.defaults import committed_table
 
 
 def frameworks():
@@ -17,9 +18,7 @@ def frameworks():
 def measured_onnx(results_dir=None):
     """(onnx_check.table's dict, where it comes from): measured here where every framework's
     environment exists (or cached by the ONNX tests); else the committed reference's."""
-    import bench
-    import onnx_check
-    missing = [n for n in frameworks() if bench.python_for(n)[0] is None]
+    missing = [n for n in frameworks() if envs.python_for(n)[0] is None]
     committed, source = committed_table("onnx.json", missing, results_dir)
     if committed:
         return committed, source
@@ -31,7 +30,6 @@ def _mb(size):
 
 
 def onnx_table(measured, source=""):
-    import onnx_check
     trained = measured.get("source", onnx_check.SOURCE)
     head = ["framework", "exporter", "opset", "logits vs the framework's, 64 / 1 images", "same classes",
             "any batch", "weights trained in {}".format(trained), "within tolerance"]

@@ -1,0 +1,94 @@
+"""Before a run: how long each row should take, which tuned rows would only repeat their twin, what
+the run will do, and which rows to run first.
+"""
+import os
+import sys
+
+import common
+import datasets
+from lab import digest, envs, results, runs
+
+
+def estimate(frameworks, profile, dataset, calibration):
+    """({row: seconds or None}, how): from the newest complete run on this machine with the same
+    profile and dataset that has the row; else from the newest reference run that has it, scaled by
+    how much faster this machine ran the calibration (runs.calibrate) than the reference's did."""
+    found, how = {}, set()
+    sources = [(p, m, 1.0, "the newest run on this machine") for p, m in results.local_runs()
+               if runs.same_machine(m)] + [
+        (p, m, calibration / m["calibration_seconds"], "the reference run {} scaled by this machine's speed "
+         "on a fixed NumPy workload ({:.2f}x its time there)".format(m.get("run"), calibration / m["calibration_seconds"]))
+        for p, m in results.local_runs(kind="reference") if m.get("calibration_seconds")]
+    for path, meta, scale, source in sources:
+        if (meta.get("profile"), meta.get("dataset"), meta.get("init", "glorot"), meta.get("purpose", "")) != (
+                profile, dataset, "glorot", ""):
+            continue
+        for name in frameworks:
+            done, _ = results.read_result(os.path.join(path, name + ".json"))
+            seconds = results.row_seconds(done) if done and done["status"] == "ok" else None
+            if name not in found and seconds:
+                found[name] = seconds * scale
+                how.add(source)
+    return {n: found.get(n) for n in frameworks}, "; ".join(sorted(how)) or "no earlier run to estimate from"
+
+
+def probe(framework):
+    """The tuned row's changes on this device ([{change, on, why}]), from importing its module in its
+    environment (cached by code, environment and machine), or a sentence that says why not."""
+    path = os.path.join(datasets.CACHE_DIR, "probes", digest.fingerprint([framework], "probe", "none") + ".json")
+    got = results.read_object(path)[0]
+    if got is None:
+        got = envs.run_script(framework, "harness", [framework, "--probe"], timeout=120)
+        if isinstance(got, dict):
+            results.write_json(path, got)
+    return got["tuning"] if isinstance(got, dict) else got
+
+
+def not_rerun(frameworks):
+    """{tuned row: why} for the tuned rows, run beside their twin, none of whose changes is on here:
+    each would be its twin run a second time."""
+    out = {}
+    for name in frameworks:
+        twin = common.ROWS[name].get("twin")
+        if twin in frameworks and envs.python_for(name)[0]:
+            changes = probe(name)
+            if isinstance(changes, list) and changes and not any(c["on"] for c in changes):
+                out[name] = ("none of its changes is on for this device ({}), so it would be {} run a "
+                             "second time".format("; ".join("{} off: {}".format(c["change"], c["why"])
+                                                            for c in changes), twin))
+    return out
+
+
+def print_plan(names, profile, dataset, device, estimates, how, skip):
+    """What the run will do, and how long it should take, before it starts."""
+    w = sys.stderr.write
+    w("plan: {} {}, {} profile, {} dataset, on {}\n".format(len(names), "row" if len(names) == 1 else "rows",
+                                                           profile, dataset, device))
+    for name in names:
+        seconds = estimates.get(name)
+        w("  {:<24} {}\n".format(name, "not run: " + skip[name] if name in skip else "about {:.1f} min".format(seconds / 60)
+                                 if seconds else "no estimate (never run here or in a reference run)"))
+    known = [estimates[n] for n in names if n not in skip and estimates.get(n)]
+    unknown = len([n for n in names if n not in skip and not estimates.get(n)])
+    if not known:
+        w("in all: no estimate, as no run here or in a reference has these rows on this profile and dataset\n")
+        return
+    w("in all about {:.1f} min{}, estimated from {}\n".format(
+        sum(known) / 60, " plus {} {} without an estimate".format(unknown, "row" if unknown == 1 else "rows")
+        if unknown else "", how))
+
+
+def stale_first(frameworks):
+    """The rows with each tuned row after its twin, the groups whose newest reference result older
+    code measured first: they are what a reader of the reference most needs measured anew."""
+    ref = next((p for p, m in results.local_runs(kind="reference")
+                if m.get("init", "glorot") == "glorot" and not m.get("purpose")), None)
+
+    def stale(name):
+        done = results.read_result(os.path.join(ref, name + ".json"))[0] if ref else None
+        return bool(done) and digest.older_code(done)
+    groups = {}
+    for name in frameworks:
+        groups.setdefault(common.ROWS[name].get("twin", name), []).append(name)
+    ordered = sorted(groups.values(), key=lambda group: not any(stale(n) for n in group))  # stable
+    return [n for group in ordered for n in group]

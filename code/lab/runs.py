@@ -1,0 +1,95 @@
+"""Run folders: where a run's results go, its run.json (the machine, the commit, a calibration),
+finding an incomplete one to resume, and closing one with its manifest. Part of the lab's lowest floor.
+"""
+import datetime
+import os
+import subprocess
+import sys
+import time
+
+import common
+from lab import results
+from lab.envs import gpu_name
+
+
+def same_machine(meta):
+    """Whether a run.json's machine is this one (CPU, its features and cores, and GPU)."""
+    return meta.get("machine") == dict(results.machine(), gpu=gpu_name())
+
+
+def commit():
+    """(the checked-out commit, whether tracked files differ from it), or (None, None) outside git."""
+    def git(*args):
+        return subprocess.run(["git", "-C", common.ROOT] + list(args), capture_output=True, text=True, timeout=30)
+    try:
+        head = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return (head.stdout.strip(), bool(dirty.stdout.strip())) if head.returncode == 0 else (None, None)
+
+
+def calibrate(repeats=5):
+    """Seconds for a fixed float32 NumPy workload (ten 1024x1024 matrix products), the fastest of
+    `repeats`: how fast this machine is against the one a reference run was made on."""
+    import numpy as np
+    a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ a
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def find_resumable(profile, dataset, init="glorot", purpose="", kind="runs"):
+    """The newest run of `kind` left incomplete with this profile, dataset, init and purpose, or None."""
+    for path, meta in results.local_runs(common.RESULTS_DIR, kind):
+        if (meta.get("profile"), meta.get("dataset"), meta.get("init", "glorot"), meta.get("purpose", "")) == (
+                profile, dataset, init, purpose):
+            return path if meta.get("status") == "incomplete" else None
+    return None
+
+
+def start_run(frameworks, profile, dataset, device, resume, init="glorot", purpose="", kind="runs"):
+    """A run folder (under data/results/<kind>/) and its run.json: the newest incomplete one of the
+    same kind with `resume`, else a new one that records the machine and the commit it runs."""
+    path = find_resumable(profile, dataset, init, purpose, kind) if resume else None
+    if path:
+        meta = results.read_object(os.path.join(path, "run.json"))[0]
+        meta["frameworks"] = list(dict.fromkeys(meta["frameworks"] + frameworks))
+        sys.stderr.write("resuming incomplete run {}\n".format(meta["run"]))
+        return path, meta
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + profile + (
+        "-own-init" if init == "own" else {"init-cost": "-glorot-init", "": "", profile: ""}.get(purpose, "-" + purpose))
+    run_id = next(r for r in [stamp] + ["{}-{}".format(stamp, i) for i in range(2, 100)]
+                  if not os.path.exists(results.run_dir(r, kind)))
+    path = results.run_dir(run_id, kind)
+    head, dirty = commit()
+    meta = dict(schema=results.SCHEMA, run=run_id, profile=profile, dataset=dataset, device=device, init=init,
+                purpose=purpose, frameworks=frameworks, started=results.now(), finished=None, status="incomplete",
+                kind=kind, commit=head, dirty=dirty, calibration_seconds=calibrate(),
+                machine=dict(results.machine(), gpu=gpu_name()))
+    return path, meta
+
+
+def open_run(path, meta):
+    """Create the run folder and its run.json, or say what to do where it cannot be written."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        results.write_json(os.path.join(path, "run.json"), meta)
+    except OSError as e:
+        raise common.UsageError("cannot write the results folder {} ({}): make it writable, or set "
+                                "ROSETTA_RESULTS_DIR to a folder that is".format(path, e))
+
+
+def finish_run(path, meta):
+    meta.update(status="complete", finished=results.now())
+    results.write_json(os.path.join(path, "run.json"), meta)
+    results.write_manifest(path)
+    sys.stderr.write("results in {}\n".format(os.path.relpath(path, common.ROOT)))
+
+
+def default_profile(gpu):
+    return "full" if gpu else "quick"
