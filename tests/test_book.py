@@ -138,7 +138,7 @@ def test_scale_out_chapter_has_each_rows_diff_launch_lines_and_equivalence(built
     for name, row in common.PARALLEL.items():  # every data-parallel row: checked, diffed, launched
         assert re.search(r'<td data-label="row">{}</td>.*?<td data-label="passes">yes</td>'.format(
             re.escape(name)), html), name
-        assert "code/{}.py".format(row["module"]) in words, name
+        assert "code/cnn/{}.py".format(row["module"]) in words, name
         assert "-m lab.scale_out {} OUT".format(name) in words, name
     assert "torch.distributed.run --standalone --nproc-per-node 2" in words and "mpiexec -n 2" in words
     assert "changed, against code/cnn/cnn_pytorch.py" in words and "DenseNet-121" in words

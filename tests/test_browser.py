@@ -307,3 +307,54 @@ def test_the_defaults_table_shows_pytorch_beside_the_picked_framework_and_any_ot
     page.goto(site + "defaults.html?framework=pytorch")
     assert shown() == ["pytorch", "tensorflow"]
     assert page.context.outside == [] and page.errors == []
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_every_chart_fits_its_column(browser, site, width):
+    """No chart wider than its column, at a phone's width and a laptop's: a wide one is drawn smaller."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        for name in ("results", "fast", "08-export"):
+            page.goto(site + name + ".html")
+            page.wait_for_selector(".rosetta-chart svg")
+            found = page.evaluate("""() => {
+                const vw = document.documentElement.clientWidth;
+                const charts = [...document.querySelectorAll('.rosetta-chart')];
+                return {charts: charts.length, drawn: charts.filter(c => c.querySelector('svg')).length,
+                        pageScrolls: document.documentElement.scrollWidth > vw + 1,
+                        tooWide: charts.map(c => [c.id, c.querySelector('svg'), c.parentElement.clientWidth])
+                                       .filter(([id, svg, room]) => svg && (svg.getBoundingClientRect().width > room + 1
+                                                                            || svg.getBoundingClientRect().right > vw + 1))
+                                       .map(([id, svg, room]) => id + ' ' + Math.round(svg.getBoundingClientRect().width) + '>' + room)};
+            }""")
+            assert found["charts"] > 0 and found["drawn"] == found["charts"], (width, name, found)
+            assert found["tooWide"] == [] and not found["pageScrolls"], (width, name, found)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", [1280])
+def test_no_table_header_breaks_inside_a_word(browser, site, width):
+    """A header wraps between its words (or at a hyphen) or not at all ("statu s" once read as two words)."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        for name in ("results", "fast", "07-weights", "08-export", "09-scale-out"):
+            page.goto(site + name + ".html")
+            broken = page.evaluate("""() => {
+                const out = [];
+                for (const th of document.querySelectorAll('table.rosetta-results th')) {
+                    for (const word of th.textContent.split(/[\\s-]+/).filter(w => w)) {  // a hyphen may break
+                        const range = document.createRange(), node = th.firstChild;
+                        if (!node || node.nodeType !== 3) continue;
+                        const at = node.textContent.indexOf(word);
+                        range.setStart(node, at); range.setEnd(node, at + word.length);
+                        if (range.getClientRects().length > 1) out.push(th.textContent);
+                    }
+                }
+                return out;
+            }""")
+            assert broken == [], (name, broken)
+    finally:
+        context.close()

@@ -229,3 +229,25 @@ def test_tables_put_sentences_under_their_row_and_label_every_cell_for_a_narrow_
     assert '<td data-label="a">1</td><td data-label="b">&lt;2&gt;</td>' in page
     assert '<tr class="rosetta-note"><td colspan="2"><span>why: because &lt;x&gt;</span> <details>' in page
     assert "empty" not in page and "<summary>details</summary>k: v</details>" in page
+
+
+def test_chapter_9_reads_the_machine_and_the_devices_of_its_runs(monkeypatch, results_dir):
+    from lab import envs
+    from pages import scale
+    monkeypatch.setattr(envs, "gpu_name", lambda: "NVIDIA H200 (compute capability 9.0)")
+    monkeypatch.setattr(scale, "measured_equivalence", lambda results_dir=None: (
+        {"table": {"pytorch": {"devices": ["cuda:0", "cuda:1"]}}}, ""))
+    page = scale.machine_html(results_dir)
+    assert "has a GPU, the NVIDIA H200" in page and "used cuda:0, cuda:1; none had a second machine" in page
+    monkeypatch.setattr(envs, "gpu_name", lambda: None)
+    monkeypatch.setattr(scale, "measured_equivalence", lambda results_dir=None: ({"table": {"pytorch": {"devices": ["cpu", "cpu"]}}}, ""))
+    page = scale.machine_html(results_dir)
+    assert "has no GPU and {} cores".format(os.cpu_count()) in page and "None of the runs this chapter shows had a GPU" in page
+
+
+def test_an_onnx_file_without_a_producer_or_with_a_placeholder_version_is_said_as_such():
+    from pages import export
+    assert export.producer(dict(producer="")) == ("not named", "an empty producer_name and producer_version (the exporter sets neither)")
+    name, said = export.producer(dict(producer="CNTK CNTK_VERSION"))
+    assert name == "CNTK" and "the literal text CNTK_VERSION: a placeholder" in said
+    assert export.producer(dict(producer="pytorch 2.13.0")) == ("pytorch", "pytorch 2.13.0")

@@ -11,8 +11,8 @@ from cnn_tensorflow import (count_params, get_weights, load_data, predict, set_w
 
 
 def same_everywhere(next_creator, **kwargs):
-    # A variable assigned in a replica's step must say how the replicas' values combine: they are
-    # equal here (every worker applies the same summed gradient), so the first one's is taken.
+    # Without an aggregation each worker would assign only its own copy; the first worker's value,
+    # broadcast to every copy, keeps them equal whatever the workers compute.
     kwargs["aggregation"] = tf.VariableAggregation.ONLY_FIRST_REPLICA
     return next_creator(**kwargs)
 

@@ -36,14 +36,14 @@ CLUSTER = {
     "keras-torch": TORCHRUN.format("keras-torch"),
     "jax": COORDINATOR.format("jax"),
     "tensorflow": "PYTHONPATH=code:code/cnn TF_CONFIG='{\"cluster\": {\"worker\": [\"HOST0:2222\", \"HOST1:2222\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}' \\\n"
-                  "  CUDA_VISIBLE_DEVICES=0 python -m lab.scale_out tensorflow OUT\n"
-                  "# one worker per GPU, each listed in the cluster with its own port and index",
+                  "  CUDA_VISIBLE_DEVICES=$GPU python -m lab.scale_out tensorflow OUT\n"
+                  "# one worker per GPU ($GPU its own), each listed in the cluster with its own port and index",
     "mxnet": "export PYTHONPATH=code:code/cnn DMLC_PS_ROOT_URI=HOST0 DMLC_PS_ROOT_PORT=9091 DMLC_NUM_SERVER=2 DMLC_NUM_WORKER=16\n"
              "DMLC_ROLE=scheduler python -c 'import mxnet' &    # on HOST0 only\n"
              "DMLC_ROLE=server python -c 'import mxnet' &       # one server per machine\n"
-             "DMLC_ROLE=worker CUDA_VISIBLE_DEVICES=0 python -m lab.scale_out mxnet OUT    # one per GPU",
+             "DMLC_ROLE=worker CUDA_VISIBLE_DEVICES=$GPU python -m lab.scale_out mxnet OUT    # one per GPU, $GPU its own",
     "chainer": "mpiexec -n 16 -H HOST0:8,HOST1:8 -x PYTHONPATH=code:code/cnn bash -c '" + ONE_GPU.format("chainer") + "'",
-    "caffe2": "PYTHONPATH=code:code/cnn RANK=0 WORLD_SIZE=16 GLOO_FILE_STORE=/shared/rendezvous CUDA_VISIBLE_DEVICES=0 \\\n"
+    "caffe2": "PYTHONPATH=code:code/cnn RANK=0 WORLD_SIZE=16 GLOO_FILE_STORE=/shared/rendezvous CUDA_VISIBLE_DEVICES=$GPU \\\n"
               "  python -m lab.scale_out caffe2 OUT    # one per GPU; the folder on a file system all machines share",
     "cntk": "mpiexec -n 16 -H HOST0:8,HOST1:8 -x PYTHONPATH=code:code/cnn bash -c '" + ONE_GPU.format("cntk") + "'",
     "keras-cntk": "mpiexec -n 16 -H HOST0:8,HOST1:8 -x PYTHONPATH=code:code/cnn -x KERAS_BACKEND=cntk bash -c '" + ONE_GPU.format("keras-cntk") + "'",

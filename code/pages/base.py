@@ -225,8 +225,8 @@ def flags_note(data):
     parts = []
     flagged = [d for d in data if d["flag"]]
     if flagged:
-        parts.append("Timing flagged: {}. Other work slowed some of their epochs: the steady epoch, the "
-                     "fastest, is the least disturbed, but the training time counts every epoch.".format(
+        parts.append("Timing flagged: {}. The steady epoch, the fastest, is the one least disturbed, but "
+                     "the training time counts every epoch.".format(
                          "; ".join("{} ({})".format(d["framework"], d["flag"]) for d in flagged)))
     stale = [d["framework"] for d in data if d["stale"]]
     if stale:

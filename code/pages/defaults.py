@@ -164,7 +164,9 @@ def init_cost_html(results_dir=None):
     where_ = sorted({"{} profile, {}".format(*where(r)) for r in run.results if where(r)[1]})
     caption = "{} dataset, {}: runs {} and {}".format(
         run.meta.get("dataset"), "; ".join(where_) or "not run", os.path.basename(own), os.path.basename(glorot_run))
-    return "<p>{}</p>{}{}".format(html.escape(caption), reference_note(run), html_table(head, body, "rosetta-init-cost"))
+    note = reference_note(run, "<code>make bench-defaults</code> measures the pair here (<code>make html</code> does not)",
+                          "<code>make bench-defaults</code> measures {} again")
+    return "<p>{}</p>{}{}".format(html.escape(caption), note, html_table(head, body, "rosetta-init-cost"))
 
 
 def show_init_cost():

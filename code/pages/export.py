@@ -2,6 +2,7 @@
 its own logits), measured here or taken from the ONNX tests' cache, else the committed reference's;
 and the inference chart of make bench-inference, this machine's newest run, else the reference."""
 import html
+import re
 
 import altair as alt
 
@@ -29,6 +30,18 @@ def _mb(size):
     return "{:.1f}".format(size / 1e6) if size else "-"
 
 
+def producer(row):
+    """(the exporter the file names, what its producer fields really hold): an empty name or a version
+    placeholder is said as such, never printed as if it were a name or a version."""
+    name, _, version = row["producer"].partition(" ")
+    if not name:
+        return "not named", "an empty producer_name and producer_version (the exporter sets neither)"
+    if re.fullmatch(r"[A-Z0-9_]+_VERSION", version):
+        return name, ("{}, with producer_version the literal text {}: a placeholder the exporter's build never "
+                      "replaced with its version".format(name, version))
+    return name, row["producer"]
+
+
 def onnx_table(measured, source=""):
     trained = measured.get("source", onnx_check.SOURCE)
     head = ["framework", "exporter", "opset", "logits vs the framework's, 64 / 1 images", "same classes",
@@ -43,11 +56,12 @@ def onnx_table(measured, source=""):
             verdict = "cannot export" if export.get("error") else "not run" if not export else "does not run"
             body.append(([name, "-", "-", "-", "-", "-", moved, verdict], [("why", why)], []))
             continue
-        cells = [name, row["producer"].split(" ")[0] or "-", row["opset"],
+        exporter, written_by = producer(row)
+        cells = [name, exporter, row["opset"],
                  "{:.1e} / {:.1e}".format(row["logits"], row["batch_1"]), "yes" if row["same_classes"] else "NO",
                  "yes" if row["dynamic_batch"] else "NO", moved, "yes" if onnx_check.passes(row) else "NO"]
         notes = [("why", why)] + [("", "the graph keeps Dropout nodes")] * ("Dropout" in row["ops"])
-        details = [("written by", row["producer"]), ("size", "{} MB".format(_mb(row["bytes"]))),
+        details = [("written by", written_by), ("size", "{} MB".format(_mb(row["bytes"]))),
                    ("export", "{:.1f} s".format(export["seconds"])), ("operators", ", ".join(row["ops"]))]
         body.append((cells, notes, details))
     caption = ("Measured {} on {}{}: ONNX Runtime {} on the CPU, the synthetic test set's first {} images in each "

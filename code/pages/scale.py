@@ -1,6 +1,8 @@
 """The scale-out chapter's tables: two processes against the NumPy reference (the equivalence check),
 what the second process costs on this machine (make scale-out), and the seed's 1 and 4 V100s."""
+import functools
 import html
+import os
 
 import common
 from lab import envs, parity, scale_out
@@ -8,6 +10,7 @@ from pages.base import apart, html_table, load_seed, steady
 from pages.defaults import taken_from
 
 
+@functools.lru_cache()  # the machine's paragraph and the table read it once per build
 def measured_equivalence(results_dir=None):
     """({"measured", "machine", "table"}, where it comes from): measured here, or cached by the tests,
     where every row's environment exists; else the figures of the newest scale-out run (this
@@ -22,6 +25,31 @@ def measured_equivalence(results_dir=None):
     table = {r["framework"]: r["equivalence"] for r in run.results if r.get("equivalence")}
     return (dict(measured=run.meta.get("started"), machine=run.meta.get("device"), table=table),
             taken_from("the scale-out run", run.path, run.meta, missing))
+
+
+def machine_html(results_dir=None):
+    """Where this chapter's rows ran, read when the book is built: this machine's GPU and cores, and
+    the devices of the runs the chapter shows (the equivalence check and the scale-out run)."""
+    gpu, cores = envs.gpu_name(), os.cpu_count()
+    run, _ = apart("scale-out", "scale-out", "", results_dir)
+    rows = list(measured_equivalence(results_dir)[0].get("table", {}).values()) + (run.results if run else [])
+    devices = sorted({d for r in rows for d in (r.get("devices") or []) if d and d != "cpu"})
+    text = ("This machine has {} and {} cores. Every row runs as <strong>two processes on one machine</strong>, each "
+            "asked for a share of its cores. They exchange their gradients over the loopback (TCP, on ports chosen "
+            "when the launch starts), except the MPI rows (Chainer, CNTK, Keras 2), which Open MPI joins through "
+            "shared memory. The same module runs on several GPUs and machines: only the launch line changes, and on "
+            "a GPU the engine's transport (gloo becomes NCCL, where the module says so). ").format(
+        "a GPU, the {}".format(html.escape(gpu)) if gpu else "no GPU", cores)
+    text += ("The runs this chapter shows used {}; none had a second machine, so the lines for several machines "
+             "below are the engines' documented routes, not tried here.".format(html.escape(", ".join(devices))) if devices else
+             "None of the runs this chapter shows had a GPU or a second machine, so the GPU lines below are the "
+             "engines' documented routes, not tried here.")
+    return "<p>{}</p>".format(text)
+
+
+def show_machine():
+    from IPython.display import HTML, display
+    display(HTML(machine_html()))
 
 
 def equivalence_table(measured, source=""):
@@ -64,13 +92,13 @@ def _s(seconds):
 
 def cost_table(run):
     """Per row: the steady epoch as one process with every core and as two with a share each."""
-    head = ["row", "1 process, steady epoch s", "2 processes, steady epoch s", "2 against 1",
+    head = ["row", "1 process, steady epoch s", "2 processes, steady epoch s", "speed-up of 2",
             "cores busy, 1 process / each of 2", "accuracy, 1 / 2"]
     body = []
     order = list(common.PARALLEL)
     for r in sorted(run.results, key=lambda r: order.index(r["framework"]) if r["framework"] in order else 99):
         one, two = r.get("processes_1") or {}, r.get("processes_{}".format(scale_out.WORLD)) or {}
-        ratio = steady(two) / steady(one) if steady(one) and steady(two) else None
+        ratio = steady(one) / steady(two) if steady(one) and steady(two) else None  # as Make it fast's: above 1, faster
         busy = " / ".join("{:.1f}".format(x["cpu_busy"]) for x in [one] + two.get("ranks", []) if x.get("cpu_busy"))
         accuracy = " / ".join("{:.1%}".format(x["accuracy"]) if x.get("accuracy") is not None else "-" for x in (one, two))
         body.append(([r["framework"], _s(steady(one)), _s(steady(two)), "{:.2f}x".format(ratio) if ratio else "-",
