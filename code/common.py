@@ -38,6 +38,8 @@ PROFILES = OrderedDict([
 # model's modules import it.
 MODELS = OrderedDict([
     ("cnn", dict(folder="cnn", label="the VGG-style CNN on CIFAR-10", weights="weights", reference="reference")),
+    # Part II, under way: its data, weight layout and reference are in code/rnn/; no framework row yet.
+    ("rnn", dict(folder="rnn", label="the GRU on IMDB reviews", weights="rnn_weights", reference="rnn_reference")),
 ])
 
 # name -> model, its module in the model's folder, environment (envs/<env>/), tab label, extra

@@ -1,0 +1,207 @@
+"""The reviews the RNN reads, written once for every framework: IMDB (Keras' imdb.npz, where its host
+is reachable) or a seeded synthetic corpus shaped like it, one tokenizer, and one padded loader.
+
+Both sources give each review as word ranks (1 the most frequent word) and a label (1 positive).
+The tokenizer numbers them as Keras does (0 padding, 1 the start mark, 2 a word past the vocabulary
+of 30,000, words from 4 = rank + 3), keeps the last 150 ids, and pads after them: every framework
+then reads each review's own last step, which for a one-directional GRU is exactly what it computes
+without any padding. Python 3.6 compatible.
+"""
+import hashlib
+import os
+import socket
+import tempfile
+import urllib.request
+
+import numpy as np
+
+import datasets
+from common import SEED
+from datasets import DatasetError
+
+IMDB_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
+IMDB_SHA256 = "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"  # Keras' imdb.load_data
+VOCAB, MAXLEN = 30000, 150  # the seed's MAXFEATURES and MAXLEN
+PAD, START, OOV, INDEX_FROM = 0, 1, 2, 3
+SPLITS = ("train", "test")
+
+
+# --- IMDB ---------------------------------------------------------------------------------------
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def imdb_reachable(timeout=5):
+    try:
+        socket.create_connection(("storage.googleapis.com", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def download_imdb(dest, timeout=60):
+    """To dest.part, moved into place only once its checksum is Keras' (a corrupt file never stays)."""
+    part = dest + ".part"
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    with urllib.request.urlopen(IMDB_URL, timeout=timeout) as response, open(part, "wb") as f:
+        for block in iter(lambda: response.read(1 << 20), b""):
+            f.write(block)
+    if sha256(part) != IMDB_SHA256:
+        os.remove(part)
+        raise DatasetError("the download of {} is not Keras' imdb.npz (its SHA-256 differs): run again".format(IMDB_URL))
+    os.replace(part, dest)
+
+
+def read_imdb(path):
+    """{split: (reviews, labels)} from Keras' imdb.npz, after its checksum: its arrays are pickled
+    lists, so nothing is unpickled before the file is known to be that one."""
+    if sha256(path) != IMDB_SHA256:
+        raise DatasetError("{} is not Keras' imdb.npz (SHA-256 differs): delete it and run again to "
+                           "download it anew".format(path))
+    with np.load(path, allow_pickle=True) as f:
+        return {s: (list(f["x_" + s]), np.asarray(f["y_" + s], np.int64)) for s in SPLITS}
+
+
+# --- A synthetic corpus shaped like IMDB --------------------------------------------------------
+
+RANKS = 88584  # IMDB's distinct words
+NEGATIONS = np.array([21, 54, 117])  # frequent words that flip the polarity word after them
+POSITIVE, NEGATIVE = np.arange(300, 700), np.arange(700, 1100)  # within the vocabulary
+
+
+def review_lengths(rng, n):
+    """Long-tailed, as IMDB's (median about 175 words, a few past 1,000)."""
+    return np.clip(np.round(rng.lognormal(np.log(175), 0.7, n)), 10, 2500).astype(np.int64)
+
+
+def label_of(ids):
+    """The rule that makes a synthetic label, on the ids a model sees: each polarity word counts +1 or
+    -1, flipped when one of the two words before it is a negation; positive where the sum is."""
+    ranks = np.asarray(ids) - INDEX_FROM
+    sign = np.isin(ranks, POSITIVE).astype(np.int64) - np.isin(ranks, NEGATIVE)
+    negated = np.zeros(len(ranks), bool)
+    for back in (1, 2):
+        negated[back:] |= np.isin(ranks[:-back], NEGATIONS)
+    score = int(np.sum(np.where(negated, -sign, sign)))
+    return None if score == 0 else int(score > 0)
+
+
+def make_review(rng, length, fillers):
+    """Filler words of a Zipf-like frequency, with polarity phrases (a negation before a third of them)
+    about every twelve words."""
+    words = fillers[0][np.searchsorted(fillers[1], rng.random_sample(length) * fillers[1][-1])]
+    for at in np.flatnonzero(rng.random_sample(length) < 1 / 12.0):
+        words[at] = rng.choice(POSITIVE if rng.random_sample() < 0.5 else NEGATIVE)
+        if at >= 2 and rng.random_sample() < 0.35:
+            words[at - 1 - rng.randint(2)] = rng.choice(NEGATIONS)
+    return words
+
+
+def make_synthetic(n_train=25000, n_test=25000, seed=SEED):
+    """{split: (reviews, labels)}, half of each split positive; a review whose visible part scores 0
+    is drawn again."""
+    rng = np.random.RandomState(seed)
+    ranks = np.setdiff1d(np.arange(1, RANKS + 1), np.concatenate([NEGATIONS, POSITIVE, NEGATIVE]))
+    weights = 1.0 / ranks ** 1.05
+    fillers = (ranks, np.cumsum(weights))
+    out = {}
+    for split, n in zip(SPLITS, (n_train, n_test)):
+        kept = {0: [], 1: []}
+        while min(len(v) for v in kept.values()) < n // 2:
+            for length in review_lengths(rng, n):
+                words = make_review(rng, length, fillers)
+                label = label_of(tokenize(words)[-MAXLEN:])
+                if label is not None and len(kept[label]) < n // 2:
+                    kept[label].append(words)
+        reviews = kept[0] + kept[1]
+        labels = np.array([0] * len(kept[0]) + [1] * len(kept[1]), np.int64)
+        order = rng.permutation(len(reviews))
+        out[split] = ([reviews[i] for i in order], labels[order])
+    return out
+
+
+# --- One tokenizer, one loader ------------------------------------------------------------------
+
+def tokenize(review, vocab=VOCAB):
+    """Word ranks as Keras numbers them: the start mark, then rank + 3, or 2 past the vocabulary."""
+    ids = np.asarray(review, np.int64).reshape(-1) + INDEX_FROM
+    if ids.size and ids.min() < INDEX_FROM + 1:
+        raise DatasetError("a review has a word rank below 1 ({}): ranks start at 1, the most frequent "
+                           "word".format(ids.min() - INDEX_FROM))
+    ids[ids >= vocab] = OOV
+    return np.concatenate([[START], ids])
+
+
+def pad(reviews, maxlen=MAXLEN, vocab=VOCAB):
+    """(ids (N, maxlen) int32, lengths (N,) int32): each review's last maxlen ids from the first
+    column, zeros after them. An empty review is its start mark alone (length 1)."""
+    ids = np.zeros((len(reviews), maxlen), np.int32)
+    lengths = np.zeros(len(reviews), np.int32)
+    for i, review in enumerate(reviews):
+        kept = tokenize(review, vocab)[-maxlen:]
+        ids[i, :len(kept)], lengths[i] = kept, len(kept)
+    return ids, lengths
+
+
+def lengths(ids):
+    """Each padded review's length: its ids before the first padding (no real id is 0)."""
+    return (np.asarray(ids) != PAD).sum(axis=1)
+
+
+# --- Cache, choice and the loader every framework calls ----------------------------------------
+
+ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def cache_dir(name):
+    return os.path.join(datasets.CACHE_DIR, "reviews-" + name)
+
+
+def resolve(name):
+    """'auto' -> IMDB if it is here or its host answers, else the synthetic corpus."""
+    if name not in ("auto", "imdb", "synthetic"):
+        raise DatasetError("unknown review dataset {!r}: choose auto, imdb or synthetic".format(name))
+    if name != "auto":
+        return name
+    here = os.path.exists(os.path.join(datasets.CACHE_DIR, "imdb.npz")) or os.path.isdir(cache_dir("imdb"))
+    return "imdb" if here or imdb_reachable() else "synthetic"
+
+
+def prepare(name):
+    """Tokenize and pad the corpus once; each array is written atomically into the cache."""
+    folder = cache_dir(name)
+    if all(os.path.exists(os.path.join(folder, a + ".npy")) for a in ARRAYS):
+        return
+    if name == "imdb":
+        archive = os.path.join(datasets.CACHE_DIR, "imdb.npz")
+        if not os.path.exists(archive):
+            download_imdb(archive)
+        corpus = read_imdb(archive)
+    else:
+        corpus = make_synthetic()
+    os.makedirs(folder, exist_ok=True)
+    for split in SPLITS:
+        reviews, labels = corpus[split]
+        for array, value in (("x_" + split, pad(reviews)[0]), ("y_" + split, labels.astype(np.int32))):
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npy.tmp")
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, value, allow_pickle=False)
+            os.replace(tmp, os.path.join(folder, array + ".npy"))
+
+
+def reviews_for_library(dataset, profile):
+    """The loader every RNN module calls: (x_train, x_test, y_train, y_test), ids (N, 150) int32
+    padded after each review, labels int32; the profile's first n_train and n_test reviews."""
+    folder = cache_dir(dataset)
+    try:
+        x_train, y_train, x_test, y_test = [np.load(os.path.join(folder, a + ".npy")) for a in ARRAYS]
+    except (OSError, ValueError, EOFError) as e:
+        raise DatasetError("the reviews under {} are missing or corrupt ({}): delete that folder and "
+                           "run again to rebuild them".format(folder, e))
+    n_train, n_test = profile["n_train"], profile["n_test"]
+    return x_train[:n_train], x_test[:n_test], y_train[:n_train], y_test[:n_test]

@@ -1,0 +1,92 @@
+"""PyTorch 2: nn.Embedding, nn.GRU (the reset gate after the recurrent product, form A, on the CPU as
+with cuDNN) and nn.Linear, with each review read at its own last step; Adam."""
+import numpy as np
+import torch
+import torch.nn as nn
+
+from common import SEED, TF32, torch_gpu_or_why_not
+from reviews import reviews_for_library
+from rnn_weights import ADAM, CLASSES, EMBED, HIDDEN, VOCAB, check
+
+GPU, WHY_CPU = torch_gpu_or_why_not()
+DEVICE = torch.device("cuda" if GPU else "cpu")
+torch.backends.cudnn.allow_tf32 = TF32
+torch.backends.cuda.matmul.allow_tf32 = TF32
+
+
+def load_data(dataset, profile):
+    return reviews_for_library(dataset, profile)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(VOCAB, EMBED)
+        self.gru = nn.GRU(EMBED, HIDDEN, batch_first=True)  # gates r, z, n in its weights
+        self.dense = nn.Linear(HIDDEN, CLASSES)
+
+    def forward(self, ids):
+        steps, _ = self.gru(self.embedding(ids))  # (N, T, H): the state after every step
+        last = (ids != 0).sum(dim=1) - 1  # each review's own last step: the padding comes after it
+        return self.dense(steps[torch.arange(len(ids), device=ids.device), last])
+
+
+def create_model():
+    torch.manual_seed(SEED)
+    return Net().to(DEVICE)
+
+
+def init_model(model):
+    optimizer = torch.optim.Adam(model.parameters(), lr=ADAM["lr"], betas=(ADAM["beta1"], ADAM["beta2"]),
+                                 eps=ADAM["eps"])
+    return model, nn.CrossEntropyLoss(), optimizer
+
+
+def train_epoch(trainer, batches):
+    model, criterion, optimizer = trainer
+    model.train()
+    total, n = 0.0, 0
+    for x, y in batches:
+        x = torch.from_numpy(x).long().to(DEVICE)
+        y = torch.from_numpy(y).long().to(DEVICE)
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total, n = total + loss.item(), n + 1
+    return total / n
+
+
+def predict(trainer, batches):
+    model = trainer[0]
+    model.eval()
+    with torch.no_grad():
+        return np.concatenate([model(torch.from_numpy(x).long().to(DEVICE)).argmax(1).cpu().numpy()
+                               for x in batches])
+
+
+def count_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def get_weights(model):
+    gru = model.gru
+    groups = [[model.embedding.weight], [gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0],
+              [model.dense.weight, model.dense.bias]]
+    return [[p.detach().cpu().numpy().copy() for p in group] for group in groups]  # the neutral layout is PyTorch's
+
+
+def set_weights(model, weights):
+    gru = model.gru
+    params = [[model.embedding.weight], [gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0],
+              [model.dense.weight, model.dense.bias]]
+    with torch.no_grad():
+        for group, values in zip(params, check(weights)):
+            for p, v in zip(group, values):
+                p.copy_(torch.from_numpy(v))
+
+
+def runtime_info():
+    return dict(version=torch.__version__, device="cuda" if GPU else "cpu",
+                gpu=torch.cuda.get_device_name(0) if GPU else None, device_note=WHY_CPU,
+                cudnn=GPU and torch.backends.cudnn.is_available(), gru_form="A (reset after the recurrent product)")
