@@ -110,6 +110,18 @@ def test_keras_order_is_converted_in_one_place_and_back():
         rnn_weights.check([[np.zeros((30000, 125))], [gru[0], gru[0], gru[2], gru[3]], [np.zeros((2, 100)), np.zeros(2)]])
 
 
+def three_batches(seed=0):
+    """Three batches of 8 reviews of 1 to 12 ids from the whole vocabulary, padded after them."""
+    rng = np.random.RandomState(seed)
+    batches = []
+    for _ in range(3):
+        ids = np.zeros((8, 12), np.int32)
+        for i, n in enumerate(rng.randint(1, 13, 8)):
+            ids[i, :n] = rng.randint(1, rnn_weights.VOCAB, n)
+        batches.append((ids, rng.randint(0, 2, 8).astype(np.int32)))
+    return batches
+
+
 def test_pytorch_nn_gru_computes_form_a_and_its_adam_steps_are_the_references():
     """The first framework row of part II: logits, three Adam steps' losses and weights against the
     float64 reference, with the CNN's parity tolerances; form B is another function."""
@@ -117,14 +129,7 @@ def test_pytorch_nn_gru_computes_form_a_and_its_adam_steps_are_the_references():
     import torch
     import rnn_pytorch as m
     from lab import parity
-    rng = np.random.RandomState(0)
-    batches = []
-    for _ in range(3):
-        ids = np.zeros((8, 12), np.int32)
-        for i, n in enumerate(rng.randint(1, 13, 8)):
-            ids[i, :n] = rng.randint(1, rnn_weights.VOCAB, n)
-        batches.append((ids, rng.randint(0, 2, 8).astype(np.int32)))
-    shared = rnn_weights.random_weights(7)
+    batches, shared = three_batches(), rnn_weights.random_weights(7)
     model = m.create_model()
     trainer = m.init_model(model)
     m.set_weights(model, shared)
@@ -139,3 +144,42 @@ def test_pytorch_nn_gru_computes_form_a_and_its_adam_steps_are_the_references():
     assert parity.max_diff(losses, ref_losses) < parity.TOLERANCE
     after = parity.after_steps(m.get_weights(model), ref_trained, shared)
     assert after["weights"] < parity.TOLERANCE and after["update"] < parity.UPDATE_TOLERANCE, after
+
+
+KERAS_CHECK = """
+import json, sys
+import keras, numpy as np
+sys.path.insert(0, "tests")
+import rnn_keras as m, rnn_reference as ref, rnn_weights
+from lab import parity
+from test_rnn import three_batches
+batches, shared = three_batches(), rnn_weights.random_weights(7)
+model = m.create_model(); trainer = m.init_model(model); m.set_weights(model, shared)
+logits = keras.ops.convert_to_numpy(model(batches[0][0], training=False))
+losses = [m.train_epoch(trainer, iter([b])) for b in batches]
+out = dict(params=m.count_params(model), a=parity.max_diff(logits, ref.forward(shared, batches[0][0], "A")[0]),
+           b=parity.max_diff(logits, ref.forward(shared, batches[0][0], "B")[0]))
+for eps_hat in (True, False):
+    ref_losses, ref_trained = ref.train(shared, batches, "A", eps_hat=eps_hat)
+    out[str(eps_hat)] = dict(parity.after_steps(m.get_weights(model), ref_trained, shared),
+                             losses=parity.max_diff(losses, ref_losses))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_keras_gru_computes_form_a_and_its_adam_takes_epsilon_hat(backend):
+    """Keras 3's GRU(reset_after=True) behind a masked Embedding, on each backend: form A at each
+    review's own last step; its Adam adds epsilon to the uncorrected root (the paper's epsilon hat),
+    so with the seed's 1e-8 three steps land within tolerance of that reference, not PyTorch's."""
+    import json
+    from conftest import env_python, run
+    from lab import envs
+    out = run([env_python("keras-" + backend), "-c", KERAS_CHECK],
+              env=dict(envs.row_env("keras-" + backend), PYTHONPATH=os.pathsep.join([CODE, os.path.join(CODE, "rnn")])))
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["params"] == rnn_weights.N_PARAMS and got["a"] < 1e-4 < 0.1 < got["b"], got
+    hat, plain = got["True"], got["False"]
+    assert hat["losses"] < 1e-4 and hat["weights"] < 1e-4 and hat["update"] < 1e-2, hat
+    assert plain["update"] > 0.1, plain  # PyTorch's placement of epsilon is another optimizer here

@@ -100,9 +100,11 @@ def gradients(weights, ids, labels, form="A"):
     return loss, [[d_embedding], grads, [d_logits.T @ last, d_logits.sum(axis=0)]]
 
 
-def train(weights, batches, form="A", lr=ADAM["lr"], beta1=ADAM["beta1"], beta2=ADAM["beta2"], eps=ADAM["eps"]):
-    """Adam over the batches, as PyTorch and most frameworks step it (bias-corrected moments, eps
-    outside the square root): (losses, weights after the steps)."""
+def train(weights, batches, form="A", eps_hat=False, lr=ADAM["lr"], beta1=ADAM["beta1"], beta2=ADAM["beta2"],
+          eps=ADAM["eps"]):
+    """Adam over the batches: (losses, weights after the steps). As PyTorch steps it (the paper's
+    Algorithm 1: eps added to the bias-corrected root), or with eps_hat as Keras does (the paper's
+    "epsilon hat", added to the uncorrected root: eps / sqrt(1 - beta2^t) in Algorithm 1's terms)."""
     weights = [[np.float64(a) for a in group] for group in weights]
     m = [[np.zeros_like(a) for a in group] for group in weights]
     v = [[np.zeros_like(a) for a in group] for group in weights]
@@ -115,5 +117,6 @@ def train(weights, batches, form="A", lr=ADAM["lr"], beta1=ADAM["beta1"], beta2=
                 m_group[i] = beta1 * m_group[i] + (1 - beta1) * g
                 v_group[i] = beta2 * v_group[i] + (1 - beta2) * g * g
                 m_hat, v_hat = m_group[i] / (1 - beta1 ** step), v_group[i] / (1 - beta2 ** step)
-                group[i] = group[i] - lr * m_hat / (np.sqrt(v_hat) + eps)
+                root = np.sqrt(v_hat) + (eps / np.sqrt(1 - beta2 ** step) if eps_hat else eps)
+                group[i] = group[i] - lr * m_hat / root
     return np.array(losses), weights
