@@ -99,13 +99,17 @@ def download(url, dest, timeout=30):
     os.replace(part, dest)
 
 
-def cifar_reachable(timeout=5):
-    """True when the CIFAR-10 host answers: the auto rule only downloads what it can reach."""
+def reachable(host, timeout=5):
+    """True when the host answers on HTTPS: the auto rules only download what they can reach."""
     try:
-        socket.create_connection(("www.cs.toronto.edu", 443), timeout=timeout).close()
+        socket.create_connection((host, 443), timeout=timeout).close()
         return True
     except OSError:
         return False
+
+
+def cifar_reachable(timeout=5):
+    return reachable("www.cs.toronto.edu", timeout)
 
 
 def decode_cifar10():

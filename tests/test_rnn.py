@@ -183,3 +183,21 @@ def test_keras_gru_computes_form_a_and_its_adam_takes_epsilon_hat(backend):
     hat, plain = got["True"], got["False"]
     assert hat["losses"] < 1e-4 and hat["weights"] < 1e-4 and hat["update"] < 1e-2, hat
     assert plain["update"] > 0.1, plain  # PyTorch's placement of epsilon is another optimizer here
+
+
+def test_the_corpus_is_cached_once_and_a_corrupt_cache_says_what_to_do(tmp_path, monkeypatch):
+    import datasets
+    monkeypatch.setattr(datasets, "CACHE_DIR", str(tmp_path))
+    small_corpus = reviews.make_synthetic(40, 20)
+    monkeypatch.setattr(reviews, "make_synthetic", lambda: small_corpus)
+    assert reviews.resolve("synthetic") == "synthetic"
+    reviews.prepare("synthetic")
+    x_train, x_test, y_train, y_test = reviews.reviews_for_library("synthetic", dict(n_train=32, n_test=16))
+    assert x_train.shape == (32, 150) and x_test.shape == (16, 150) and x_train.dtype == np.int32
+    assert y_train.dtype == np.int32 and set(y_train) <= {0, 1} and (x_train[:, 0] > 0).all()
+    with open(os.path.join(reviews.cache_dir("synthetic"), "x_test.npy"), "wb") as f:
+        f.write(b"broken")
+    with pytest.raises(DatasetError, match="delete that folder and run again"):
+        reviews.reviews_for_library("synthetic", dict(n_train=32, n_test=16))
+    with pytest.raises(DatasetError, match="choose auto, imdb or synthetic"):
+        reviews.resolve("cifar10")

@@ -9,7 +9,6 @@ without any padding. Python 3.6 compatible.
 """
 import hashlib
 import os
-import socket
 import tempfile
 import urllib.request
 
@@ -34,14 +33,6 @@ def sha256(path):
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def imdb_reachable(timeout=5):
-    try:
-        socket.create_connection(("storage.googleapis.com", 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def download_imdb(dest, timeout=60):
@@ -169,7 +160,7 @@ def resolve(name):
     if name != "auto":
         return name
     here = os.path.exists(os.path.join(datasets.CACHE_DIR, "imdb.npz")) or os.path.isdir(cache_dir("imdb"))
-    return "imdb" if here or imdb_reachable() else "synthetic"
+    return "imdb" if here or datasets.reachable("storage.googleapis.com") else "synthetic"
 
 
 def prepare(name):
