@@ -8,6 +8,7 @@ import pytest
 
 from conftest import ROOT
 import common
+from lab import digest
 from lab import results
 
 REFERENCE = os.path.join(ROOT, "data", "results", "reference")
@@ -69,6 +70,11 @@ def test_the_reference_has_every_frameworks_inference_measured_or_why_not():
     assert sorted(found) == sorted(common.implemented_frameworks())
     for name, r in found.items():
         assert r["status"] == "ok" or (name in onnx_check.CANNOT and r["error"]), (name, r["error"])
+        assert not digest.older_code(r, "inference"), "{}: its module, onnx_check or onnx_graph changed since".format(name)
+        for timing in [r["native"]] + ([r["onnx"]] if r.get("onnx") else []):
+            low, high = timing["latency_range"]
+            assert low <= timing["latency"] <= high and len(timing["throughput_range"]) == 2, (name, timing)
+        assert bool(r.get("served")) == (common.tab(name) == "keras"), name  # Keras' predict_on_batch
 
 
 def test_the_reference_has_the_ablation_of_every_tuned_row():

@@ -251,3 +251,19 @@ def test_an_onnx_file_without_a_producer_or_with_a_placeholder_version_is_said_a
     name, said = export.producer(dict(producer="CNTK CNTK_VERSION"))
     assert name == "CNTK" and "the literal text CNTK_VERSION: a placeholder" in said
     assert export.producer(dict(producer="pytorch 2.13.0")) == ("pytorch", "pytorch 2.13.0")
+
+
+
+def test_an_inference_timing_whose_rounds_disagree_is_flagged_and_keras_shows_its_server_route(tmp_path):
+    from pages import base
+    from pages import export
+    path = str(tmp_path / "r")
+    os.makedirs(path)
+    timing = dict(latency=0.01, latency_range=[0.009, 0.02], throughput=100.0, throughput_range=[95.0, 105.0])
+    results.write_json(os.path.join(path, "run.json"), dict(run="r", purpose="inference", status="complete"))
+    results.write_json(os.path.join(path, "keras-jax.json"), results.new_result(
+        "keras-jax", "inference", "synthetic", run="r", status="ok", native=timing, served=dict(timing, latency=0.002)))
+    run = base.Run(path, "this machine")
+    page = export.inference_table(run)
+    assert "its own predict one image: its rounds differ by 122%" in page and "2.00 ms for one image" in page
+    assert {d["engine"] for d in export.inference_rows(run)} == {"its own predict", "Keras' predict_on_batch"}

@@ -43,13 +43,23 @@ def row_code(framework):
     return digest.hexdigest()[:16]
 
 
-def older_code(result):
-    """Whether older code than today's measured this result (its row's digest differs); a result of
-    a row whose module no longer exists is not compared."""
+def inference_code(framework):
+    """What an inference result depends on beyond the row's digest: its module whole (export_onnx
+    included) and the ONNX check and graph edits that export and time it."""
+    digest = hashlib.sha256(row_code(framework).encode())
+    for name in (common.ROWS[framework]["module"], "onnx_check", "onnx_graph"):
+        with open(source_path(name, common.ROWS[framework]["model"]), "rb") as f:
+            digest.update(name.encode() + f.read())
+    return digest.hexdigest()[:16]
+
+
+def older_code(result, purpose=""):
+    """Whether older code than today's measured this result (its digest differs: the row's, or for
+    an inference run inference_code's); a result of a row whose module no longer exists is not compared."""
     name = result["framework"]
     if name not in common.ROWS or not os.path.exists(common.module_path(name)):
         return False
-    return result.get("code") != row_code(name)
+    return result.get("code") != (inference_code(name) if purpose == "inference" else row_code(name))
 
 
 def fingerprint(frameworks, profile, dataset, code=("harness", "introspect", "own_init"), also=()):

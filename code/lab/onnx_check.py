@@ -31,7 +31,7 @@ from lab import parity  # logits(): each framework's forward pass in inference m
 from lab.parity import PROFILE, STEPS, WEIGHT_SEED, max_diff  # the parity tests' weights and batches
 
 TOLERANCE = 1e-4  # logits, absolute: float32 in the framework and in ONNX Runtime
-WARMUP, REPEATS, BATCHES = 5, 50, 10  # the inference timing: warm-up calls, batch-1 calls, batches of 64
+WARMUP, REPEATS, BATCHES, ROUNDS = 5, 50, 10, 5  # warm-up calls, batch-1 calls, batches of 64 a burst, rounds
 SOURCE = "pytorch"  # the framework that trains the model every other one is compared with
 # Measured here at the pinned versions: rows whose export ONNX Runtime cannot run, and why. The tests
 # expect them to fail, so a release that fixes one shows.
@@ -61,19 +61,24 @@ def export(module, model, path):
 
 
 def timed(predict, x):
-    """`predict(batches)` (a framework's own, or ONNX Runtime's): median seconds for one image, and
-    images per second in batches of 64, after warm-up calls."""
+    """`predict(batches)` (a framework's own, or ONNX Runtime's), after warm-up calls: one image's
+    median seconds over REPEATS calls, and images per second in batches of 64, the median of ROUNDS
+    bursts; each with its range (the lowest and highest of ROUNDS rounds), to show the noise."""
     for _ in range(WARMUP):
         predict([x[:1]])
         predict([x])
-    latency = []
+    latency, bursts = [], []
     for _ in range(REPEATS):
         start = time.perf_counter()
         predict([x[:1]])
         latency.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    predict([x] * BATCHES)
-    return dict(latency=float(np.median(latency)), throughput=BATCHES * len(x) / (time.perf_counter() - start))
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        predict([x] * BATCHES)
+        bursts.append(BATCHES * len(x) / (time.perf_counter() - start))
+    rounds = [float(np.median(part)) for part in np.array_split(latency, ROUNDS)]
+    return dict(latency=float(np.median(latency)), latency_range=[min(rounds), max(rounds)],
+                throughput=float(np.median(bursts)), throughput_range=[min(bursts), max(bursts)])
 
 
 def framework_run(framework, out_dir, source=None, timing=False):
@@ -93,6 +98,8 @@ def framework_run(framework, out_dir, source=None, timing=False):
     summary = dict(info=module.runtime_info(), export=export(module, model, os.path.join(out_dir, framework + ".onnx")))
     if timing:
         summary["native"] = timed(lambda batches: module.predict(trainer, batches), x)
+        if tab == "keras":  # a server's route: predict() builds its data pipeline and callbacks on every call
+            summary["served"] = timed(lambda batches: [trainer.predict_on_batch(b).argmax(1) for b in batches], x)
     elif source:
         module.set_weights(model, neutral.load(source))
         arrays["trained_logits"] = parity.logits(tab, module, trainer, x)
@@ -279,12 +286,12 @@ def inference(frameworks, kind="runs", timeout=900):
     runs.open_run(path, meta)
     with tempfile.TemporaryDirectory(prefix="rosetta-inference-") as out_dir:
         for name in frameworks:
-            result = results.new_result(name, "inference", "synthetic", run=meta["run"], code=digest.row_code(name))
+            result = results.new_result(name, "inference", "synthetic", run=meta["run"], code=digest.inference_code(name))
             got = envs.run_script(name, "onnx_check", [name, out_dir, "--time"], timeout)
             if isinstance(got, dict):
                 info = got["info"]
                 result.update(framework_version=info.get("version"), device=info.get("device"), gpu=info.get("gpu"),
-                              native=got["native"], export=got["export"])
+                              native=got["native"], served=got.get("served"), export=got["export"])
                 result.update(status="ok" if "seconds" in got["export"] else "failed", error=got["export"].get("error"))
             else:
                 result["error"] = got

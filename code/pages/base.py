@@ -67,7 +67,8 @@ class Run:
         """{row: why} for the rows of a reference run whose code has changed since it measured them."""
         if not self.reference:
             return {}
-        return {r["framework"]: "its module changed since" for r in self.results if digest.older_code(r)}
+        purpose = self.meta.get("purpose", "")
+        return {r["framework"]: "its module changed since" for r in self.results if digest.older_code(r, purpose)}
 
 
 def reference_note(run, remeasure="<code>make html</code> measures every row here",

@@ -8,7 +8,7 @@ import altair as alt
 
 import common
 from lab import envs, onnx_check
-from pages.base import WIDTH, apart, embed, html_table
+from pages.base import NOISY, WIDTH, apart, embed, html_table
 from pages.defaults import committed_table
 
 
@@ -79,11 +79,21 @@ def show_onnx():
     display(HTML(onnx_table(measured, source)))
 
 
+ENGINES = (("its own predict", "native"), ("Keras' predict_on_batch", "served"), ("ONNX Runtime", "onnx"))
+
+
+def spread(timing, key):
+    """How far a timing's rounds spread: the highest over the lowest, minus one (0.1: 10%), or None."""
+    low, high = (timing or {}).get(key + "_range") or (None, None)
+    return high / low - 1 if low else None
+
+
 def inference_rows(run):
-    """Two per framework: its own predict, and ONNX Runtime on its file where that ran."""
+    """Per framework: its own predict, Keras' predict_on_batch where measured, and ONNX Runtime on its
+    file where that ran."""
     out = []
     for r in run.results:
-        for engine, key in (("its own predict", "native"), ("ONNX Runtime", "onnx")):
+        for engine, key in ENGINES:
             if not r.get(key):
                 continue
             out.append(dict(framework=r["framework"], engine=engine, latency_ms=1000 * r[key]["latency"],
@@ -117,9 +127,17 @@ def inference_table(run):
         n, o, export = r.get("native") or {}, r.get("onnx") or {}, r.get("export") or {}
         ms = lambda d: "{:.2f}".format(1000 * d["latency"]) if d else "-"  # noqa: E731
         per_s = lambda d: "{:,.0f}".format(d["throughput"]) if d else "-"  # noqa: E731
+        served = r.get("served")
+        notes = [("why", r.get("error")),
+                 ("predict_on_batch, a server's route", "{} ms for one image, {} images/s".format(ms(served), per_s(served))
+                  if served else None)]
+        noisy = ["{} {}: its rounds differ by {:.0%}".format(engine, what, spread(r.get(key), field))
+                 for engine, key in ENGINES for what, field in (("one image", "latency"), ("batches", "throughput"))
+                 if (spread(r.get(key), field) or 0) > NOISY]
+        notes.append(("timing flagged", "; ".join(noisy)))
         body.append(([r["framework"], r["status"], ms(n), ms(o), per_s(n), per_s(o), _mb(r.get("bytes")),
                       r.get("opset") or "-", "{:.1f}".format(export["seconds"]) if "seconds" in export else "-"],
-                     [("why", r.get("error"))], []))
+                     notes, []))
     return html_table(head, body, "rosetta-inference")
 
 
