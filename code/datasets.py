@@ -39,6 +39,14 @@ class DatasetError(RuntimeError):
 
 # --- CIFAR-10 -------------------------------------------------------------------------------
 
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def verify_archive(path, size=CIFAR_SIZE, sha256=CIFAR_SHA256):
     """Check the archive's size and SHA-256 before a byte of it is trusted."""
     if not os.path.isfile(path):
@@ -49,14 +57,11 @@ def verify_archive(path, size=CIFAR_SIZE, sha256=CIFAR_SHA256):
             "{} has {:,} bytes, expected {:,}: the download is truncated or not the CIFAR-10 "
             "binary archive. Delete it and download it again from {}".format(
                 path, actual, size, CIFAR_URL))
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != sha256:
+    actual = file_sha256(path)
+    if actual != sha256:
         raise DatasetError(
             "{} has SHA-256 {}, expected {}: the file is corrupt. Delete it and download it "
-            "again from {}".format(path, digest.hexdigest(), sha256, CIFAR_URL))
+            "again from {}".format(path, actual, sha256, CIFAR_URL))
 
 
 def _read_member(archive, path, name):
@@ -88,14 +93,14 @@ def read_cifar_archive(path, size=CIFAR_SIZE, sha256=CIFAR_SHA256):
             test[0][0], test[0][1])
 
 
-def download(url, dest, timeout=30):
-    """Download to dest.part and move it into place only once it verifies."""
+def download(url, dest, timeout=30, verify=verify_archive):
+    """Download to dest.part and move it into place only once it verifies (`verify` raises if not)."""
     part = dest + ".part"
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as f:
         for block in iter(lambda: response.read(1 << 20), b""):
             f.write(block)
-    verify_archive(part)
+    verify(part)
     os.replace(part, dest)
 
 
@@ -203,13 +208,17 @@ def prepare(name):
     if is_cached(name):
         load_cached(name)
         return
-    arrays = DECODERS[name]()
-    os.makedirs(os.path.join(CACHE_DIR, name), exist_ok=True)
-    for array, value in zip(ARRAYS, arrays):
-        fd, tmp = tempfile.mkstemp(dir=os.path.join(CACHE_DIR, name), suffix=".npy.tmp")
+    save_arrays(os.path.join(CACHE_DIR, name), zip(ARRAYS, DECODERS[name]()))
+
+
+def save_arrays(folder, named):
+    """Each (name, array) to folder/name.npy, atomically: a half-written cache never exists."""
+    os.makedirs(folder, exist_ok=True)
+    for array, value in named:
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npy.tmp")
         with os.fdopen(fd, "wb") as f:
             np.save(f, value, allow_pickle=False)
-        os.replace(tmp, cache_path(name, array))
+        os.replace(tmp, os.path.join(folder, array + ".npy"))
 
 
 def load_cached(name):

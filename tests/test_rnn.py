@@ -201,3 +201,21 @@ def test_the_corpus_is_cached_once_and_a_corrupt_cache_says_what_to_do(tmp_path,
         reviews.reviews_for_library("synthetic", dict(n_train=32, n_test=16))
     with pytest.raises(DatasetError, match="choose auto, imdb or synthetic"):
         reviews.resolve("cifar10")
+
+
+def test_a_downloaded_file_that_is_not_imdb_npz_is_never_taken_for_it(tmp_path, monkeypatch):
+    """The IMDB download goes through the shared one, verified by Keras' checksum before it moves."""
+    import io
+    import datasets
+
+    class Body(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+    monkeypatch.setattr(datasets, "CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda url, timeout: Body(b"an error page" * 50))
+    with pytest.raises(DatasetError, match="not Keras' imdb.npz"):
+        reviews.prepare("imdb")
+    assert not os.path.exists(os.path.join(str(tmp_path), "imdb.npz"))

@@ -16,14 +16,17 @@ from lab import envs
 WORLD = 2  # processes: two on this 2-core machine, one thread each
 
 
+# What the processes import from, on every machine (the data-parallel rows are all the CNN's).
+PATH = "PYTHONPATH=" + ":".join(envs.python_path(next(iter(common.PARALLEL))))
+
 # The same module on two machines with eight GPUs each: only the launch changes (the chapter shows
 # these; none was run here). HOST0 is the first machine, OUT a folder every process sees; a process
 # that must not see every GPU is shown its own by its local rank.
-TORCHRUN = ("PYTHONPATH=code:code/cnn torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST0:29400 \\\n"
+TORCHRUN = (PATH + " torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST0:29400 \\\n"
             "  -m lab.scale_out {} OUT    # on each machine: one process per GPU, NCCL")
 
 
-COORDINATOR = ("PYTHONPATH=code:code/cnn JAX_COORDINATOR_ADDRESS=HOST0:1234 WORLD_SIZE=2 RANK=0 python -m lab.scale_out {} OUT\n"
+COORDINATOR = (PATH + " JAX_COORDINATOR_ADDRESS=HOST0:1234 WORLD_SIZE=2 RANK=0 python -m lab.scale_out {} OUT\n"
                "# RANK=1 on the second machine; each process takes every GPU of its machine")
 
 
@@ -35,18 +38,18 @@ CLUSTER = {
     "keras-jax": COORDINATOR.format("keras-jax"),
     "keras-torch": TORCHRUN.format("keras-torch"),
     "jax": COORDINATOR.format("jax"),
-    "tensorflow": "PYTHONPATH=code:code/cnn TF_CONFIG='{\"cluster\": {\"worker\": [\"HOST0:2222\", \"HOST1:2222\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}' \\\n"
+    "tensorflow": PATH + " TF_CONFIG='{\"cluster\": {\"worker\": [\"HOST0:2222\", \"HOST1:2222\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}' \\\n"
                   "  CUDA_VISIBLE_DEVICES=$GPU python -m lab.scale_out tensorflow OUT\n"
                   "# one worker per GPU ($GPU its own), each listed in the cluster with its own port and index",
-    "mxnet": "export PYTHONPATH=code:code/cnn DMLC_PS_ROOT_URI=HOST0 DMLC_PS_ROOT_PORT=9091 DMLC_NUM_SERVER=2 DMLC_NUM_WORKER=16\n"
+    "mxnet": "export " + PATH + " DMLC_PS_ROOT_URI=HOST0 DMLC_PS_ROOT_PORT=9091 DMLC_NUM_SERVER=2 DMLC_NUM_WORKER=16\n"
              "DMLC_ROLE=scheduler python -c 'import mxnet' &    # on HOST0 only\n"
              "DMLC_ROLE=server python -c 'import mxnet' &       # one server per machine\n"
              "DMLC_ROLE=worker CUDA_VISIBLE_DEVICES=$GPU python -m lab.scale_out mxnet OUT    # one per GPU, $GPU its own",
-    "chainer": "mpiexec -n 16 -H HOST0:8,HOST1:8 -x PYTHONPATH=code:code/cnn bash -c '" + ONE_GPU.format("chainer") + "'",
-    "caffe2": "PYTHONPATH=code:code/cnn RANK=0 WORLD_SIZE=16 GLOO_FILE_STORE=/shared/rendezvous CUDA_VISIBLE_DEVICES=$GPU \\\n"
+    "chainer": "mpiexec -n 16 -H HOST0:8,HOST1:8 -x " + PATH + " bash -c '" + ONE_GPU.format("chainer") + "'",
+    "caffe2": PATH + " RANK=0 WORLD_SIZE=16 GLOO_FILE_STORE=/shared/rendezvous CUDA_VISIBLE_DEVICES=$GPU \\\n"
               "  python -m lab.scale_out caffe2 OUT    # one per GPU; the folder on a file system all machines share",
-    "cntk": "mpiexec -n 16 -H HOST0:8,HOST1:8 -x PYTHONPATH=code:code/cnn bash -c '" + ONE_GPU.format("cntk") + "'",
-    "keras-cntk": "mpiexec -n 16 -H HOST0:8,HOST1:8 -x PYTHONPATH=code:code/cnn -x KERAS_BACKEND=cntk bash -c '" + ONE_GPU.format("keras-cntk") + "'",
+    "cntk": "mpiexec -n 16 -H HOST0:8,HOST1:8 -x " + PATH + " bash -c '" + ONE_GPU.format("cntk") + "'",
+    "keras-cntk": "mpiexec -n 16 -H HOST0:8,HOST1:8 -x " + PATH + " -x KERAS_BACKEND=cntk bash -c '" + ONE_GPU.format("keras-cntk") + "'",
 }
 
 

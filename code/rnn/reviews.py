@@ -7,10 +7,7 @@ of 30,000, words from 4 = rank + 3), keeps the last 150 ids, and pads after them
 then reads each review's own last step, which for a one-directional GRU is exactly what it computes
 without any padding. Python 3.6 compatible.
 """
-import hashlib
 import os
-import tempfile
-import urllib.request
 
 import numpy as np
 
@@ -27,33 +24,16 @@ SPLITS = ("train", "test")
 
 # --- IMDB ---------------------------------------------------------------------------------------
 
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def download_imdb(dest, timeout=60):
-    """To dest.part, moved into place only once its checksum is Keras' (a corrupt file never stays)."""
-    part = dest + ".part"
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    with urllib.request.urlopen(IMDB_URL, timeout=timeout) as response, open(part, "wb") as f:
-        for block in iter(lambda: response.read(1 << 20), b""):
-            f.write(block)
-    if sha256(part) != IMDB_SHA256:
-        os.remove(part)
-        raise DatasetError("the download of {} is not Keras' imdb.npz (its SHA-256 differs): run again".format(IMDB_URL))
-    os.replace(part, dest)
+def verify_imdb(path):
+    if datasets.file_sha256(path) != IMDB_SHA256:
+        raise DatasetError("{} is not Keras' imdb.npz (SHA-256 differs): delete it and run again to "
+                           "download it anew".format(path))
 
 
 def read_imdb(path):
     """{split: (reviews, labels)} from Keras' imdb.npz, after its checksum: its arrays are pickled
     lists, so nothing is unpickled before the file is known to be that one."""
-    if sha256(path) != IMDB_SHA256:
-        raise DatasetError("{} is not Keras' imdb.npz (SHA-256 differs): delete it and run again to "
-                           "download it anew".format(path))
+    verify_imdb(path)
     with np.load(path, allow_pickle=True) as f:
         return {s: (list(f["x_" + s]), np.asarray(f["y_" + s], np.int64)) for s in SPLITS}
 
@@ -171,18 +151,12 @@ def prepare(name):
     if name == "imdb":
         archive = os.path.join(datasets.CACHE_DIR, "imdb.npz")
         if not os.path.exists(archive):
-            download_imdb(archive)
+            datasets.download(IMDB_URL, archive, timeout=60, verify=verify_imdb)
         corpus = read_imdb(archive)
     else:
         corpus = make_synthetic()
-    os.makedirs(folder, exist_ok=True)
-    for split in SPLITS:
-        reviews, labels = corpus[split]
-        for array, value in (("x_" + split, pad(reviews)[0]), ("y_" + split, labels.astype(np.int32))):
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npy.tmp")
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, value, allow_pickle=False)
-            os.replace(tmp, os.path.join(folder, array + ".npy"))
+    datasets.save_arrays(folder, [(a + "_" + split, value) for split in SPLITS for a, value in (
+        ("x", pad(corpus[split][0])[0]), ("y", corpus[split][1].astype(np.int32)))])
 
 
 def reviews_for_library(dataset, profile):

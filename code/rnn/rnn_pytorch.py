@@ -69,19 +69,20 @@ def count_params(model):
     return sum(p.numel() for p in model.parameters())
 
 
-def get_weights(model):
+def groups(model):
+    """The parameters in the neutral layout's groups and order, which are PyTorch's own."""
     gru = model.gru
-    groups = [[model.embedding.weight], [gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0],
-              [model.dense.weight, model.dense.bias]]
-    return [[p.detach().cpu().numpy().copy() for p in group] for group in groups]  # the neutral layout is PyTorch's
+    return [[model.embedding.weight], [gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0],
+            [model.dense.weight, model.dense.bias]]
+
+
+def get_weights(model):
+    return [[p.detach().cpu().numpy().copy() for p in group] for group in groups(model)]
 
 
 def set_weights(model, weights):
-    gru = model.gru
-    params = [[model.embedding.weight], [gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0],
-              [model.dense.weight, model.dense.bias]]
     with torch.no_grad():
-        for group, values in zip(params, check(weights)):
+        for group, values in zip(groups(model), check(weights)):
             for p, v in zip(group, values):
                 p.copy_(torch.from_numpy(v))
 
