@@ -37,9 +37,11 @@ PROFILES = OrderedDict([
 # data-parallel), its framework-neutral weight layout and its NumPy reference, each named as the
 # model's modules import it.
 MODELS = OrderedDict([
-    ("cnn", dict(folder="cnn", label="the VGG-style CNN on CIFAR-10", weights="weights", reference="reference")),
-    # Part II, under way: its data, weight layout and reference are in code/rnn/; no framework row yet.
-    ("rnn", dict(folder="rnn", label="the GRU on IMDB reviews", weights="rnn_weights", reference="rnn_reference")),
+    ("cnn", dict(folder="cnn", label="the VGG-style CNN on CIFAR-10", data="datasets", weights="weights",
+                reference="reference")),
+    # Part II, under way: its rows are proven equal to the reference (make test), not yet benchmarked.
+    ("rnn", dict(folder="rnn", label="the GRU on IMDB reviews", data="reviews", weights="rnn_weights",
+                reference="rnn_reference")),
 ])
 
 # name -> model, its module in the model's folder, environment (envs/<env>/), tab label, extra
@@ -75,7 +77,10 @@ FRAMEWORKS = OrderedDict([
 # (code/cnn/cnn_<twin>_tuned.py, only the functions that change), run in its twin's environment.
 TUNED = OrderedDict((name + "-tuned", dict(FRAMEWORKS[name], module=FRAMEWORKS[name]["module"] + "_tuned", twin=name))
                     for name in ("pytorch", "tensorflow", "keras-tensorflow", "keras-jax", "keras-torch", "jax"))
-ROWS = OrderedDict(list(FRAMEWORKS.items()) + list(TUNED.items()))  # every row the benchmark can run
+# Part II's rows, the GRU: each CNN row's twin in code/rnn/, in the same environment and tab.
+RECURRENT = OrderedDict(("rnn-" + name, dict(spec, model="rnn", module="rnn" + spec["module"][len("cnn"):]))
+                        for name, spec in FRAMEWORKS.items())
+ROWS = OrderedDict(list(FRAMEWORKS.items()) + list(TUNED.items()) + list(RECURRENT.items()))  # every row
 
 # The data-parallel rows ("Scale out"): each framework's module on its own distributed engine, in its
 # model's folder (only the functions that change), and the launcher that starts its processes.
@@ -118,7 +123,7 @@ def parse_frameworks(text):
 def tab(framework):
     """The framework's tab in the book: its module's name without the model's prefix (`cnn_`; the
     Keras rows share one; a tuned row is in its twin's tab)."""
-    spec = FRAMEWORKS[ROWS[framework].get("twin", framework)]
+    spec = ROWS[ROWS[framework].get("twin", framework)]
     return spec["module"][len(spec["model"]) + 1:]
 
 
@@ -132,7 +137,7 @@ def module_path(framework):
 
 
 def model_module(model, role):
-    """A model's module by its role ("weights", "reference"; or a module's name), its folder put on
+    """A model's module by its role ("data", "weights", "reference"; or a module's name), its folder put on
     sys.path first: the model's modules import each other by name."""
     folder = model_dir(model)
     if folder not in sys.path:
@@ -148,9 +153,12 @@ def model_of(frameworks):
     return models.pop()
 
 
-def implemented_frameworks(tuned=False):
+def implemented_frameworks(tuned=False, model="cnn"):
     """The frameworks whose module exists, the chapters' (faithful) rows; with tuned=True, each tuned
-    row right after its twin (the default set to run: the two measured minutes apart)."""
+    row right after its twin (the default set to run: the two measured minutes apart). Part II's
+    rows with model="rnn"."""
+    if model != "cnn":
+        return [n for n, spec in RECURRENT.items() if spec["model"] == model and os.path.exists(module_path(n))]
     names = [n for n in FRAMEWORKS] + [n for n in TUNED if tuned]
     names.sort(key=lambda n: list(FRAMEWORKS).index(ROWS[n].get("twin", n)))  # stable: the twin first
     return [n for n in names if os.path.exists(module_path(n))]

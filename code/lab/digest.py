@@ -68,7 +68,8 @@ def fingerprint(frameworks, profile, dataset, code=("harness", "introspect", "ow
     in `also`."""
     envs = {common.ROWS[f]["env"] for f in frameworks}
     model = common.model_of(frameworks)
-    files = {n: source_path(n, model) for n in ("common", "datasets", "weights") + tuple(code)}
+    roles = ("common", "datasets", "data", "weights") + tuple(code)  # a model's own by its name
+    files = {n: source_path(n, model) for n in (common.MODELS[model].get(r, r) for r in roles)}
     files.update(("envs/{}/{}".format(e, n), os.path.join(common.ROOT, "envs", e, n))
                  for e in envs for n in ("requirements.txt", "requirements-gpu.txt"))
     gpu = gpu_name()

@@ -20,6 +20,7 @@ import glob
 import json
 import os
 import sys
+from collections import OrderedDict
 from itertools import islice
 
 import numpy as np
@@ -70,6 +71,8 @@ def no_dropout(tab):
 
 def logits(tab, module, trainer, x):
     """The model's logits for one batch, in inference mode, as a NumPy array."""
+    if hasattr(module, "logits_of_batch"):  # an input the framework takes in its own form (sequences)
+        return module.logits_of_batch(trainer, x)
     if tab == "pytorch":
         import torch
         model = trainer[0].eval()
@@ -110,7 +113,7 @@ def framework_run(framework, out_dir, import_from=None):
         os.environ[key] = value
     if "twin" in spec:  # a tuned row: parity is float32's; what bf16 costs shows in its run's accuracy
         os.environ.setdefault("ROSETTA_TUNING", "bf16=0")
-    datasets.prepare("synthetic")
+    common.model_module(spec["model"], "data").prepare("synthetic")
     no_dropout(tab)
     module = common.model_module(spec["model"], spec["module"])
     x_train, _, y_train, _ = module.load_data("synthetic", PROFILE)
@@ -151,15 +154,18 @@ def framework_run(framework, out_dir, import_from=None):
 
 # --- In the main environment: the reference, and the frameworks run in theirs -----------------
 
-def reference_batches():
-    x_train, _, y_train, _ = datasets.cifar_for_library("synthetic", PROFILE, channel_first=True)
+def reference_batches(model="cnn"):
+    if model == "cnn":
+        x_train, _, y_train, _ = datasets.cifar_for_library("synthetic", PROFILE, channel_first=True)
+    else:
+        x_train, _, y_train, _ = common.model_module(model, "data").reviews_for_library("synthetic", PROFILE)
     return list(islice(datasets.minibatches(x_train, y_train), STEPS))
 
 
 def run_all(frameworks, out_dir, timeout=600):
     """Both passes for every framework in its own environment: {framework: summary or error}."""
     from lab import envs
-    datasets.prepare("synthetic")
+    common.model_module(common.model_of(frameworks), "data").prepare("synthetic")
     own_dir = os.path.join(out_dir, "own")
     os.makedirs(own_dir, exist_ok=True)
     found = {}
@@ -217,13 +223,16 @@ def after_steps(trained, ref_trained, shared):
 
 def compare(frameworks, out_dir, found):
     """{framework: the largest differences from the reference} for the runs of run_all."""
-    neutral, reference = oracle(common.model_of(frameworks))
-    batches = reference_batches()
+    model = common.model_of(frameworks)
+    neutral, reference = oracle(model)
+    batches = reference_batches(model)
     x0 = batches[0][0]
     shared = neutral.random_weights(WEIGHT_SEED)
     ref_logits = reference.forward(shared, x0)[0]
-    ref_losses, ref_trained = reference.train(shared, batches)
-    ref_one_step = reference.train(shared, batches[:1])[1]
+    # A model whose frameworks' optimizers differ in form (Adam's epsilon) has a reference for each:
+    # each row is compared with the one its weights land nearest, and the others' distance is kept.
+    forms = OrderedDict((name, (reference.train(shared, batches, **kw), reference.train(shared, batches[:1], **kw)[1]))
+                        for name, kw in getattr(reference, "OPTIMIZER_FORMS", {None: {}}).items())
     own_dir, import_dir = os.path.join(out_dir, "own"), os.path.join(out_dir, "imported")
     own_logits = {}  # the reference's logits for each framework's own initial weights
     for name in frameworks:
@@ -238,11 +247,18 @@ def compare(frameworks, out_dir, found):
         with np.load(os.path.join(own_dir, name + ".npz")) as f:
             got = dict(f)
         trained = neutral.load(os.path.join(own_dir, name + ".trained.npz"))
+        steps = OrderedDict((form, after_steps(trained, ref[0][1], shared)) for form, ref in forms.items())
+        form = min(steps, key=lambda f: steps[f]["update"])
+        (ref_losses, _), ref_one_step = forms[form]
         row = dict(logits=max_diff(got["logits"], ref_logits),
                    own_logits=max_diff(got["logits_own"], own_logits[name]),
                    losses=max_diff(got["losses"], ref_losses), round_trip_exact=found[name]["round_trip_exact"],
                    device=found[name]["info"].get("device"), losses_seen=[float(v) for v in got["losses"]],
-                   reference_losses=[float(v) for v in ref_losses], **after_steps(trained, ref_trained, shared))
+                   reference_losses=[float(v) for v in ref_losses], **steps[form])
+        if len(forms) > 1:
+            row.update(optimizer_form=form, other_forms={f: steps[f]["update"] for f in steps if f != form})
+        if model == "rnn":  # form A's distance from the other GRU, for every row that computes A
+            row["logits_form_b"] = max_diff(got["logits"], reference.forward(shared, x0, "B")[0])
         for kind in ("stale", "clean"):  # one step after set_weights: the old optimizer, or one built anew
             stepped = neutral.load(os.path.join(own_dir, "{}.{}.npz".format(name, kind)))
             row["restart_" + kind] = max(max_diff(t, r) for tp, rp in zip(stepped, ref_one_step) for t, r in zip(tp, rp))

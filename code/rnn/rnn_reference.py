@@ -9,9 +9,15 @@ Two forms of the GRU, which differ only in the candidate n:
      n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)
 and in both r = sigmoid(W_ir x + b_ir + W_hr h + b_hr), z likewise, h' = (1 - z) * n + z * h.
 """
+from collections import OrderedDict
+
 import numpy as np
 
 from rnn_weights import ADAM
+
+# Where Adam adds epsilon: the frameworks split between the two (each row's parity run says which).
+OPTIMIZER_FORMS = OrderedDict([("epsilon after the bias correction", dict(eps_hat=False)),
+                               ("epsilon hat", dict(eps_hat=True))])
 
 
 def sigmoid(a):

@@ -1,0 +1,89 @@
+"""MXNet 1.9 with Gluon: Embedding, rnn.GRU (form A, as cuDNN) over every step, SequenceLast at each
+review's own last step, Dense; Adam. Gluon's sequence_length option runs only with cuDNN, and the
+state at a review's last word does not depend on the padding after it, so every step runs."""
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon, nd
+from mxnet.gluon import nn, rnn
+
+from common import SEED
+from reviews import reviews_for_library
+from rnn_weights import ADAM, CLASSES, EMBED, HIDDEN, VOCAB, check
+
+CTX = mx.gpu() if mx.context.num_gpus() else mx.cpu()
+
+
+def load_data(dataset, profile):
+    return reviews_for_library(dataset, profile)
+
+
+class RNN(gluon.HybridBlock):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(VOCAB, EMBED)
+        self.gru = rnn.GRU(HIDDEN, layout="NTC", input_size=EMBED)  # gates r, z, n, as PyTorch's
+        self.dense = nn.Dense(CLASSES, in_units=HIDDEN)
+
+    def hybrid_forward(self, F, ids):
+        steps = self.gru(self.embedding(ids))  # (N, T, H)
+        lengths = F.sum(ids != 0, axis=1)  # the padding (0) comes after each review
+        return self.dense(F.SequenceLast(steps, sequence_length=lengths, use_sequence_length=True, axis=1))
+
+
+def create_model():
+    mx.random.seed(SEED)
+    model = RNN()
+    model.initialize(mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3), ctx=CTX)
+    model.hybridize(static_alloc=True, static_shape=True)
+    return model
+
+
+def init_model(model):
+    adam = gluon.Trainer(model.collect_params(), "adam", {"learning_rate": ADAM["lr"], "beta1": ADAM["beta1"],
+                                                          "beta2": ADAM["beta2"], "epsilon": ADAM["eps"]})
+    return model, gluon.loss.SoftmaxCrossEntropyLoss(), adam
+
+
+def train_epoch(trainer, batches):
+    model, loss_fn, adam = trainer
+    total, steps = nd.zeros(1, ctx=CTX), 0
+    for x, y in batches:
+        x, y = nd.array(x, ctx=CTX), nd.array(y, ctx=CTX)
+        with autograd.record():
+            loss = loss_fn(model(x), y)
+        loss.backward()
+        adam.step(x.shape[0])  # the gradients are summed over the batch: step divides by its size
+        total, steps = total + loss.mean(), steps + 1
+    return total.asscalar() / steps
+
+
+def predict(trainer, batches):
+    return np.concatenate([trainer[0](nd.array(x, ctx=CTX)).argmax(axis=1).asnumpy().astype(np.int64)
+                           for x in batches])
+
+
+def count_params(model):
+    return sum(p.data().size for p in model.collect_params().values())
+
+
+def params(model):
+    """The parameters in the neutral layout's groups and order, which are Gluon's own."""
+    gru = model.gru.collect_params()
+    names = ["l0_i2h_weight", "l0_h2h_weight", "l0_i2h_bias", "l0_h2h_bias"]
+    return [[model.embedding.weight], [gru[next(k for k in gru if k.endswith(n))] for n in names],
+            [model.dense.weight, model.dense.bias]]
+
+
+def get_weights(model):
+    return [[p.data().asnumpy() for p in group] for group in params(model)]
+
+
+def set_weights(model, weights):
+    for group, values in zip(params(model), check(weights)):
+        for p, v in zip(group, values):
+            p.set_data(nd.array(v, ctx=CTX))
+
+
+def runtime_info():
+    gpu = CTX.device_type == "gpu"
+    return dict(version=mx.__version__, device="gpu" if gpu else "cpu", cudnn=gpu, gru_form="A (rnn.GRU)")
