@@ -17,7 +17,8 @@ from rnn_weights import ADAM
 
 # Where Adam adds epsilon: the frameworks split between the two (each row's parity run says which).
 OPTIMIZER_FORMS = OrderedDict([("epsilon after the bias correction", dict(eps_hat=False)),
-                               ("epsilon hat", dict(eps_hat=True))])
+                               ("epsilon hat", dict(eps_hat=True)),
+                               ("epsilon hat, steps counted from 2", dict(eps_hat=True, first_step=2))])
 
 
 def sigmoid(a):
@@ -106,16 +107,17 @@ def gradients(weights, ids, labels, form="A"):
     return loss, [[d_embedding], grads, [d_logits.T @ last, d_logits.sum(axis=0)]]
 
 
-def train(weights, batches, form="A", eps_hat=False, lr=ADAM["lr"], beta1=ADAM["beta1"], beta2=ADAM["beta2"],
-          eps=ADAM["eps"]):
+def train(weights, batches, form="A", eps_hat=False, first_step=1, lr=ADAM["lr"], beta1=ADAM["beta1"],
+          beta2=ADAM["beta2"], eps=ADAM["eps"]):
     """Adam over the batches: (losses, weights after the steps). As PyTorch steps it (the paper's
     Algorithm 1: eps added to the bias-corrected root), or with eps_hat as Keras does (the paper's
-    "epsilon hat", added to the uncorrected root: eps / sqrt(1 - beta2^t) in Algorithm 1's terms)."""
+    "epsilon hat", added to the uncorrected root: eps / sqrt(1 - beta2^t) in Algorithm 1's terms).
+    first_step=2 corrects the bias of step t as of step t + 1, as Caffe2's Adam does."""
     weights = [[np.float64(a) for a in group] for group in weights]
     m = [[np.zeros_like(a) for a in group] for group in weights]
     v = [[np.zeros_like(a) for a in group] for group in weights]
     losses = []
-    for step, (ids, labels) in enumerate(batches, 1):
+    for step, (ids, labels) in enumerate(batches, first_step):
         loss, grads = gradients(weights, ids, labels, form)
         losses.append(loss)
         for group, g_group, m_group, v_group in zip(weights, grads, m, v):
