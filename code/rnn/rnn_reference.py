@@ -18,7 +18,9 @@ from rnn_weights import ADAM
 # Where Adam adds epsilon: the frameworks split between the two (each row's parity run says which).
 OPTIMIZER_FORMS = OrderedDict([("epsilon after the bias correction", dict(eps_hat=False)),
                                ("epsilon hat", dict(eps_hat=True)),
-                               ("epsilon hat, steps counted from 2", dict(eps_hat=True, first_step=2))])
+                               ("epsilon hat, steps counted from 2", dict(eps_hat=True, first_step=2)),
+                               ("epsilon hat, a repeated word's gradients squared apart",
+                                dict(eps_hat=True, rows_apart=True))])
 
 
 def sigmoid(a):
@@ -69,8 +71,9 @@ def loss_and_grad(logits, labels):
     return loss, p / n
 
 
-def gradients(weights, ids, labels, form="A"):
-    """(loss, gradients in the weights' layout): backpropagation through each review's own steps."""
+def gradients(weights, ids, labels, form="A", rows_apart=False):
+    """(loss, gradients in the weights' layout): backpropagation through each review's own steps.
+    With rows_apart, also the embedding's gradient squared per occurrence of a word, then summed."""
     (embedding,), (w_ih, w_hh, b_ih, b_hh), (kernel, bias) = [[np.float64(a) for a in g] for g in weights]
     logits, (x, h, saved, lengths, last) = forward(weights, ids, form)
     loss, d_logits = loss_and_grad(logits, labels)
@@ -104,26 +107,33 @@ def gradients(weights, ids, labels, form="A"):
         dh = dh_prev + dgh @ w_hh
     d_embedding = np.zeros_like(embedding)
     np.add.at(d_embedding, ids, dx)
-    return loss, [[d_embedding], grads, [d_logits.T @ last, d_logits.sum(axis=0)]]
+    grads = [[d_embedding], grads, [d_logits.T @ last, d_logits.sum(axis=0)]]
+    if rows_apart:
+        squares = np.zeros_like(embedding)
+        np.add.at(squares, ids, dx * dx)
+        return loss, grads, squares
+    return loss, grads
 
 
-def train(weights, batches, form="A", eps_hat=False, first_step=1, lr=ADAM["lr"], beta1=ADAM["beta1"],
-          beta2=ADAM["beta2"], eps=ADAM["eps"]):
+def train(weights, batches, form="A", eps_hat=False, first_step=1, rows_apart=False, lr=ADAM["lr"],
+          beta1=ADAM["beta1"], beta2=ADAM["beta2"], eps=ADAM["eps"]):
     """Adam over the batches: (losses, weights after the steps). As PyTorch steps it (the paper's
     Algorithm 1: eps added to the bias-corrected root), or with eps_hat as Keras does (the paper's
     "epsilon hat", added to the uncorrected root: eps / sqrt(1 - beta2^t) in Algorithm 1's terms).
-    first_step=2 corrects the bias of step t as of step t + 1, as Caffe2's Adam does."""
+    first_step=2 corrects the bias of step t as of step t + 1, as Caffe2's Adam does. rows_apart
+    adds to the embedding's second moment the square of each occurrence's gradient, not the square of
+    their sum, as Keras 3's Adam does on TensorFlow (whose embedding gradient holds a row per occurrence)."""
     weights = [[np.float64(a) for a in group] for group in weights]
     m = [[np.zeros_like(a) for a in group] for group in weights]
     v = [[np.zeros_like(a) for a in group] for group in weights]
     losses = []
     for step, (ids, labels) in enumerate(batches, first_step):
-        loss, grads = gradients(weights, ids, labels, form)
+        loss, grads, *squares = gradients(weights, ids, labels, form, rows_apart)
         losses.append(loss)
         for group, g_group, m_group, v_group in zip(weights, grads, m, v):
             for i, g in enumerate(g_group):
                 m_group[i] = beta1 * m_group[i] + (1 - beta1) * g
-                v_group[i] = beta2 * v_group[i] + (1 - beta2) * g * g
+                v_group[i] = beta2 * v_group[i] + (1 - beta2) * (squares.pop() if squares else g * g)
                 m_hat, v_hat = m_group[i] / (1 - beta1 ** step), v_group[i] / (1 - beta2 ** step)
                 root = np.sqrt(v_hat) + (eps / np.sqrt(1 - beta2 ** step) if eps_hat else eps)
                 group[i] = group[i] - lr * m_hat / root
