@@ -22,14 +22,14 @@ export GPU
 LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
-.PHONY: html book bench bench-defaults bench-tuning bench-inference reference reference-rows reference-tables reference-defaults \
+.PHONY: html book bench bench-rnn reference-rnn bench-defaults bench-tuning bench-inference reference reference-rows reference-tables reference-defaults \
 	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets \
 	gpu-builds envs test test-slow test-fidelity serve clean
 .DELETE_ON_ERROR:
 
 # Ends with its own duration: what a build costs on this machine (the README asks for a GPU's).
 html:
-	@start=$$(date +%s); $(MAKE) --no-print-directory bench book; echo "make html took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) --no-print-directory bench bench-rnn book; echo "make html took $$(( $$(date +%s) - start )) s"
 
 book: .envs/main/.installed book/_static/vendor/VERSIONS
 	.envs/main/bin/jupyter-book build . --all -W -n --keep-going
@@ -40,6 +40,15 @@ bench: $(SETUP)
 	$(PY) code/bench.py --resume $(BENCH_ARGS)
 	$(PY) code/bench.py --init-cost --only-if-stale $(INIT_ARGS)
 
+# Part II's rows, the GRU (code/rnn/), into a run of their own beside the bag-of-words baseline; the
+# reviews are IMDB's where its host answers, else the synthetic corpus (RNN_DATASET=synthetic|imdb).
+RNN_DATASET ?= $(if $(filter synthetic,$(DATASET)),synthetic,auto)
+bench-rnn: $(SETUP)
+	$(PY) code/bench.py --model rnn --resume $(BENCH_ARGS:--dataset $(DATASET)=--dataset $(RNN_DATASET))
+
+reference-rnn: $(SETUP)
+	$(PY) code/bench.py --model rnn --reference --resume --profile quick --dataset $(RNN_DATASET)
+
 # What the frameworks' own weight init costs (defaults chapter): the frameworks whose default is not
 # Glorot-uniform, trained with each, on INIT_PROFILE (fidelity: 4 epochs of 6,400 images, about
 # 90 min on 2 cores); a pair made by the same code and environments is kept, not run again.
@@ -49,7 +58,7 @@ bench-defaults: $(SETUP)
 # The reference runs a fresh clone's book shows, into data/results/reference/ to be committed: every
 # row's quick run (about 30 min on 2 cores), the defaults and parity tables (5 min), the own-init
 # pair (fidelity, about 1 h) and the tuning ablation (1 to 2 h). Each part can be run alone.
-reference: reference-rows reference-tables reference-defaults reference-tuning reference-inference reference-scale-out
+reference: reference-rows reference-tables reference-defaults reference-tuning reference-inference reference-scale-out reference-rnn
 
 reference-tables: $(SETUP)
 	$(PY) code/bench.py --reference --book-tables
@@ -89,6 +98,7 @@ reference-scale-out: $(SETUP)
 # libraries link found there but the driver's libcuda.so.1 (ldd: no GPU needed). Not in CI: it
 # downloads every set (several GB) and writes data/gpu-sets.json.
 test-gpu-sets: .envs/main/.installed
+	$(PY) -m pytest -m registry $(PYTEST_ARGS)
 	$(PY) tools/gpu_sets.py
 
 # What each GPU set takes on disk and which GPUs its CUDA builds have code for (the README's table):
@@ -124,7 +134,7 @@ test: $(SETUP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: $(SETUP)
-	$(PY) -m pytest -m "slow and not fidelity" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "slow and not fidelity and not registry" $(PYTEST_ARGS)
 
 # Not in CI: the parity tests of `make test` prove the rows equal in seconds; this proves they learn.
 test-fidelity: $(SETUP)

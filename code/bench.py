@@ -24,7 +24,9 @@ def main(argv=None):
     parser.add_argument("--frameworks", default="",
                         help="comma-separated names (default: every implemented framework, tuned rows included)")
     parser.add_argument("--profile", default="", help="full, quick, fidelity or smoke (default: full on a GPU, else quick)")
-    parser.add_argument("--dataset", default="auto", help="auto, cifar10, fashion-mnist or synthetic")
+    parser.add_argument("--dataset", default="auto", help="auto, cifar10, fashion-mnist or synthetic (with "
+                        "--model rnn: auto, imdb or synthetic)")
+    parser.add_argument("--model", default="cnn", help="cnn, or rnn: part II's rows (the GRU)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the newest incomplete run of this profile and dataset")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per framework")
@@ -53,16 +55,26 @@ def main(argv=None):
     # Ctrl-C (SIGINT) must still stop a run and mark it incomplete.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        frameworks = (common.parse_frameworks(args.frameworks) if args.frameworks
-                      else common.implemented_frameworks(tuned=True))
+        common.check_choice("model", args.model, list(common.MODELS))
+        named = args.frameworks
+        if named and args.model != "cnn":  # FRAMEWORKS=pytorch,jax names part II's twins of those rows
+            names = [n.strip() for n in named.split(",") if n.strip()]
+            names = [n if n.startswith(args.model + "-") else "{}-{}".format(args.model, n) for n in names]
+            named = ",".join(n for n in dict.fromkeys(names) if n in common.ROWS)
+            if not named:
+                sys.stderr.write("no {} row among {}: nothing to run\n".format(args.model, args.frameworks))
+                return 0
+        frameworks = (common.parse_frameworks(named) if named
+                      else common.implemented_frameworks(tuned=True, model=args.model))
+        model = common.model_of(frameworks)
         if args.init == "own" or args.init_cost:
             frameworks = [f for f in frameworks if f in own_init.FRAMEWORKS]
             if not frameworks:
                 sys.stderr.write("no framework here has an own weight init to measure\n")
                 return 0
         if args.profile:
-            common.profile(args.profile)
-        common.check_choice("dataset", args.dataset, common.DATASETS)
+            common.profile(args.profile, model)
+        common.check_choice("dataset", args.dataset, common.datasets_of(model))
         skip = dict(item.split("=", 1) for item in args.skip if "=" in item)
         if len(skip) != len(args.skip):
             raise common.UsageError("--skip takes NAME=REASON")
@@ -91,6 +103,8 @@ def main(argv=None):
                 raise common.UsageError("--tuning measures the tuned rows: name some (FRAMEWORKS=pytorch-tuned,...)")
             modes.tuning_ablation(frameworks, args.profile or None, args.dataset, args.timeout, kind)
             return 0
+        if model != "cnn" and (args.init_cost or args.tuning or args.inference or args.scale_out or args.init != "glorot"):
+            raise common.UsageError("part II's rows have the benchmark's rows only: drop --model rnn, or the other option")
         if not args.frameworks and kind == "runs":
             frameworks = plan.stale_first(frameworks)
         modes.bench(frameworks + [n for n in skip if n not in frameworks], args.profile or None, args.dataset,

@@ -41,7 +41,14 @@ MODELS = OrderedDict([
                 reference="reference")),
     # Part II, under way: its rows are proven equal to the reference (make test), not yet benchmarked.
     ("rnn", dict(folder="rnn", label="the GRU on IMDB reviews", data="reviews", weights="rnn_weights",
-                reference="rnn_reference")),
+                reference="rnn_reference", baseline="rnn_baseline", dataset_names=("auto", "imdb", "synthetic"), profiles=dict(
+                    # The seed's RNN: 3 epochs over the 25,000 training reviews, all 25,000 test ones.
+                    full=dict(epochs=3, n_train=25000, n_test=25000, timeout=3600),
+                    quick=dict(epochs=3, n_train=1920, n_test=1280, timeout=900,
+                               about="a CPU-sized run: 3 epochs over 1,920 reviews"),
+                    fidelity=dict(epochs=3, n_train=25000, n_test=5000, timeout=3600,
+                                  about="long enough to learn: 3 epochs over the 25,000 training reviews"),
+                    smoke=dict(epochs=2, n_train=128, n_test=128, timeout=300)))),
 ])
 
 # name -> model, its module in the model's folder, environment (envs/<env>/), tab label, extra
@@ -97,7 +104,7 @@ PARALLEL = OrderedDict([
     ("keras-cntk", dict(module="cnn_keras2_parallel", launcher="mpiexec")),
 ])
 
-DATASETS = ("auto", "cifar10", "fashion-mnist", "synthetic")
+DATASETS = ("auto", "cifar10", "fashion-mnist", "synthetic")  # the CNN's; a model may name its own
 
 
 class UsageError(ValueError):
@@ -145,6 +152,10 @@ def model_module(model, role):
     return importlib.import_module(MODELS[model].get(role, role))
 
 
+def datasets_of(model):
+    return MODELS[model].get("dataset_names", DATASETS)
+
+
 def model_of(frameworks):
     """The one model these rows train."""
     models = {ROWS[f]["model"] for f in frameworks} or {next(iter(MODELS))}
@@ -164,8 +175,9 @@ def implemented_frameworks(tuned=False, model="cnn"):
     return [n for n in names if os.path.exists(module_path(n))]
 
 
-def profile(name):
-    return PROFILES[check_choice("profile", name, list(PROFILES))]
+def profile(name, model="cnn"):
+    """A profile's sizes for `model` (part II's are in reviews, and fewer)."""
+    return dict(PROFILES[check_choice("profile", name, list(PROFILES))], **MODELS[model].get("profiles", {}).get(name, {}))
 
 # Precision policy of the default tier: strict float32 everywhere, TF32 off for convolutions
 # and matrix products alike (the seed's GPUs had no TF32, and frameworks' defaults differ).

@@ -40,6 +40,25 @@ def test_every_framework_has_a_result(built):
         assert doc["params"] == 3441592 and doc["profile"] == "smoke" and doc["dataset"] == "synthetic"
 
 
+def test_part_two_rows_run_beside_their_baseline_and_their_page_shows_them(built):
+    """make html also runs part II's rows, into a run of their own that never becomes the CNN's latest."""
+    results_dir = os.path.dirname(os.path.dirname(built))
+    runs = sorted(glob.glob(os.path.join(results_dir, "runs", "*-smoke-rnn")))
+    assert len(runs) == 1, runs
+    for name in common.implemented_frameworks(model="rnn"):
+        with open(os.path.join(runs[0], name + ".json")) as f:
+            doc = json.load(f)
+        assert doc["status"] == "ok", (name, doc["error"])
+        assert doc["params"] == 3818302 and doc["adam"]["lr"] == 0.001 and doc["momentum"] is None
+    with open(os.path.join(runs[0], "baseline.json")) as f:
+        baseline = json.load(f)
+    assert 0 <= baseline["accuracy"] <= 1 and baseline["n_train"] == common.profile("smoke", "rnn")["n_train"]
+    shown = text("rnn")
+    assert "this machine: synthetic dataset, smoke profile" in shown and "bag-of-words baseline" in shown
+    assert all(common.ROWS[n]["label"] in shown for n in common.implemented_frameworks(model="rnn"))
+    assert "epsilon hat, steps counted from 2" in shown and "nnx.GRUCell" in shown
+
+
 def test_step_chapters_have_synchronized_tabs_with_the_modules_code(built):
     tabs = {spec["module"] for spec in common.FRAMEWORKS.values()} & {
         os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "code", "cnn", "cnn_*.py"))}

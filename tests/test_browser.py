@@ -283,7 +283,7 @@ def test_every_measured_table_fits_its_column(browser, site, width):
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     try:
-        for name in ("results", "fast", "defaults", "07-weights", "08-export", "09-scale-out"):
+        for name in ("results", "fast", "defaults", "07-weights", "08-export", "09-scale-out", "rnn"):
             page.goto(site + name + ".html")
             found = page.evaluate("""() => {
                 const vw = document.documentElement.clientWidth;

@@ -17,7 +17,7 @@ from conftest import ROOT
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from gpu_builds import CUDA_BUILDS as BUILDS, norm, resolve  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.registry]
 GPU_FILES = sorted(glob.glob(os.path.join(ROOT, "envs", "*", "requirements-gpu.txt")))
 # The package that makes each set a GPU set: it must be what the file resolves to.
 CUDA_BUILD = {"main": ["tensorflow", "jax-cuda12-plugin", "nvidia-cudnn-cu12", "nvidia-cudnn-cu13", "torch"],

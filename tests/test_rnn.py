@@ -186,6 +186,29 @@ def test_flax_nnx_gru_cell_drops_the_recurrent_candidate_bias():
     assert np.max(np.abs(logits - ref.forward(weights, ids)[0])) > 1e-2  # what b_hn does, lost
 
 
+MXNET_LENGTHS = """
+import mxnet as mx, numpy as np
+from mxnet.gluon import rnn
+gru = rnn.GRU(4, layout="NTC", input_size=3, use_sequence_length=True)
+gru.initialize()
+x = mx.nd.random.uniform(shape=(2, 5, 3))
+_, (h,) = gru(x, gru.begin_state(2), mx.nd.array([5, 3]))
+plain = rnn.GRU(4, layout="NTC", input_size=3, params=gru.collect_params())
+print(float(np.abs(h[0, 1].asnumpy() - plain(x)[1, 4].asnumpy()).max()))
+"""
+
+
+def test_mxnet_cpu_gru_takes_sequence_lengths_and_ignores_them():
+    """What rnn_mxnet's docstring says: on the CPU build, GRU(use_sequence_length=True) returns for a
+    review of 3 steps the state after all 5, so the module runs every step and reads its own last one."""
+    from conftest import run
+    if envs.python_for("rnn-mxnet")[0] is None:
+        pytest.skip(envs.python_for("rnn-mxnet")[1])
+    out = run([envs.python_for("rnn-mxnet")[0], "-c", MXNET_LENGTHS])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip().splitlines()[-1]) == 0.0
+
+
 def test_the_corpus_is_cached_once_and_a_corrupt_cache_says_what_to_do(tmp_path, monkeypatch):
     import datasets
     monkeypatch.setattr(datasets, "CACHE_DIR", str(tmp_path))

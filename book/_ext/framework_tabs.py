@@ -37,10 +37,8 @@ def tabs(model=MODEL):
     """(key, label, module, legacy) per implemented module of `model`, in the registry's order, each
     module once."""
     seen = {}
-    for name in common.implemented_frameworks():
-        spec = common.FRAMEWORKS[name]
-        if spec["model"] != model:
-            continue
+    for name in common.implemented_frameworks(model=model):
+        spec = common.ROWS[name]
         seen.setdefault(spec["module"], (common.tab(name), spec["label"], spec["module"],
                                          spec.get("legacy")))
     return list(seen.values())
@@ -94,7 +92,7 @@ def chapters():
         return re.findall(r"^\s*- file: (\S+)", f.read(), re.M)
 
 
-def steps():
+def steps(model=MODEL):
     """Every chapter's framework-tabs, in the book's order: what the compare view and the whole
     programs are made of, so that nothing in them is typed twice. One dict per step: doc (the
     chapter's path), title (its heading), names (the directive's arguments) and notes
@@ -104,6 +102,9 @@ def steps():
         with open(os.path.join(ROOT, doc + ".md")) as f:
             text = f.read()
         for match in DIRECTIVE.finditer(text):
+            options = re.findall(r"^:(\w+): *(.*)$", match.group(2), re.M)
+            if dict(options).get("model", MODEL) != model:
+                continue
             lines = [l for l in match.group(2).splitlines() if not l.startswith(":")]
             out.append(dict(doc=doc, title=re.search(r"^# (.+)$", text, re.M).group(1),
                             names=match.group(1).split(), notes=parse_notes(lines)))
@@ -141,7 +142,8 @@ class FrameworkTabs(SphinxDirective):
                 lines += [missing.format(label=label), ""]
             lines += [notes.get(key, ""), ""]
             program = "/_build/programs/" + module  # written by programs.py when the build starts
-            lines += LINKS.format(module=module, program=program, compare=compare, key=key, label=label).split("\n") + [""]
+            if model == MODEL:  # part II has no whole programs or compare view yet
+                lines += LINKS.format(module=module, program=program, compare=compare, key=key, label=label).split("\n") + [""]
             if legacy:  # in every chapter: where to translate this framework's code to
                 lines += ["```{admonition} Legacy framework", ":class: note", legacy, "```", ""]
             lines += [":::", ""]

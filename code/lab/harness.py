@@ -70,7 +70,7 @@ def device_profile(result, profile_name, cpu_profile, gpu_seen):
     why = result.get("device_note") or "{} {} does not use it".format(result["framework"], result["framework_version"])
     result["device_note"] = "{} is here, but {}: on the CPU with the {} profile instead of {}".format(
         gpu_seen or "a GPU", why, cpu_profile, profile_name)
-    prof = common.profile(cpu_profile)
+    prof = common.profile(cpu_profile, common.ROWS[result["framework"]]["model"])
     result.update(profile=cpu_profile, epochs=prof["epochs"], n_train=prof["n_train"], n_test=prof["n_test"])
     return cpu_profile
 
@@ -89,18 +89,21 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
         own_init.apply(framework, module)
     info = module.runtime_info()
     result.update(info, framework_version=info.pop("version"))
+    if hasattr(module, "ADAM"):  # part II's optimizer, not the CNN's momentum SGD
+        result.update(lr=module.ADAM["lr"], momentum=None, adam=dict(module.ADAM))
     if why_cpu:
         result["device_note"] = why_cpu
     tuning = sys.modules.get("tuning")  # a tuned row: which of its changes are on here, and why
     if tuning:
         result.update(twin=spec["twin"], tuning=tuning.report())
-    prof = common.profile(device_profile(result, profile_name, cpu_profile, gpu_seen))
+    prof = common.profile(device_profile(result, profile_name, cpu_profile, gpu_seen), spec["model"])
     x_train, x_test, y_train, y_test = timed(phases, "data", module.load_data, dataset, prof)
     model = timed(phases, "build", module.create_model)
     result["params"] = int(module.count_params(model))
     trainer = timed(phases, "init", module.init_model, model)
-    # The rule conv3's initial weights follow (50 -> 100 channels, as introspect.py's probe).
-    result["init"], result["init_rule"] = init, introspect.classify_weights(module.get_weights(model)[2][0])
+    result["init"] = init
+    if spec["model"] == "cnn":  # the rule conv3's initial weights follow (50 -> 100 channels, as introspect.py's probe)
+        result["init_rule"] = introspect.classify_weights(module.get_weights(model)[2][0])
     cpu_start, machine_start = time.process_time(), machine_cpu_seconds()  # this process; every process
     for epoch in range(prof["epochs"]):
         start = time.perf_counter()
@@ -121,16 +124,18 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
     y_pred = timed(phases, "predict", module.predict, trainer, batches)
     result["accuracy"] = datasets.evaluate(y_pred, y_test)
     result["n_predicted"] = int(len(np.asarray(y_pred).reshape(-1)))
-    if result["params"] != common.N_PARAMS:
+    expected = getattr(common.model_module(spec["model"], "weights"), "N_PARAMS", common.N_PARAMS)
+    if result["params"] != expected:
         raise AssertionError("{} has {:,} parameters, the seed's model has {:,}".format(
-            framework, result["params"], common.N_PARAMS))
+            framework, result["params"], expected))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("framework", choices=list(common.ROWS))
     parser.add_argument("--profile", default="smoke", choices=list(common.PROFILES))
-    parser.add_argument("--dataset", default="synthetic", choices=common.DATASETS[1:])
+    parser.add_argument("--dataset", default="synthetic",
+                        choices=sorted({d for m in common.MODELS for d in common.datasets_of(m)} - {"auto"}))
     parser.add_argument("--out", help="the result file (required unless --probe)")
     parser.add_argument("--run", default="")
     parser.add_argument("--init", default="glorot", choices=["glorot", "own"])
@@ -149,7 +154,7 @@ def main(argv=None):
         return 0
     if not args.out:
         parser.error("--out is required")
-    prof = common.profile(args.profile)
+    prof = common.profile(args.profile, common.ROWS[args.framework]["model"])
     result = results.new_result(args.framework, args.profile, args.dataset, run=args.run,
                                 epochs=prof["epochs"], n_train=prof["n_train"], n_test=prof["n_test"],
                                 python=platform.python_version(), cpu=results.cpu_name())

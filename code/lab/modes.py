@@ -23,9 +23,12 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
     # quick for one whose build stays on the CPU. PROFILE=full runs full everywhere.
     cpu_profile = "quick" if gpu and not profile else None
     profile = profile or runs.default_profile(gpu)
-    common.profile(profile)
-    dataset = datasets.resolve(dataset)
-    datasets.prepare(dataset)
+    model = common.model_of(frameworks)
+    purpose = purpose or ("" if model == "cnn" else model)  # part II's runs are never the CNN's latest
+    common.profile(profile, model)
+    data = common.model_module(model, "data")
+    dataset = data.resolve(dataset)
+    data.prepare(dataset)
     path, meta = runs.start_run(frameworks, profile, dataset, gpu or results.cpu_name(), resume, init, purpose, kind)
     meta["label"] = label or meta.get("label") or ""
     meta.update(extra or {})
@@ -36,14 +39,14 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
     finished = [f for f in meta["frameworks"] if (results.read_result(os.path.join(path, f + ".json"))[0] or {})
                 .get("status") == "ok"]
     todo = [f for f in meta["frameworks"] if f not in finished]
-    estimates, how = plan.estimate(todo, profile, dataset, meta.get("calibration_seconds") or runs.calibrate())
+    estimates, how = plan.estimate(todo, profile, dataset, meta.get("calibration_seconds") or runs.calibrate(), purpose)
     plan.print_plan(todo, profile, dataset, meta["device"], estimates, how, skip)
     show = runner.Progress(todo, estimates=estimates)
     for framework in meta["frameworks"]:  # a resumed run also finishes what it was first asked for
         if framework in finished:
             sys.stderr.write("{:<17} done already in this run\n".format(framework))
             continue
-        limit = timeout or common.profile(profile)["timeout"]
+        limit = timeout or common.profile(profile, model)["timeout"]
         if framework in skip:
             result = results.new_result(framework, profile, dataset, run=meta["run"], status="skipped",
                                         error="not run here: " + skip[framework])
@@ -53,10 +56,23 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
         result["code"] = digest.row_code(framework)
         results.write_json(os.path.join(path, framework + ".json"), result)
         show.done(result)
+    if "baseline" in common.MODELS[model]:
+        write_baseline(path, model, profile, dataset)
     runs.finish_run(path, meta)
     if init == "glorot" and not purpose and kind == "runs":
         results.set_latest(path)
     return path
+
+
+def write_baseline(path, model, profile, dataset):
+    """A model's baseline beside its rows (part II's bag of words), on the same reviews, once per run."""
+    out = os.path.join(path, results.BASELINE)
+    if results.read_object(out)[0]:
+        return
+    prof = common.profile(profile, model)
+    x_train, x_test, y_train, y_test = common.model_module(model, "data").reviews_for_library(dataset, prof)
+    found = common.model_module(model, common.MODELS[model]["baseline"]).baseline(x_train, y_train, x_test, y_test)
+    results.write_json(out, dict(found, dataset=dataset, profile=profile, n_train=len(y_train), n_test=len(y_test)))
 
 
 def current_pair(key):

@@ -9,7 +9,7 @@ import datasets
 from lab import digest, envs, results, runs
 
 
-def estimate(frameworks, profile, dataset, calibration):
+def estimate(frameworks, profile, dataset, calibration, purpose=""):
     """({row: seconds or None}, how): from the newest complete run on this machine with the same
     profile and dataset that has the row; else from the newest reference run that has it, scaled by
     how much faster this machine ran the calibration (runs.calibrate) than the reference's did."""
@@ -21,7 +21,7 @@ def estimate(frameworks, profile, dataset, calibration):
         for p, m in results.local_runs(kind="reference") if m.get("calibration_seconds")]
     for path, meta, scale, source in sources:
         if (meta.get("profile"), meta.get("dataset"), meta.get("init", "glorot"), meta.get("purpose", "")) != (
-                profile, dataset, "glorot", ""):
+                profile, dataset, "glorot", purpose):
             continue
         for name in frameworks:
             done, _ = results.read_result(os.path.join(path, name + ".json"))

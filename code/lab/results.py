@@ -154,7 +154,8 @@ def local_runs(root=None, kind="runs"):
 # The files of a run folder that are not results: the run, its manifest, and the book's tables of a
 # reference (report_weights.write_reference).
 MANIFEST = "manifest.json"
-NOT_RESULTS = ("run.json", MANIFEST, "defaults.json", "parity.json", "onnx.json")
+BASELINE = "baseline.json"  # part II's bag-of-words baseline, beside its rows
+NOT_RESULTS = ("run.json", MANIFEST, "defaults.json", "parity.json", "onnx.json", BASELINE)
 
 
 def load_run(path):

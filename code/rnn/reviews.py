@@ -42,7 +42,8 @@ def read_imdb(path):
 
 RANKS = 88584  # IMDB's distinct words
 NEGATIONS = np.array([21, 54, 117])  # frequent words that flip the polarity word after them
-POSITIVE, NEGATIVE = np.arange(300, 700), np.arange(700, 1100)  # within the vocabulary
+POSITIVE, NEGATIVE = np.arange(300, 340), np.arange(700, 740)  # within the vocabulary, each seen often
+SYNTHETIC_VERSION = 2  # of the rules above: a cached corpus of another version is made anew
 
 
 def review_lengths(rng, n):
@@ -130,7 +131,8 @@ ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def cache_dir(name):
-    return os.path.join(datasets.CACHE_DIR, "reviews-" + name)
+    return os.path.join(datasets.CACHE_DIR, "reviews-" + name + (
+        "-v{}".format(SYNTHETIC_VERSION) if name == "synthetic" else ""))
 
 
 def resolve(name):

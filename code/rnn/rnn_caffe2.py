@@ -1,6 +1,7 @@
 """Caffe2 (inside PyTorch 1.8.1): Gather from the embedding, gru_cell.GRU (linear_before_reset=True:
 form A) over time-major reviews with their lengths, so its last state is each review's own, FC; Adam.
-Caffe2's GRU has no cuDNN kernel: its cuDNN Recurrent operator is tested for LSTMs only."""
+gru_cell builds each step from Caffe2's own operators (GRUUnit), on a GPU too: Caffe2's cuDNN Recurrent
+operator has a gru mode, but gru_cell does not use it (and its test in Caffe2 samples LSTMs only)."""
 import numpy as np
 from caffe2.proto import caffe2_pb2
 from caffe2.python import brew, core, gru_cell, model_helper, optimizer, workspace

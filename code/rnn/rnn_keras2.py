@@ -23,7 +23,7 @@ def load_data(dataset, profile):
 def create_model():
     np.random.seed(SEED)
     return keras.models.Sequential([
-        Embedding(VOCAB, EMBED, mask_zero=True, input_length=MAXLEN),  # CNTK's backend needs the length
+        Embedding(VOCAB, EMBED, mask_zero=True, input_length=MAXLEN),  # a fixed length, as the seed's
         GRU(HIDDEN, reset_after=True, recurrent_activation="sigmoid"),  # gates z, r, h in its weights
         Dense(CLASSES),  # logits
     ])

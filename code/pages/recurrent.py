@@ -1,0 +1,164 @@
+"""Part II's pages: the GRU's translation table (each framework's recurrent API, measured against the
+NumPy reference) and its benchmark runs, in charts of their own beside the 2018 benchmark's RNN table.
+"""
+import html
+import os
+
+import altair as alt
+
+import common
+from lab import envs, parity, results
+from pages.base import (Run, WIDTH, _fmt, apart, embed, flags_note, html_table, load_seed, purpose_run,
+                        reference_note, rows, shared_selection)
+from pages.results import table as results_table
+
+MODEL = "rnn"
+
+# How each module feeds the GRU and reads each review's last step, and how its weights are laid out:
+# what its code does (code/rnn/), which the parity run proves by computing the reference's logits.
+HOW = {
+    "pytorch": ("nn.GRU, batch first", "r, z, n; (3H, in); two biases", "every step, then the state at each review's length - 1"),
+    "tensorflow": ("tf.scan over a written-out step", "r, z, n; (in, 3H); two biases", "every step, then gather_nd at length - 1"),
+    "keras": ("layers.GRU(reset_after=True)", "z, r, h; (in, 3H); bias (2, 3H)", "Embedding(mask_zero=True): masked steps keep the state"),
+    "jax": ("nnx.RNN over nnx.GRUCell + the recurrent bias", "r, z, n; (in, 3H); two biases", "nnx.RNN(seq_lengths=...) returns each review's last carry"),
+    "mxnet": ("gluon.rnn.GRU, layout NTC", "r, z, n; (3H, in); two biases", "every step, then SequenceLast with the lengths"),
+    "chainer": ("L.NStepGRU", "r, z, n as six blocks w0-w5, b0-b5", "a list of unpadded reviews: each one's last state"),
+    "cntk": ("Recurrence of a written-out step", "r, z, n; (in, 3H); two biases", "sequences of their own length (dynamic axis), sequence.last"),
+    "keras2": ("layers.GRU(reset_after=True, recurrent_activation='sigmoid')", "z, r, h; (in, 3H); bias (2, 3H)",
+               "Embedding(mask_zero=True) at a fixed length of 150"),
+    "caffe2": ("gru_cell.GRU(linear_before_reset=True), time-major", "r, z, n; i2h (3H, in), one FC (H, H) per gate",
+               "seq_lengths: past its length a state stays"),
+}
+
+
+def rows_of_model():
+    return common.implemented_frameworks(model=MODEL)
+
+
+def measured_parity():
+    """parity.table's dict for part II's rows: cached where the tests measured it with this code,
+    else measured now in every row's environment (about three minutes on two cores)."""
+    names = [n for n in rows_of_model() if envs.python_for(n)[0]]
+    return parity.table(names) if names else None
+
+
+def label_of(name):
+    spec = common.ROWS[name]
+    return spec["label"] + (" ({})".format(spec["vars"]["KERAS_BACKEND"]) if common.tab(name) == "keras" else "")
+
+
+def translation_html():
+    """What each module calls and how its weights and lengths go in: read off its code in code/rnn/."""
+    head = ["framework", "its GRU", "weights: gates, layout", "each review's last step"]
+    body = [([label_of(name)] + list(HOW[common.tab(name)]), [], []) for name in rows_of_model()]
+    return html_table(head, body, "rosetta-translation")
+
+
+def parity_html(measured):
+    """Each row against the reference: its logits, the other GRU's distance, the Adam its weights
+    landed on, and the weights of every other row moved into it."""
+    head = ["framework", "logits vs reference", "vs form B", "Adam (measured)", "update off", "weights from all"]
+    body = []
+    for name in rows_of_model():
+        row = (measured or {}).get("table", {}).get(name)
+        if not row or "error" in row:
+            why = (row or {}).get("error") or envs.python_for(name)[1] or "not measured"
+            body.append(([label_of(name), "-", "-", "-", "-", "-"], [("not measured", why)], []))
+            continue
+        moved = max(list(row["imported"].values()) + list(row["as_source"].values()))
+        cells = [label_of(name), "{:.1e}".format(row["logits"]), "{:.2f}".format(row["logits_form_b"]),
+                 row["optimizer_form"], "{:.2%}".format(row["update"]), "{:.1e} ({})".format(moved, len(row["imported"]))]
+        notes = [] if parity.passes(row) else [("outside the tolerances", "the largest differences are above")]
+        others = "; ".join("{}: {:.0%}".format(k, v) for k, v in row["other_forms"].items())
+        body.append((cells, notes, [("device", row["device"]), ("update off the other forms of Adam", others)]))
+    caption = ("" if not measured else "Measured {} on {}: three Adam steps from the same weights on the synthetic "
+               "corpus's first three shuffled batches of {} reviews, float32 in the frameworks, float64 in the "
+               "reference.".format(measured["measured"][:10], measured["machine"], common.BATCH_SIZE))
+    return "<p>{}</p>{}".format(html.escape(caption), html_table(head, body, "rosetta-parity"))
+
+
+def show_translation():
+    from IPython.display import HTML, display
+    display(HTML(translation_html()))
+
+
+def show_parity():
+    from IPython.display import HTML, display
+    display(HTML(parity_html(measured_parity())))
+
+
+# --- Part II's runs --------------------------------------------------------------------------
+
+def baseline_of(run):
+    return results.read_object(os.path.join(run.path, results.BASELINE))[0]
+
+
+def chart(run, baseline):
+    data = [d for d in rows(run) if d["status"] == "ok"]
+    if not data:
+        return None
+    order = [d["framework"] for d in data]
+    y = alt.Y("framework:N", sort=order, title=None)
+    tip = ["framework:N", "version:N", alt.Tooltip("train_seconds:Q", format=".2f"),
+           alt.Tooltip("steady_epoch:Q", format=".2f"), alt.Tooltip("accuracy:Q", format=".1%")]
+
+    def bars(field, title, axis, fmt=None, domain=None):
+        x = alt.X(field + ":Q", title=axis, axis=alt.Axis(format=fmt) if fmt else alt.Axis(),
+                  scale=alt.Scale(domain=domain) if domain else alt.Scale())
+        return alt.Chart(alt.Data(values=data)).mark_bar().encode(y=y, x=x, tooltip=tip).properties(title=title, width=WIDTH)
+    accuracy = bars("accuracy", "Test accuracy", "accuracy", fmt="%", domain=[0, 1])
+    if baseline:
+        rule = alt.Chart(alt.Data(values=[dict(accuracy=baseline["accuracy"])])).mark_rule(
+            color="#b00", strokeDash=[4, 3]).encode(x="accuracy:Q")
+        accuracy = (accuracy + rule).properties(title=alt.Title("Test accuracy", subtitle=(
+            "dashed: the bag-of-words baseline, {:.1%}".format(baseline["accuracy"]))))
+    with shared_selection():
+        return alt.vconcat(bars("train_seconds", "Training time, all epochs", "seconds"),
+                           bars("steady_epoch", "Steady epoch (the fastest after the first)", "seconds"),
+                           accuracy).properties(title=alt.Title(run.caption, anchor="start"))
+
+
+def baseline_html(baseline, dataset):
+    if not baseline:
+        return ""
+    synthetic = (" The reviews are synthetic (no dataset host is reachable from the machine that ran it): a "
+                 "polarity word after a negation counts the other way, so counting words cannot solve them."
+                 if dataset == "synthetic" else "")
+    return ('<p class="rosetta-baseline">The bag-of-words baseline (logistic regression on which words a review '
+            'has, <code>code/rnn/rnn_baseline.py</code>, L2 weight {} chosen on held-out training reviews) reaches '
+            '{:.1%} on the same {:,} test reviews after training on the same {:,}.{}</p>').format(
+        baseline["l2"], baseline["accuracy"], baseline["n_test"], baseline["n_train"], html.escape(synthetic))
+
+
+def runs_html(results_dir=None):
+    path, reference = purpose_run(MODEL, results_dir)
+    if path is None:
+        return apart(MODEL, "bench-rnn", "No run of part II's rows yet", results_dir)[1]
+    run = Run(path, "reference" if reference else "this machine", reference)
+    baseline = baseline_of(run)
+    drawn = chart(run, baseline)
+    parts = ["<h3>{}</h3>".format(html.escape(run.caption)),
+             reference_note(run, "<code>make bench-rnn</code> measures it here", "<code>make bench-rnn</code> measures {} again"),
+             embed(drawn) if drawn is not None else "<p>This run has no results.</p>",
+             baseline_html(baseline, run.meta.get("dataset")), flags_note(rows(run)), results_table(run)]
+    return "\n".join(p for p in parts if p)
+
+
+def seed_html():
+    seed = load_seed()["rnn"]
+    head = ["framework", "table", "GPU", "training s", "cuDNN", "accuracy"]
+    body = [([r["name"], r["table"], r["gpu"], _fmt("", float(r["seconds"])),
+              {True: "yes", False: "no", None: "-"}[r["cudnn"]], _fmt("accuracy", r["accuracy"])], [], [])
+            for r in seed["rows"] if r["gpu"] in ("K80", "P100")]
+    return "{}<p class=\"rosetta-note\">Source: {}. Conditions: {}.</p>".format(
+        html_table(head, body), html.escape(seed["source"]), html.escape(seed["conditions"]))
+
+
+def show_runs():
+    from IPython.display import HTML, display
+    display(HTML(runs_html()))
+
+
+def show_seed():
+    from IPython.display import HTML, display
+    display(HTML(seed_html()))
