@@ -97,7 +97,11 @@ def predict(trainer, batches):
 
 
 def count_params(model):
-    return sum(workspace.FetchBlob(str(p)).size for p in model.params)
+    """Parameters are declared by the fill operators of the init net, with their shapes."""
+    params = {str(p) for p in model.params}
+    shapes = {op.output[0]: [a.ints for a in op.arg if a.name == "shape"][0]
+              for op in model.param_init_net.Proto().op if op.output[0] in params}
+    return sum(int(np.prod(shape)) for shape in shapes.values())
 
 
 def get_weights(model):
