@@ -48,6 +48,7 @@ bench-rnn: $(SETUP)
 
 reference-rnn: $(SETUP)
 	$(PY) code/bench.py --model rnn --reference --resume --profile quick --dataset $(RNN_DATASET)
+	$(PY) code/bench.py --model rnn --reference --book-tables
 
 # What the frameworks' own weight init costs (defaults chapter): the frameworks whose default is not
 # Glorot-uniform, trained with each, on INIT_PROFILE (fidelity: 4 epochs of 6,400 images, about

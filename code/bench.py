@@ -80,9 +80,9 @@ def main(argv=None):
             raise common.UsageError("--skip takes NAME=REASON")
         if skip:
             common.parse_frameworks(",".join(skip))
-        if args.book_tables:
-            from pages.weights import write_reference  # the pages read these tables where an environment is missing
-            write_reference()
+        if args.book_tables:  # the pages read these tables where an environment is missing
+            from pages import recurrent, weights
+            (weights if model == "cnn" else recurrent).write_reference()
             return 0
         if args.init_cost:
             modes.init_cost(frameworks, args.profile or None, args.dataset, args.resume, args.timeout, kind,

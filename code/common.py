@@ -47,7 +47,7 @@ MODELS = OrderedDict([
                     quick=dict(epochs=3, n_train=1920, n_test=1280, timeout=900,
                                about="a CPU-sized run: 3 epochs over 1,920 reviews"),
                     fidelity=dict(epochs=3, n_train=25000, n_test=5000, timeout=3600,
-                                  about="long enough to learn: 3 epochs over the 25,000 training reviews"),
+                                  about="the seed's training set: 3 epochs over the 25,000 training reviews"),
                     smoke=dict(epochs=2, n_train=128, n_test=128, timeout=300)))),
 ])
 

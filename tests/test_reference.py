@@ -62,6 +62,18 @@ def purpose_reference(purpose):
     return None
 
 
+def test_the_reference_has_every_part_two_row_ok_beside_its_baseline_and_made_by_todays_code():
+    path = purpose_reference("rnn")
+    assert path, "no reference run of part II: make reference-rnn makes one"
+    found = {r["framework"]: r for r in results.load_run(path)[1]}
+    assert sorted(found) == sorted(common.implemented_frameworks(model="rnn"))
+    for name, r in found.items():
+        assert r["status"] == "ok" and r["profile"] == "quick", (name, r["error"])
+        assert not digest.older_code(r), "{}: its module changed since: make reference-rnn".format(name)
+    baseline = results.read_object(os.path.join(path, results.BASELINE))[0]
+    assert baseline and baseline["n_test"] == common.profile("quick", "rnn")["n_test"]
+
+
 def test_the_reference_has_every_frameworks_inference_measured_or_why_not():
     from lab import onnx_check
     path = purpose_reference("inference")

@@ -35,11 +35,31 @@ def rows_of_model():
     return common.implemented_frameworks(model=MODEL)
 
 
-def measured_parity():
+def measured_parity(results_dir=None):
     """parity.table's dict for part II's rows: cached where the tests measured it with this code,
-    else measured now in every row's environment (about three minutes on two cores)."""
-    names = [n for n in rows_of_model() if envs.python_for(n)[0]]
-    return parity.table(names) if names else None
+    else measured now in every row's environment (about three minutes on two cores); where some
+    environment is missing (make book creates only the main one), the committed reference's."""
+    names = rows_of_model()
+    if all(envs.python_for(n)[0] for n in names):
+        return parity.table(names)
+    path = newest_reference(results_dir)
+    committed = results.read_object(os.path.join(path, "parity.json"))[0] if path else None
+    return committed or parity.table([n for n in names if envs.python_for(n)[0]])
+
+
+def newest_reference(results_dir=None):
+    return next((p for p, m in results.local_runs(results_dir or common.RESULTS_DIR, "reference")
+                 if m.get("purpose") == MODEL and m.get("status") == "complete"), None)
+
+
+def write_reference(results_dir=None):
+    """Part II's parity table, measured now, into its newest committed run (make reference-rnn)."""
+    path = newest_reference(results_dir)
+    if not path:
+        raise common.UsageError("no committed run of part II to add its parity table to: make reference-rnn")
+    results.write_json(os.path.join(path, "parity.json"), parity.table(rows_of_model(), fresh=True))
+    results.write_manifest(path)
+    return path
 
 
 def label_of(name):
