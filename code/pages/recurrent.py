@@ -142,7 +142,8 @@ def baseline_html(baseline, dataset):
     if not baseline:
         return ""
     synthetic = (" The reviews are synthetic (no dataset host is reachable from the machine that ran it): a "
-                 "polarity word after a negation counts the other way, so counting words cannot solve them."
+                 "polarity word after a negation counts the other way, which a reader of the words in order can "
+                 "follow and a count of them cannot."
                  if dataset == "synthetic" else "")
     return ('<p class="rosetta-baseline">The bag-of-words baseline (logistic regression on which words a review '
             'has, <code>code/rnn/rnn_baseline.py</code>, L2 weight {} chosen on held-out training reviews) reaches '

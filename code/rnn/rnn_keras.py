@@ -1,14 +1,32 @@
 """Keras 3 (TensorFlow, JAX or PyTorch backend): Embedding with mask_zero, so the GRU stops at each
 review's own last word, GRU(reset_after=True, form A, Keras' default), Dense; Adam."""
-import os
-
 import keras
 import numpy as np
 from keras import layers
 
-from common import SEED
+from common import SEED, TF32
 from reviews import reviews_for_library
 from rnn_weights import ADAM, CLASSES, EMBED, HIDDEN, VOCAB, check, from_keras, to_keras
+
+
+def backend_device():
+    """Where the backend computes ("gpu" or "cpu"), with TF32 set as the precision policy says:
+    off, where each backend's default on a recent GPU is on."""
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+        tf.config.experimental.enable_tensor_float_32_execution(TF32)
+        return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    if name == "jax":
+        import jax
+        jax.config.update("jax_default_matmul_precision", None if TF32 else "highest")
+        return "gpu" if jax.devices()[0].platform == "gpu" else "cpu"
+    import torch
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = TF32
+    return "gpu" if keras.ops.zeros(()).device.type == "cuda" else "cpu"  # where Keras puts tensors
+
+
+DEVICE = backend_device()
 
 
 def load_data(dataset, profile):
@@ -56,6 +74,5 @@ def set_weights(model, weights):
 
 
 def runtime_info():
-    return dict(version="keras {} on {}".format(keras.__version__, keras.backend.backend()),
-                device="cpu" if os.environ.get("KERAS_TORCH_DEVICE") == "cpu" else None,
+    return dict(version="keras {} on {}".format(keras.__version__, keras.backend.backend()), device=DEVICE,
                 gru_form="A (reset_after=True)")
