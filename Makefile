@@ -23,7 +23,7 @@ LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
 .PHONY: html book bench bench-rnn reference-rnn bench-defaults bench-tuning bench-inference reference reference-rows reference-tables reference-defaults \
-	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets \
+	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets test-gpu-tools \
 	gpu-builds envs test test-slow test-fidelity serve clean
 .DELETE_ON_ERROR:
 
@@ -135,7 +135,12 @@ test: $(SETUP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: $(SETUP)
-	$(PY) -m pytest -m "slow and not fidelity and not registry" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "slow and not fidelity and not registry and not gpu_tools" $(PYTEST_ARGS)
+
+# Not in CI: tools/gpu-reference.sh, the GPU machine's command, tried here on the CPU with the smoke
+# profile (about 2 min). Run it before a GPU session and when the script changes.
+test-gpu-tools: $(SETUP)
+	$(PY) -m pytest -m gpu_tools $(PYTEST_ARGS)
 
 # Not in CI: the parity tests of `make test` prove the rows equal in seconds; this proves they learn.
 test-fidelity: $(SETUP)

@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT, run
 import common
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.gpu_tools]
 GPU_ROWS = {"pytorch", "jax", "keras-jax", "keras-torch"}
 GPU_ROWS |= {name + "-tuned" for name in GPU_ROWS}
 
