@@ -67,6 +67,8 @@ def main(argv=None):
         frameworks = (common.parse_frameworks(named) if named
                       else common.implemented_frameworks(tuned=True, model=args.model))
         model = common.model_of(frameworks)
+        if model != "cnn" and (args.init_cost or args.tuning or args.inference or args.scale_out or args.init != "glorot"):
+            raise common.UsageError("part II's rows have the benchmark's rows only: drop --model rnn, or the other option")
         if args.init == "own" or args.init_cost:
             frameworks = [f for f in frameworks if f in own_init.FRAMEWORKS]
             if not frameworks:
@@ -103,8 +105,6 @@ def main(argv=None):
                 raise common.UsageError("--tuning measures the tuned rows: name some (FRAMEWORKS=pytorch-tuned,...)")
             modes.tuning_ablation(frameworks, args.profile or None, args.dataset, args.timeout, kind)
             return 0
-        if model != "cnn" and (args.init_cost or args.tuning or args.inference or args.scale_out or args.init != "glorot"):
-            raise common.UsageError("part II's rows have the benchmark's rows only: drop --model rnn, or the other option")
         if not args.frameworks and kind == "runs":
             frameworks = plan.stale_first(frameworks)
         modes.bench(frameworks + [n for n in skip if n not in frameworks], args.profile or None, args.dataset,

@@ -39,7 +39,7 @@ PROFILES = OrderedDict([
 MODELS = OrderedDict([
     ("cnn", dict(folder="cnn", label="the VGG-style CNN on CIFAR-10", data="datasets", weights="weights",
                 reference="reference")),
-    # Part II, under way: its rows are proven equal to the reference (make test), not yet benchmarked.
+    # Part II (book/rnn.md): its own datasets, profiles (in reviews) and baseline beside its rows.
     ("rnn", dict(folder="rnn", label="the GRU on IMDB reviews", data="reviews", weights="rnn_weights",
                 reference="rnn_reference", baseline="rnn_baseline", dataset_names=("auto", "imdb", "synthetic"), profiles=dict(
                     # The seed's RNN: 3 epochs over the 25,000 training reviews, all 25,000 test ones.

@@ -209,6 +209,14 @@ def test_mxnet_cpu_gru_takes_sequence_lengths_and_ignores_them():
     assert float(out.stdout.strip().splitlines()[-1]) == 0.0
 
 
+@pytest.mark.parametrize("option", ["--scale-out", "--inference", "--tuning", "--init-cost", "--init=own"])
+def test_part_two_rows_refuse_the_cnns_other_modes_before_anything_runs(option, capsys):
+    """Part II has the benchmark's rows only: asking it for another mode says so, and runs no CNN row."""
+    import bench
+    assert bench.main(["--model", "rnn", option]) == 2
+    assert "part II's rows have the benchmark's rows only" in capsys.readouterr().err
+
+
 def test_the_corpus_is_cached_once_and_a_corrupt_cache_says_what_to_do(tmp_path, monkeypatch):
     import datasets
     monkeypatch.setattr(datasets, "CACHE_DIR", str(tmp_path))

@@ -69,10 +69,8 @@ def write_baseline(path, model, profile, dataset):
     out = os.path.join(path, results.BASELINE)
     if results.read_object(out)[0]:
         return
-    prof = common.profile(profile, model)
-    x_train, x_test, y_train, y_test = common.model_module(model, "data").reviews_for_library(dataset, prof)
-    found = common.model_module(model, common.MODELS[model]["baseline"]).baseline(x_train, y_train, x_test, y_test)
-    results.write_json(out, dict(found, dataset=dataset, profile=profile, n_train=len(y_train), n_test=len(y_test)))
+    found = common.model_module(model, common.MODELS[model]["baseline"]).baseline(dataset, common.profile(profile, model))
+    results.write_json(out, dict(found, dataset=dataset, profile=profile))
 
 
 def current_pair(key):

@@ -7,7 +7,7 @@ is chosen on a fifth of the training reviews held out, then it is trained on all
 import numpy as np
 from scipy import sparse  # installed with JAX in the main environment
 
-from reviews import PAD, VOCAB
+from reviews import PAD, VOCAB, reviews_for_library
 
 L2 = (1e-3, 1e-2, 1e-1, 1.0)
 STEPS, RATE = 300, 0.05  # full-batch Adam
@@ -39,10 +39,13 @@ def accuracy(model, words, labels):
     return float(np.mean((words @ w + b > 0) == labels))
 
 
-def baseline(x_train, y_train, x_test, y_test):
-    """{accuracy, train_accuracy, l2}: the held-out fifth picks the L2 weight."""
+def baseline(dataset, profile):
+    """{accuracy, train_accuracy, l2, n_train, n_test} on the reviews the GRU rows read with this
+    profile: the held-out fifth picks the L2 weight."""
+    x_train, x_test, y_train, y_test = reviews_for_library(dataset, profile)
     words, test = words_of(x_train), words_of(x_test)
     cut = words.shape[0] * 4 // 5
     l2 = max(L2, key=lambda a: accuracy(fit(words[:cut], y_train[:cut], a), words[cut:], y_train[cut:]))
     model = fit(words, y_train, l2)
-    return dict(accuracy=accuracy(model, test, y_test), train_accuracy=accuracy(model, words, y_train), l2=l2)
+    return dict(accuracy=accuracy(model, test, y_test), train_accuracy=accuracy(model, words, y_train), l2=l2,
+                n_train=len(y_train), n_test=len(y_test))

@@ -128,12 +128,15 @@ def train(weights, batches, form="A", eps_hat=False, first_step=1, rows_apart=Fa
     v = [[np.zeros_like(a) for a in group] for group in weights]
     losses = []
     for step, (ids, labels) in enumerate(batches, first_step):
-        loss, grads, *squares = gradients(weights, ids, labels, form, rows_apart)
+        loss, grads, *apart = gradients(weights, ids, labels, form, rows_apart)
         losses.append(loss)
-        for group, g_group, m_group, v_group in zip(weights, grads, m, v):
+        squared = [[g * g for g in group] for group in grads]
+        if apart:
+            squared[0][0] = apart[0]  # the embedding's, squared per occurrence
+        for group, g_group, s_group, m_group, v_group in zip(weights, grads, squared, m, v):
             for i, g in enumerate(g_group):
                 m_group[i] = beta1 * m_group[i] + (1 - beta1) * g
-                v_group[i] = beta2 * v_group[i] + (1 - beta2) * (squares.pop() if squares else g * g)
+                v_group[i] = beta2 * v_group[i] + (1 - beta2) * s_group[i]
                 m_hat, v_hat = m_group[i] / (1 - beta1 ** step), v_group[i] / (1 - beta2 ** step)
                 root = np.sqrt(v_hat) + (eps / np.sqrt(1 - beta2 ** step) if eps_hat else eps)
                 group[i] = group[i] - lr * m_hat / root
