@@ -42,8 +42,9 @@ def read_imdb(path):
 
 RANKS = 88584  # IMDB's distinct words
 NEGATIONS = np.array([21, 54, 117])  # frequent words that flip the polarity word after them
-POSITIVE, NEGATIVE = np.arange(300, 340), np.arange(700, 740)  # within the vocabulary, each seen often
-SYNTHETIC_VERSION = 2  # of the rules above: a cached corpus of another version is made anew
+POSITIVE, NEGATIVE = np.arange(300, 310), np.arange(700, 710)  # within the vocabulary, each seen often
+PHRASES, AGREE, NEGATED = 0.25, 0.9, 0.3  # a polarity phrase per 4 words; 9 in 10 say the label
+SYNTHETIC_VERSION = 3  # of the rules above: a cached corpus of another version is made anew
 
 
 def review_lengths(rng, n):
@@ -63,37 +64,36 @@ def label_of(ids):
     return None if score == 0 else int(score > 0)
 
 
-def make_review(rng, length, fillers):
-    """Filler words of a Zipf-like frequency, with polarity phrases (a negation before a third of them)
-    about every twelve words."""
+def make_review(rng, length, fillers, label):
+    """Filler words of a Zipf-like frequency and polarity phrases, most of them saying the label; a
+    negation before a phrase's word swaps which list that word comes from, so a positive review has
+    "bad" after "not" about as often as "good" alone, and which words it has tell less than their order."""
     words = fillers[0][np.searchsorted(fillers[1], rng.random_sample(length) * fillers[1][-1])]
-    for at in np.flatnonzero(rng.random_sample(length) < 1 / 12.0):
-        words[at] = rng.choice(POSITIVE if rng.random_sample() < 0.5 else NEGATIVE)
-        if at >= 2 and rng.random_sample() < 0.35:
-            words[at - 1 - rng.randint(2)] = rng.choice(NEGATIONS)
+    at = np.flatnonzero(rng.random_sample(length) < PHRASES)
+    positive = (rng.random_sample(len(at)) < AGREE) == bool(label)
+    negated = (at >= 2) & (rng.random_sample(len(at)) < NEGATED)
+    words[at] = np.where(positive != negated, rng.choice(POSITIVE, len(at)), rng.choice(NEGATIVE, len(at)))
+    # after the words, as a phrase's negation may fall on an earlier phrase's word
+    words[at[negated] - 1 - rng.randint(2, size=negated.sum())] = rng.choice(NEGATIONS, negated.sum())
     return words
 
 
 def make_synthetic(n_train=25000, n_test=25000, seed=SEED):
-    """{split: (reviews, labels)}, half of each split positive; a review whose visible part scores 0
-    is drawn again."""
+    """{split: (reviews, labels)}, positive and negative in turn; a review whose visible part the rule
+    does not give the label it was drawn for is drawn again, so every label is the rule's."""
     rng = np.random.RandomState(seed)
     ranks = np.setdiff1d(np.arange(1, RANKS + 1), np.concatenate([NEGATIONS, POSITIVE, NEGATIVE]))
-    weights = 1.0 / ranks ** 1.05
-    fillers = (ranks, np.cumsum(weights))
+    fillers = (ranks, np.cumsum(1.0 / ranks ** 1.05))
     out = {}
     for split, n in zip(SPLITS, (n_train, n_test)):
-        kept = {0: [], 1: []}
-        while min(len(v) for v in kept.values()) < n // 2:
-            for length in review_lengths(rng, n):
-                words = make_review(rng, length, fillers)
-                label = label_of(tokenize(words)[-MAXLEN:])
-                if label is not None and len(kept[label]) < n // 2:
-                    kept[label].append(words)
-        reviews = kept[0] + kept[1]
-        labels = np.array([0] * len(kept[0]) + [1] * len(kept[1]), np.int64)
-        order = rng.permutation(len(reviews))
-        out[split] = ([reviews[i] for i in order], labels[order])
+        reviews, labels = [], np.arange(n) % 2
+        while len(reviews) < n:
+            label = labels[len(reviews)]
+            words = make_review(rng, review_lengths(rng, 1)[0], fillers, label)
+            if label_of(tokenize(words)[-MAXLEN:]) == label:
+                reviews.append(words)
+        order = rng.permutation(n)
+        out[split] = ([reviews[i] for i in order], labels[order].astype(np.int64))
     return out
 
 
