@@ -1,4 +1,5 @@
-"""Each framework's whole program (book/_ext/programs.py): complete, self-contained, and it runs.
+"""Each framework's whole program (book/_ext/programs.py), part I's CNN and part II's GRU: complete,
+self-contained, and it runs.
 
 The notebooks are executed with nbclient, each in its framework's own environment (a kernel spec
 made for the test points at that environment's Python), on the smoke-sized synthetic data.
@@ -20,8 +21,9 @@ import framework_tabs  # noqa: E402
 import programs  # noqa: E402
 
 TABS = programs.tab_frameworks()
+PAIRS = [(model, tab) for model in programs.LIBRARIES for tab in programs.tab_frameworks(model)]
 # Functions the chapters do not show: where a module finds its device and what it reports.
-UNSHOWN = {"runtime_info", "gpu_or_why_not", "probe", "no_gpu_reason", "_backend"}
+UNSHOWN = {"runtime_info", "gpu_or_why_not", "probe", "no_gpu_reason", "_backend", "backend_device"}
 
 
 def module_functions(framework):
@@ -29,27 +31,30 @@ def module_functions(framework):
         return [n.name for n in ast.parse(f.read()).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
 
 
-def test_every_function_of_every_module_is_in_a_chapter():
-    shown = {name for step in framework_tabs.steps() for name in step["names"]}
-    for framework in TABS.values():
+@pytest.mark.parametrize("model", list(programs.LIBRARIES))
+def test_every_function_of_every_module_is_in_a_chapter(model):
+    shown = {name for step in framework_tabs.steps(model) for name in step["names"]}
+    for framework in programs.tab_frameworks(model).values():
         assert set(module_functions(framework)) - UNSHOWN <= shown, framework
 
 
-@pytest.mark.parametrize("tab", list(TABS))
-def test_program_is_the_whole_module_and_imports_nothing_of_the_book(tab):
-    text = programs.script(tab, dataset="synthetic", profile="smoke")
+@pytest.mark.parametrize("model, tab", PAIRS)
+def test_program_is_the_whole_module_and_imports_nothing_of_the_book(model, tab):
+    text = programs.script(tab, dataset="synthetic", profile="smoke", model=model)
     tree = ast.parse(text)  # valid Python
     defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
-    assert set(module_functions(TABS[tab])) <= set(defined)
+    assert set(module_functions(programs.tab_frameworks(model)[tab])) <= set(defined)
     assert len(defined) == len(set(defined)), "a function is defined twice"
     for node in tree.body:
         if isinstance(node, ast.ImportFrom):
             assert node.module not in programs.LIBRARY, node.module
         if isinstance(node, ast.Import):
-            assert not any(a.name in programs.LIBRARY or a.name.startswith("cnn_") for a in node.names)
-    assert not re.search(r"\bcnn_\w+\.(?!py\b)\w", text) and "ROOT" not in text  # nothing of code/ is referenced
+            assert not any(a.name in programs.LIBRARY or a.name.startswith(model + "_") for a in node.names)
+    modules = {"common", "datasets"}  # what code/ imports whole (reviews and weights also name variables)
+    assert not [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and getattr(n.value, "id", None) in modules]
+    assert not re.search(r"\b(cnn|rnn)_\w+\.(?!py\b)\w", text) and "ROOT" not in text  # nothing of code/ is referenced
     titles = re.findall(r"^# ## (.+)$", text, re.M)
-    assert titles[:len(framework_tabs.steps())] == [s["title"] for s in framework_tabs.steps()]
+    assert titles[:len(framework_tabs.steps(model))] == [s["title"] for s in framework_tabs.steps(model)]
 
 
 def test_the_script_is_the_notebook_cell_by_cell():
@@ -63,7 +68,7 @@ def test_the_script_is_the_notebook_cell_by_cell():
 
 def kernel_spec(folder, framework):
     """A Jupyter kernel that runs the framework's own environment's Python."""
-    name = "rosetta-" + common.FRAMEWORKS[framework]["env"]
+    name = "rosetta-" + common.ROWS[framework]["env"]
     path = os.path.join(folder, "kernels", name)
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, "kernel.json"), "w") as f:
@@ -90,3 +95,34 @@ def test_downloaded_notebook_trains_and_prints_an_accuracy(tab, tmp_path, monkey
     accuracy = float(re.search(r"^accuracy: ([0-9.]+) on 128 test images$", out, re.M).group(1))
     assert 0 <= accuracy <= 1 and "3,441,592 parameters" in out
     assert (work / "data" / "cache" / "synthetic" / "x_train.npy").exists()
+
+
+RNN_TABS = programs.tab_frameworks("rnn")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tab", list(RNN_TABS))
+def test_downloaded_rnn_notebook_trains_and_prints_an_accuracy(tab, tmp_path, monkeypatch):
+    """Part II's programs. PyTorch's makes the synthetic corpus itself; the others are given its
+    cache, which they would make the same way (20 s each)."""
+    nbclient = pytest.importorskip("nbclient")
+    reviews = common.model_module("rnn", "data")
+    framework = RNN_TABS[tab]
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    name = kernel_spec(str(tmp_path / "jupyter"), framework)
+    notebook = programs.notebook(tab, dataset="synthetic", profile="smoke", model="rnn")
+    work = tmp_path / "outside"
+    cache = work / "data" / "cache" / os.path.basename(reviews.cache_dir("synthetic"))
+    if tab != "pytorch":
+        reviews.prepare("synthetic")
+        cache.parent.mkdir(parents=True)
+        cache.symlink_to(reviews.cache_dir("synthetic"))
+    work.mkdir(exist_ok=True)
+    nbclient.NotebookClient(notebook, kernel_name=name, timeout=600,
+                            resources={"metadata": {"path": str(work)}}).execute()
+    out = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    losses = [float(x) for x in re.findall(r"^epoch \d+: loss ([0-9.]+)", out, re.M)]
+    assert len(losses) == common.profile("smoke", "rnn")["epochs"] and all(0 < x < 10 for x in losses), out
+    accuracy = float(re.search(r"^accuracy: ([0-9.]+) on 128 test reviews$", out, re.M).group(1))
+    assert 0 <= accuracy <= 1 and "3,818,302 parameters" in out, out
+    assert (cache / "x_train.npy").exists()

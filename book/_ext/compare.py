@@ -12,6 +12,7 @@ import os
 import re
 
 from docutils import nodes
+from docutils.parsers.rst import directives
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
@@ -82,11 +83,11 @@ def align(a, b):
     return [r for r in rows if r[0][0] < r[0][1] or r[1][0] < r[1][1]]
 
 
-def module_sources(env):
+def module_sources(env, model=framework_tabs.MODEL):
     """{tab key: {name: source}} of every tab's module, each noted as a dependency of the page."""
     sources = {}
-    for key, _, module, _ in framework_tabs.tabs():
-        path = framework_tabs.module_file(module)
+    for key, _, module, _ in framework_tabs.tabs(model):
+        path = framework_tabs.module_file(module, model)
         env.note_dependency(path)
         sources[key] = framework_tabs.definitions(path)
     return sources
@@ -116,10 +117,12 @@ def aligned_table(key_a, lines_a, key_b, lines_b):
 
 class FrameworkCompare(SphinxDirective):
     has_content = False
+    option_spec = {"model": directives.unchanged}  # part II's GRU has a page of its own
 
     def run(self):
-        tabs = framework_tabs.tabs()
-        sources = module_sources(self.env)
+        model = self.options.get("model", framework_tabs.MODEL)
+        tabs = framework_tabs.tabs(model)
+        sources = module_sources(self.env, model)
         for doc in framework_tabs.chapters():
             self.env.note_dependency(os.path.join(ROOT, doc + ".md"))
         root = nodes.container(classes=["rosetta-compare"])
@@ -131,10 +134,11 @@ class FrameworkCompare(SphinxDirective):
             '<label>To <select name="to" aria-label="The framework you move to">{0}</select></label>'
             '</form>').format(options), format="html")
         here = self.env.docname
-        for step in framework_tabs.steps():
+        for step in framework_tabs.steps(model):
             section = nodes.container(classes=["rosetta-compare-step"])
             chapter = os.path.relpath(step["doc"], os.path.dirname(here))
-            self.parse(section, "**{}** ({{doc}}`the chapter <{}>`)".format(step["title"], chapter))
+            self.parse(section, "**{}** ({})".format(step["title"], "[the section]({}.md#{})".format(
+                chapter, step["anchor"]) if step["anchor"] else "{{doc}}`the chapter <{}>`".format(chapter)))
             notes = nodes.container(classes=["rosetta-compare-row", "rosetta-compare-notes"])
             for side in ("from", "to"):
                 col = nodes.container(classes=["rosetta-compare-col", "side-" + side])

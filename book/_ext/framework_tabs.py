@@ -78,7 +78,7 @@ def parse_notes(lines):
     return notes
 
 
-COMPARE = "book/compare"  # the page of book/_ext/compare.py
+COMPARE = {"cnn": "book/compare", "rnn": "book/rnn-compare"}  # the pages of book/_ext/compare.py
 LINKS = ("```{{container}} rosetta-tab-links\n"
          "The whole program: {{download}}`{module}.py <{program}.py>` · "
          "{{download}}`{module}.ipynb <{program}.ipynb>` · "
@@ -93,20 +93,22 @@ def chapters():
 
 
 def steps(model=MODEL):
-    """Every chapter's framework-tabs, in the book's order: what the compare view and the whole
-    programs are made of, so that nothing in them is typed twice. One dict per step: doc (the
-    chapter's path), title (its heading), names (the directive's arguments) and notes
-    ({tab key: its sentence})."""
+    """Every chapter's framework-tabs of `model`, in the book's order: what the compare view and the
+    whole programs are made of, so that nothing in them is typed twice. One dict per step: doc (the
+    chapter's path), title (its heading; where a page holds several steps, as part II's does, the
+    heading of the step's own section), anchor (that section's id, or None), names (the directive's
+    arguments) and notes ({tab key: its sentence})."""
     out = []
     for doc in chapters():
         with open(os.path.join(ROOT, doc + ".md")) as f:
             text = f.read()
-        for match in DIRECTIVE.finditer(text):
-            options = re.findall(r"^:(\w+): *(.*)$", match.group(2), re.M)
-            if dict(options).get("model", MODEL) != model:
-                continue
+        found = [m for m in DIRECTIVE.finditer(text)
+                 if dict(re.findall(r"^:(\w+): *(.*)$", m.group(2), re.M)).get("model", MODEL) == model]
+        for match in found:
             lines = [l for l in match.group(2).splitlines() if not l.startswith(":")]
-            out.append(dict(doc=doc, title=re.search(r"^# (.+)$", text, re.M).group(1),
+            section = re.findall(r"^#+ (.+)$", text[:match.start()], re.M)[-1] if len(found) > 1 else None
+            out.append(dict(doc=doc, title=section or re.search(r"^# (.+)$", text, re.M).group(1),
+                            anchor=section and re.sub(r"[^a-z0-9]+", "-", section.lower()).strip("-"),
                             names=match.group(1).split(), notes=parse_notes(lines)))
     return out
 
@@ -125,8 +127,8 @@ class FrameworkTabs(SphinxDirective):
                            ", ".join(sorted(known)), location=self.get_location())
         missing = self.options.get("missing", "{label} has no code of its own for this step.")
         lines = ["::::{tab-set}", ":sync-group: framework", ""]
-        compare = self.env.app.builder.get_relative_uri(self.env.docname, COMPARE)
         model = self.options.get("model", MODEL)
+        compare = self.env.app.builder.get_relative_uri(self.env.docname, COMPARE[model])
         for key, label, module, legacy in tabs(model):
             path = module_file(module, model)
             self.env.note_dependency(path)
@@ -142,8 +144,7 @@ class FrameworkTabs(SphinxDirective):
                 lines += [missing.format(label=label), ""]
             lines += [notes.get(key, ""), ""]
             program = "/_build/programs/" + module  # written by programs.py when the build starts
-            if model == MODEL:  # part II has no whole programs or compare view yet
-                lines += LINKS.format(module=module, program=program, compare=compare, key=key, label=label).split("\n") + [""]
+            lines += LINKS.format(module=module, program=program, compare=compare, key=key, label=label).split("\n") + [""]
             if legacy:  # in every chapter: where to translate this framework's code to
                 lines += ["```{admonition} Legacy framework", ":class: note", legacy, "```", ""]
             lines += [":::", ""]

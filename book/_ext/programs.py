@@ -1,6 +1,6 @@
 """Each framework's whole program, generated from its module: one .py script, one .ipynb notebook.
 
-    python book/_ext/programs.py OUT_DIR     # writes cnn_<tab>.py and cnn_<tab>.ipynb per tab
+    python book/_ext/programs.py OUT_DIR     # writes cnn_<tab>.py and .ipynb, rnn_<tab>.py and .ipynb
 
 A program is self-contained: the shared constants, the data loader and the helpers its module
 imports from code/ are copied in (only what it uses, found by following names), and the module's
@@ -23,13 +23,21 @@ from framework_tabs import ROOT, common
 
 CODE = os.path.join(ROOT, "code")
 OUT = os.path.join(ROOT, "_build", "programs")
-LIBRARY = ["common", "datasets", "weights", "onnx_graph"]  # what a module may import from code/ and its model's folder
+# What a module may import from code/ and its model's folder, by model; where two define a name (prepare),
+# the first one's is the program's.
+LIBRARIES = {"cnn": ["common", "datasets", "weights", "onnx_graph"],
+             "rnn": ["common", "reviews", "rnn_weights", "datasets", "onnx_graph"]}
+LIBRARY = sorted(set().union(*LIBRARIES.values()))
 NESTED = re.compile(r"^[ \t]+from ({}) import [^\n]*\n".format("|".join(LIBRARY)), re.M)  # in a function: copied in
 # Constants that name places in this repository get a value that makes sense anywhere.
 REPLACE = {"DATA_DIR": 'DATA_DIR = "data"  # the download and the decoded arrays go here, next to the program'}
-PARAMETERS = ("DATASET = \"{dataset}\"  # or \"fashion-mnist\" (Debian's dataset-fashion-mnist), or \"synthetic\"\n"
-              "PROFILE = dict(epochs={epochs}, n_train={n_train}, n_test={n_test})  # {about}")
-# The calls of each step, keyed by chapter: written once for every framework.
+PARAMETERS = {
+    "cnn": ("DATASET = \"{dataset}\"  # or \"fashion-mnist\" (Debian's dataset-fashion-mnist), or \"synthetic\"\n"
+            "PROFILE = dict(epochs={epochs}, n_train={n_train}, n_test={n_test})  # {about}"),
+    "rnn": ("DATASET = \"{dataset}\"  # Keras' imdb.npz, downloaded; or \"synthetic\", made here\n"
+            "PROFILE = dict(epochs={epochs}, n_train={n_train}, n_test={n_test})  # the seed's: 3 epochs of 25,000")}
+DEFAULT_DATASET = {"cnn": "cifar10", "rnn": "imdb"}
+# The calls of each step, keyed by chapter (part II: by section): written once for every framework.
 CALLS = {
     "book/01-load-data": (
         "prepare(DATASET)  # downloads (CIFAR-10) and decodes once; later runs read the cache\n"
@@ -56,7 +64,22 @@ CALLS = {
         "    print(\"cnn.onnx: {:,} bytes\".format(os.path.getsize(\"cnn.onnx\")))\n"
         "except ImportError as e:  # the exporter's packages are not installed: the rest ran without them\n"
         "    print(\"not exported: {} (the book's envs/<env>/requirements-onnx.txt lists them)\".format(e))"),
+    "Load the data": (
+        "prepare(DATASET)  # downloads (IMDB) or makes (synthetic) the reviews once; later runs read the cache\n"
+        "x_train, x_test, y_train, y_test = load_data(DATASET, PROFILE)\n"
+        "print(\"train:\", x_train.shape, \"test:\", x_test.shape)"),
+    "Define the model": "model = create_model()",
+    "Loss and optimizer": "trainer = init_model(model)",
+    "Predict": (
+        "y_pred = predict(trainer, minibatches(x_test, None, shuffle=False))\n"
+        "print(\"accuracy: {:.4f} on {} test reviews\".format(evaluate(y_pred, y_test), len(y_pred)))"),
+    "Move weights": (
+        "print(\"{:,} parameters\".format(count_params(model)))\n"
+        "weights = get_weights(model)\n"
+        "set_weights(model, weights)  # and back: a round trip\n"
+        "print([[w.shape for w in group] for group in weights])"),
 }
+CALLS["Train"] = CALLS["book/04-train"]
 DRIVER_NAMES = {"prepare", "minibatches", "evaluate"}  # the calls above use these from code/
 
 
@@ -68,14 +91,17 @@ class Source:
     """A Python file's top-level statements: their text (with the comments just above them),
     the names each defines and the names each uses."""
 
-    def __init__(self, name):
+    def __init__(self, name, model=framework_tabs.MODEL):
         self.name = name
-        self.path = next(p for p in (framework_tabs.module_file(name), os.path.join(CODE, name + ".py"))
+        self.path = next(p for p in (framework_tabs.module_file(name, model), os.path.join(CODE, name + ".py"))
                          if os.path.exists(p))
         with open(self.path) as f:
             self.lines = f.read().splitlines()
         self.tree = ast.parse("\n".join(self.lines))
         self.docstring = ast.get_docstring(self.tree)
+        modules = [a.name for s in self.tree.body if isinstance(s, ast.Import) for a in s.names if a.name in LIBRARY]
+        # `import datasets` ... datasets.CACHE_DIR -> CACHE_DIR: the program has it copied in
+        self.prefixed = re.compile(r"\b({})\.(?!py\b)(?=[A-Za-z_])".format("|".join(modules))) if modules else None
         self.stmts, self.replaced = [], {}
         for stmt in self.tree.body:
             if isinstance(stmt, ast.Expr) and isinstance(getattr(stmt, "value", None), ast.Constant):
@@ -92,7 +118,8 @@ class Source:
         start = min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", [])]) - 1
         while start > 0 and self.lines[start - 1].lstrip().startswith("#"):
             start -= 1
-        return "\n".join(self.lines[start:stmt.end_lineno])
+        text = "\n".join(self.lines[start:stmt.end_lineno])
+        return self.prefixed.sub("", text) if self.prefixed else text
 
 
 def defines(stmt):
@@ -107,8 +134,11 @@ def defines(stmt):
 
 
 def uses(stmt):
-    """The names a statement reads; a definition's own arguments and locals are not counted."""
+    """The names a statement reads (`datasets.CACHE_DIR` reads CACHE_DIR, which the program copies in);
+    a definition's own arguments and locals are not counted."""
     names = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    names |= {n.attr for n in ast.walk(stmt) if isinstance(n, ast.Attribute)
+              and isinstance(n.value, ast.Name) and n.value.id in LIBRARY}
     if isinstance(stmt, DEFS):
         names -= {a.arg for a in ast.walk(stmt) if isinstance(a, ast.arg)}
         names -= {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
@@ -116,20 +146,27 @@ def uses(stmt):
 
 
 def is_local_import(stmt):
-    """`from common import ...`, `import cnn_cntk`: code of this repository, to be copied in."""
+    """`from common import ...`, `import cnn_cntk`, `import datasets`: code of this repository, to be
+    copied in."""
     if isinstance(stmt, ast.ImportFrom):
         return stmt.module in LIBRARY
-    return isinstance(stmt, ast.Import) and any(a.name.startswith("cnn_") or a.name in LIBRARY
+    return isinstance(stmt, ast.Import) and any(a.name.split("_")[0] in common.MODELS or a.name in LIBRARY
                                                for a in stmt.names)
 
 
 def closure(sources, wanted):
-    """The statements of `sources` that define `wanted`, and what those need in turn, in file order.
-    Imports come back apart, so that the program's imports stand together at its top."""
+    """The statements of `sources` that define `wanted`, and what those need in turn, in file order;
+    a name two sources define is the first one's. Imports come back apart, so that the program's
+    imports stand together at its top."""
     defs = [(src, stmt) for src in sources for stmt in src.stmts if not is_local_import(stmt)]
+    owner = {}
+    for src, stmt in defs:
+        for name in defines(stmt):
+            owner.setdefault(name, src)
     wanted, chosen = set(wanted), set()
     while True:
-        new = {i for i, (_, stmt) in enumerate(defs) if i not in chosen and defines(stmt) & wanted}
+        new = {i for i, (src, stmt) in enumerate(defs)
+               if i not in chosen and {n for n in defines(stmt) if owner[n] is src} & wanted}
         if not new:
             break
         chosen |= new
@@ -150,10 +187,10 @@ def import_text(src, stmt, needed):
         a.name + (" as " + a.asname if a.asname else "") for a in names))
 
 
-def tab_frameworks():
+def tab_frameworks(model=framework_tabs.MODEL):
     """{tab key: the first framework of the registry shown in that tab}."""
     out = {}
-    for name in common.implemented_frameworks():
+    for name in common.implemented_frameworks(model=model):
         out.setdefault(common.tab(name), name)
     return out
 
@@ -164,14 +201,14 @@ def environment_lines(framework):
     return [line + ("  # no TF32 in cuDNN and cuBLAS" if "NVIDIA_TF32_OVERRIDE" in line else "") for line in lines]
 
 
-def cells(tab, dataset="cifar10", profile="full"):
+def cells(tab, dataset=None, profile="full", model=framework_tabs.MODEL):
     """The notebook's cells, as (kind, source, tags) triples."""
-    framework = tab_frameworks()[tab]
-    spec = common.FRAMEWORKS[framework]
-    module = Source(spec["module"])
-    local = [Source(a.name) for s in module.stmts if isinstance(s, ast.Import) and is_local_import(s)
-             for a in s.names if a.name.startswith("cnn_")]
-    steps = framework_tabs.steps()
+    framework = tab_frameworks(model)[tab]
+    spec = common.ROWS[framework]
+    module = Source(spec["module"], model)
+    local = [Source(a.name, model) for s in module.stmts if isinstance(s, ast.Import) and is_local_import(s)
+             for a in s.names if a.name.startswith(model + "_")]
+    steps = framework_tabs.steps(model)
     functions = {s.name: s for s in module.stmts if isinstance(s, DEFS)}
     cell_of = place(functions, steps, [s for s in module.stmts if not isinstance(s, DEFS)])
 
@@ -182,7 +219,7 @@ def cells(tab, dataset="cifar10", profile="full"):
             for node in ast.walk(stmt):
                 if isinstance(node, ast.ImportFrom) and node.module in LIBRARY:
                     wanted |= {a.asname or a.name for a in node.names}
-    lib_imports, lib_code = closure([Source(name) for name in LIBRARY], wanted)
+    lib_imports, lib_code = closure([Source(name, model) for name in LIBRARIES[model]], wanted)
     needed = set().union(*[uses(s) for _, s in lib_code])
     imports = ["import os", "import time"] + [import_text(src, s, needed) for src, s in lib_imports]
     imports = list(dict.fromkeys(line for line in imports if not line.endswith(" import ")))
@@ -200,13 +237,15 @@ def cells(tab, dataset="cifar10", profile="full"):
             text = text.replace(src.name + ".", "")
         return ("code", text, [])
 
-    prof = common.profile(profile)
-    out = [("markdown", intro(tab, framework, module, local), []),
-           ("code", PARAMETERS.format(dataset=dataset, **prof), ["parameters"]),
+    prof = common.profile(profile, model)
+    shared = {"cnn": "the data loader (`code/datasets.py`), the check of a weight list (`code/cnn/weights.py`)",
+              "rnn": "the tokenizer and loader of the reviews (`code/rnn/reviews.py`), the check of a weight "
+                     "list (`code/rnn/rnn_weights.py`), the minibatches"}[model]
+    out = [("markdown", intro(tab, framework, module, local, model), []),
+           ("code", PARAMETERS[model].format(dataset=dataset or DEFAULT_DATASET[model], **prof), ["parameters"]),
            ("code", "\n".join(imports + [""] + environment_lines(framework)), []),
-           ("markdown", "Shared by every framework in the book: the hyperparameters, the data loader "
-            "(`code/datasets.py`), the check of a weight list (`code/cnn/weights.py`) and the accuracy "
-            "(`code/datasets.py`).", []),
+           ("markdown", "Shared by every framework in the book: the hyperparameters, {} and the accuracy "
+            "(`code/datasets.py`).".format(shared), []),
            code(lib_code),
            ("markdown", "{}'s own setup: its imports and settings.".format(spec["label"]), []),
            code(setup)]
@@ -215,8 +254,9 @@ def cells(tab, dataset="cifar10", profile="full"):
         defs = [(module, s) for s in functions.values() if cell_of[s.name] == i]
         if defs:
             out.append(code(defs))
-        if step["doc"] in CALLS:
-            out.append(("code", CALLS[step["doc"]], []))
+        calls = CALLS.get(step["doc"] if model == framework_tabs.MODEL else step["title"])
+        if calls:
+            out.append(("code", calls, []))
     rest = [(module, s) for s in functions.values() if cell_of[s.name] == len(steps) + 1]
     out += [("markdown", "## Where it ran", []), code(rest), ("code", "print(runtime_info())", [])]
     return out
@@ -252,18 +292,24 @@ def join(pairs):
     return "".join(out)
 
 
-def intro(tab, framework, module, local):
-    spec = common.FRAMEWORKS[framework]
-    others = [n for n in common.implemented_frameworks() if common.tab(n) == tab and n != framework]
-    lines = ["# {}: the whole program".format(spec["label"]), "",
-             module.docstring.split("\n")[0], "",
-             "The Rosetta Stone's CNN on CIFAR-10, generated from `code/cnn/{}.py`{} with everything it "
-             "imports from the book's code copied in, cut into the book's steps. It needs only the "
-             "framework and NumPy. `PROFILE` sets the epochs and images (the seed's run: 10 epochs of "
-             "50,000); `DATASET = \"synthetic\"` needs no download.".format(
-                 spec["module"], "".join(" and `code/cnn/{}.py`".format(s.name) for s in local))]
+WHAT = {"cnn": ("The Rosetta Stone's CNN on CIFAR-10", "the epochs and images (the seed's run: 10 epochs of 50,000)"),
+        "rnn": ("The Rosetta Stone's GRU on IMDB reviews (part II)", "the epochs and reviews (the seed's run: 3 epochs of "
+                "25,000)")}
+
+
+def intro(tab, framework, module, local, model=framework_tabs.MODEL):
+    spec = common.ROWS[framework]
+    others = [n for n in common.implemented_frameworks(model=model) if common.tab(n) == tab and n != framework]
+    folder = common.MODELS[model]["folder"]
+    lines = ["# {}: the whole program{}".format(spec["label"], " (part II, the GRU)" if model != framework_tabs.MODEL else ""), "",
+             " ".join(module.docstring.split("\n\n")[0].split()), "",
+             "{}, generated from `code/{}/{}.py`{} with everything it imports from the book's code copied in, "
+             "cut into the book's steps. It needs only the framework and NumPy. `PROFILE` sets {}; "
+             "`DATASET = \"synthetic\"` needs no download.".format(
+                 WHAT[model][0], folder, spec["module"], "".join(" and `code/{}/{}.py`".format(folder, s.name) for s in local),
+                 WHAT[model][1])]
     if others:
-        backends = " or ".join("`{}`".format(common.FRAMEWORKS[n]["vars"]["KERAS_BACKEND"]) for n in others)
+        backends = " or ".join("`{}`".format(common.ROWS[n]["vars"]["KERAS_BACKEND"]) for n in others)
         lines += ["", "The same code runs on the other backends: set the environment variable "
                   "`KERAS_BACKEND` to {} before it starts.".format(backends)]
     return "\n".join(lines)
@@ -302,17 +348,19 @@ def as_script(cells_):
 
 
 def write_all(out=OUT, **kwargs):
-    """cnn_<tab>.py and cnn_<tab>.ipynb for every tab; returns {tab: (script path, notebook path)}."""
+    """<model>_<tab>.py and .ipynb for every model and tab; returns {module: (script path, notebook path)}."""
     import nbformat
     os.makedirs(out, exist_ok=True)
     paths = {}
-    for tab, framework in tab_frameworks().items():
-        base = os.path.join(out, common.FRAMEWORKS[framework]["module"])
-        both = cells(tab, **kwargs)
-        with open(base + ".py", "w") as f:
-            f.write(as_script(both))
-        nbformat.write(as_notebook(both), base + ".ipynb")
-        paths[tab] = (base + ".py", base + ".ipynb")
+    for model in LIBRARIES:
+        for tab, framework in tab_frameworks(model).items():
+            module = common.ROWS[framework]["module"]
+            base = os.path.join(out, module)
+            both = cells(tab, model=model, **kwargs)
+            with open(base + ".py", "w") as f:
+                f.write(as_script(both))
+            nbformat.write(as_notebook(both), base + ".ipynb")
+            paths[module] = (base + ".py", base + ".ipynb")
     return paths
 
 
