@@ -24,7 +24,7 @@ SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
 .PHONY: html book bench bench-rnn reference-rnn bench-defaults bench-tuning bench-inference reference reference-rows reference-tables reference-defaults \
 	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets test-gpu-tools \
-	gpu-builds envs test test-slow test-fidelity serve clean
+	gpu-builds envs test test-slow test-onnx-rnn test-fidelity serve clean
 .DELETE_ON_ERROR:
 
 # Ends with its own duration: what a build costs on this machine (the README asks for a GPU's).
@@ -132,7 +132,7 @@ book/_static/vendor/VERSIONS: tools/vendor-js.sh
 	tools/make-env.sh $* || echo "environment $* was not created: its frameworks will be reported as skipped"
 
 test: $(SETUP)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not onnx_rnn" $(PYTEST_ARGS)
 
 test-slow: $(SETUP)
 	$(PY) -m pytest -m "slow and not fidelity and not registry and not gpu_tools" $(PYTEST_ARGS)
@@ -141,6 +141,11 @@ test-slow: $(SETUP)
 # profile (about 2 min). Run it before a GPU session and when the script changes.
 test-gpu-tools: $(SETUP)
 	$(PY) -m pytest -m gpu_tools $(PYTEST_ARGS)
+
+# Not in CI: part II's GRU through every ONNX exporter (about 4 min; make reference-rnn commits the
+# table, which make test checks is today's). Run it when an export_onnx in code/rnn/ changes.
+test-onnx-rnn: $(SETUP)
+	$(PY) -m pytest -m onnx_rnn $(PYTEST_ARGS)
 
 # Not in CI: the parity tests of `make test` prove the rows equal in seconds; this proves they learn.
 test-fidelity: $(SETUP)

@@ -1,6 +1,7 @@
 """ONNX: every framework's own exporter writes a file that ONNX Runtime runs with the framework's
 own logits, at any batch size and without dropout; a model trained in one framework gives, in ONNX
-Runtime, what every framework computes with its weights; a bad file gets one clear line."""
+Runtime, what every framework computes with its weights; a bad file gets one clear line. Part I's
+CNN here; part II's GRU with the same tests in test_onnx_rnn.py (make test-onnx-rnn)."""
 import os
 
 import numpy as np

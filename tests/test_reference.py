@@ -74,6 +74,17 @@ def test_the_reference_has_every_part_two_row_ok_beside_its_baseline_and_made_by
     assert baseline and baseline["n_test"] == common.profile("quick", "rnn")["n_test"]
 
 
+def test_the_reference_has_part_twos_onnx_table_by_todays_exporters():
+    """make test-onnx-rnn measures it (four minutes); the committed one must be today's."""
+    from lab import onnx_check
+    names = common.implemented_frameworks(model="rnn")
+    measured = results.read_object(os.path.join(purpose_reference("rnn"), "onnx.json"))[0]
+    assert measured and measured["code"] == onnx_check.code_digest(names), "export code changed: make reference-rnn"
+    for name in names:
+        row = measured["table"][name]
+        assert onnx_check.passes(row) != (name in onnx_check.CANNOT), (name, row.get("error") or row.get("export"))
+
+
 def test_the_reference_has_every_frameworks_inference_measured_or_why_not():
     from lab import onnx_check
     path = purpose_reference("inference")

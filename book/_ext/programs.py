@@ -80,6 +80,12 @@ CALLS = {
         "print([[w.shape for w in group] for group in weights])"),
 }
 CALLS["Train"] = CALLS["book/04-train"]
+CALLS["Export"] = (
+    "try:\n"
+    "    export_onnx(model, \"rnn.onnx\")\n"
+    "    print(\"rnn.onnx: {:,} bytes\".format(os.path.getsize(\"rnn.onnx\")))\n"
+    "except Exception as e:  # its packages missing, or an exporter that cannot (the chapter's table says which)\n"
+    "    print(\"not exported: {}: {}\".format(type(e).__name__, str(e).strip().splitlines()[0]))")
 DRIVER_NAMES = {"prepare", "minibatches", "evaluate"}  # the calls above use these from code/
 
 

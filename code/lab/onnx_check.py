@@ -3,9 +3,9 @@
     python -m lab.onnx_check FRAMEWORK OUT_DIR [--source FILE.npz]   (in the framework's environment)
     python -m lab.onnx_check FRAMEWORK OUT_DIR --time
 
-In its environment, a framework builds its model, puts in the shared weights (weights.random_weights,
-through set_weights), computes its logits for one batch of the synthetic test images, in its own
-layout, and exports the model with its module's export_onnx to OUT_DIR/FRAMEWORK.onnx (the seconds
+In its environment, a framework builds its model (the row's: part I's CNN or part II's GRU), puts in
+the shared weights (the model's random_weights, through set_weights), computes its logits for one
+batch of the synthetic test images or reviews, in its own layout, and exports the model with its module's export_onnx to OUT_DIR/FRAMEWORK.onnx (the seconds
 that took, or the exporter's error). Without --source it then trains a few steps and exports the
 trained model too (FRAMEWORK.trained.onnx, its weights in FRAMEWORK.trained.npz); with --source it
 puts those trained weights in and computes its logits for them. With --time it measures its own
@@ -36,7 +36,13 @@ SOURCE = "pytorch"  # the framework that trains the model every other one is com
 # Measured here at the pinned versions: rows whose export ONNX Runtime cannot run, and why. The tests
 # expect them to fail, so a release that fixes one shows.
 CANNOT = {"keras-jax": "jax2onnx writes Keras' max pooling on JAX (lax.reduce_window) as a MaxPool over four "
-                       "dimensions, batch and channels included, which ONNX Runtime does not run"}
+                       "dimensions, batch and channels included, which ONNX Runtime does not run",
+          "rnn-cntk": "CNTK's exporter writes the sequence axis as the file's first dimension and a batch of one: "
+                      "its file reads one review at a time, at its own length, not a batch of padded reviews",
+          "rnn-keras-cntk": "CNTK 2.7's exporter has no NotEqual, which Keras 2 writes for the mask of "
+                            "Embedding(mask_zero=True)",
+          "rnn-caffe2": "caffe2.python.onnx's frontend has no translation of RecurrentNetwork, the operator "
+                        "gru_cell.GRU builds the steps with"}
 
 
 class OnnxFileError(ValueError):
@@ -85,7 +91,7 @@ def framework_run(framework, out_dir, source=None, timing=False):
     spec = common.ROWS[framework]
     for key, value in spec.get("vars", {}).items():
         os.environ[key] = value
-    datasets.prepare("synthetic")
+    common.model_module(spec["model"], "data").prepare("synthetic")
     neutral = parity.oracle(spec["model"])[0]
     module = common.model_module(spec["model"], spec["module"])
     x_train, x_test, y_train, _ = module.load_data("synthetic", PROFILE)
@@ -114,13 +120,13 @@ def framework_run(framework, out_dir, source=None, timing=False):
 
 # --- In the main environment: ONNX Runtime ------------------------------------------------------
 
-def load(path, image_shape):
+def load(path, image_shape, model="cnn"):
     """(ONNX Runtime session, the model's proto, its input's dimensions) for a file that should be
-    this book's CNN taking images of `image_shape`; else an OnnxFileError, one line that names the
-    file and says what to do."""
+    this book's `model` taking inputs of `image_shape` (images, or part II's padded reviews); else an
+    OnnxFileError, one line that names the file and says what to do."""
     import onnx
     import onnxruntime as ort
-    again = "export it again with its framework's export_onnx (code/cnn/cnn_*.py)"
+    again = "export it again with its framework's export_onnx (code/{0}/{0}_*.py)".format(model)
     try:
         proto = onnx.load(path)
     except Exception as e:  # protobuf's DecodeError for a truncated file, an OSError
@@ -138,9 +144,9 @@ def load(path, image_shape):
     inputs = [i for i in proto.graph.input if i.name not in weights]
     dims = [d.dim_value or d.dim_param or None for d in inputs[0].type.tensor_type.shape.dim] if len(inputs) == 1 else []
     if len(inputs) != 1 or tuple(dims[1:]) != tuple(image_shape):
-        raise OnnxFileError("{}: takes {}, not a batch of images of shape {}: a file from another model? {}".format(
+        raise OnnxFileError("{}: takes {}, not a batch of {} of shape {}: a file from another model? {}".format(
             path, [d or "?" for d in dims] if len(inputs) == 1 else "{} inputs".format(len(inputs)),
-            tuple(image_shape), again))
+            "images" if model == "cnn" else "padded reviews", tuple(image_shape), again))
     try:
         options = ort.SessionOptions()
         options.log_severity_level = 4  # its warnings (weights among the inputs) and errors: this module words them
@@ -155,16 +161,20 @@ def opset(proto):
     return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None)
 
 
+INTEGERS = {"tensor(int32)": np.int32, "tensor(int64)": np.int64}  # part II's ids, as each exporter types them
+
+
 def run(session, x):
+    head = session.get_inputs()[0]
     try:
-        return session.run(None, {session.get_inputs()[0].name: x})[0]
+        return session.run(None, {head.name: x.astype(INTEGERS.get(head.type, x.dtype), copy=False)})[0]
     except Exception as e:  # a batch size the file fixed otherwise, most often
         raise OnnxFileError("ONNX Runtime cannot run it on a batch of {}: {}".format(len(x), first_line(e)))
 
 
-def check_file(path, x, want):
+def check_file(path, x, want, model="cnn"):
     """What ONNX Runtime computes with one exported file, against the framework's own logits `want`."""
-    session, proto, dims = load(path, x.shape[1:])
+    session, proto, dims = load(path, x.shape[1:], model)
     batch, one = run(session, x), run(session, x[:1])
     return dict(logits=max_diff(batch, want), batch_1=max_diff(one, want[:1]),
                 same_classes=bool(np.array_equal(batch.argmax(1), want.argmax(1))),
@@ -183,7 +193,7 @@ def said(error, path, out_dir):
 def run_all(frameworks, out_dir, timeout=900):
     """Every framework in its own environment, the source first: {framework: summary or error}."""
     from lab import envs
-    datasets.prepare("synthetic")
+    common.model_module(common.model_of(frameworks), "data").prepare("synthetic")
     source = SOURCE if SOURCE in frameworks else frameworks[0]
     found = {source: envs.run_script(source, "onnx_check", [source, out_dir], timeout)}
     trained = os.path.join(out_dir, source + ".trained.npz")
@@ -197,12 +207,13 @@ def run_all(frameworks, out_dir, timeout=900):
 def compare(frameworks, out_dir, source, found):
     """{framework: its export and what ONNX Runtime computed with it} for the runs of run_all."""
     table = {}
+    model = common.model_of(frameworks) if all(f in common.ROWS for f in frameworks) else "cnn"
     trained = None  # ONNX Runtime's logits from the source's trained file
     path = os.path.join(out_dir, source + ".trained.onnx")
     if isinstance(found.get(source), dict) and os.path.exists(path):
         with np.load(os.path.join(out_dir, source + ".npz")) as f:
             try:
-                trained = run(load(path, f["x"].shape[1:])[0], f["x"])
+                trained = run(load(path, f["x"].shape[1:], model)[0], f["x"])
             except OnnxFileError as e:
                 trained = said(e, path, out_dir)
     for name in frameworks:
@@ -217,7 +228,7 @@ def compare(frameworks, out_dir, source, found):
         if "seconds" in got["export"]:
             onnx_file = os.path.join(out_dir, name + ".onnx")
             try:
-                row.update(check_file(onnx_file, arrays["x"], arrays["logits"]))
+                row.update(check_file(onnx_file, arrays["x"], arrays["logits"], model))
             except OnnxFileError as e:
                 row["error"] = said(e, onnx_file, out_dir)
         if isinstance(trained, np.ndarray):  # the source's trained model, in ONNX Runtime, against this framework
@@ -238,11 +249,11 @@ def passes(row):
             and row.get("from_source_classes", False))
 
 
-def fingerprint(frameworks, purpose):
-    """What a table depends on: the lab's fingerprint, and the modules whole (export_onnx is not in
-    a row's code digest) with the ONNX packages each environment pins."""
+def code_digest(frameworks):
+    """The modules whole (export_onnx is not in a row's code digest), the checks, and the ONNX
+    packages each environment pins: what a table records, so that a committed one shows its age."""
     import hashlib
-    from lab import digest, envs
+    from lab import digest
     whole = hashlib.sha256()
     model = common.model_of(frameworks)
     for name in sorted({common.ROWS[f]["module"] for f in frameworks}) + ["onnx_check", "onnx_graph", "parity"]:
@@ -250,13 +261,20 @@ def fingerprint(frameworks, purpose):
     for env in sorted({common.ROWS[f]["env"] for f in frameworks}):
         path = os.path.join(common.ROOT, "envs", env, "requirements-onnx.txt")
         whole.update(open(path, "rb").read() if os.path.exists(path) else b"")
+    return whole.hexdigest()[:16]
+
+
+def fingerprint(frameworks, purpose):
+    """What a table depends on: the lab's fingerprint and code_digest."""
+    from lab import digest, envs
     return digest.fingerprint(frameworks, purpose, "synthetic", ("envs",),
-                              also=[envs.python_for(f)[0] for f in frameworks] + [whole.hexdigest()])
+                              also=[envs.python_for(f)[0] for f in frameworks] + [code_digest(frameworks)])
 
 
-def table(frameworks, fresh=False, timeout=900):
+def table(frameworks, fresh=False, timeout=900, cached_only=False):
     """{"measured": when, "machine": where, "source": which trained, "table": compare's}: measured now
-    if `fresh`, else from the cache where the same code, environments and machine measured it."""
+    if `fresh`, else from the cache where the same code, environments and machine measured it (with
+    `cached_only`, None where they have not)."""
     import onnxruntime as ort
     import tempfile
     from lab import envs, results
@@ -264,10 +282,13 @@ def table(frameworks, fresh=False, timeout=900):
     if os.path.exists(path) and not fresh:
         with open(path) as f:
             return json.load(f)
+    if cached_only:
+        return None
     with tempfile.TemporaryDirectory(prefix="rosetta-onnx-") as out_dir:
         source, found = run_all(frameworks, out_dir, timeout)
         measured = dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(), source=source,
-                        onnxruntime=ort.__version__, table=compare(frameworks, out_dir, source, found))
+                        onnxruntime=ort.__version__, code=code_digest(frameworks),
+                        table=compare(frameworks, out_dir, source, found))
     if all(isinstance(got, dict) for got in found.values()):  # a framework that did not run is run again
         results.write_json(path, measured)
     return measured

@@ -42,12 +42,13 @@ def producer(row):
     return name, row["producer"]
 
 
-def onnx_table(measured, source=""):
+def onnx_table(measured, source="", model="cnn"):
     trained = measured.get("source", onnx_check.SOURCE)
-    head = ["framework", "exporter", "opset", "logits vs the framework's, 64 / 1 images", "same classes",
+    inputs = "images" if model == "cnn" else "reviews"
+    head = ["framework", "exporter", "opset", "logits vs the framework's, 64 / 1 {}".format(inputs), "same classes",
             "any batch", "weights trained in {}".format(trained), "within tolerance"]
     body = []
-    order = frameworks()
+    order = common.implemented_frameworks(model=model)
     for name, row in sorted(measured["table"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99):
         export = row.get("export") or {}
         why = row.get("error") or export.get("error")
@@ -64,12 +65,12 @@ def onnx_table(measured, source=""):
         details = [("written by", written_by), ("size", "{} MB".format(_mb(row["bytes"]))),
                    ("export", "{:.1f} s".format(export["seconds"])), ("operators", ", ".join(row["ops"]))]
         body.append((cells, notes, details))
-    caption = ("Measured {} on {}{}: ONNX Runtime {} on the CPU, the synthetic test set's first {} images in each "
-               "framework's own layout, the weights of weights.random_weights. The last check but one puts the "
+    caption = ("Measured {} on {}{}: ONNX Runtime {} on the CPU, the synthetic test set's first {} {} in each "
+               "framework's own layout, the weights of {}.random_weights. The last check but one puts the "
                "weights of a model trained {} steps in {} into each framework with set_weights and compares its "
                "logits with ONNX Runtime's on {}'s exported file.").format(
         (measured.get("measured") or "")[:10], measured.get("machine"), source, measured.get("onnxruntime", ""),
-        common.BATCH_SIZE, onnx_check.STEPS, trained, trained)
+        common.BATCH_SIZE, inputs, common.MODELS[model]["weights"], onnx_check.STEPS, trained, trained)
     return "<p>{}</p>{}".format(html.escape(caption), html_table(head, body, "rosetta-onnx"))
 
 

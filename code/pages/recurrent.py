@@ -7,7 +7,7 @@ import os
 import altair as alt
 
 import common
-from lab import envs, parity, results
+from lab import envs, onnx_check, parity, results
 from pages.base import (Run, WIDTH, _fmt, apart, embed, flags_note, html_table, load_seed, purpose_run,
                         reference_note, rows, shared_selection)
 from pages.results import table as results_table
@@ -47,17 +47,32 @@ def measured_parity(results_dir=None):
     return committed or parity.table([n for n in names if envs.python_for(n)[0]])
 
 
+def measured_onnx(results_dir=None):
+    """(onnx_check.table's dict, where it comes from) for part II's rows: as make test-onnx-rnn measured
+    it here with this code and these environments, else the committed reference's (measuring it takes
+    four minutes on two cores, which the book's build does not spend)."""
+    names = rows_of_model()
+    here = onnx_check.table(names, cached_only=True) if all(envs.python_for(n)[0] for n in names) else None
+    path = newest_reference(results_dir)
+    if here or not path:
+        return here or onnx_check.table(names), ""
+    meta = results.read_object(os.path.join(path, "run.json"))[0] or {}
+    return results.read_object(os.path.join(path, "onnx.json"))[0], ", the committed reference run {} (at commit {})".format(
+        os.path.basename(path), (meta.get("commit") or "unrecorded")[:7])
+
+
 def newest_reference(results_dir=None):
     return next((p for p, m in results.local_runs(results_dir or common.RESULTS_DIR, "reference")
                  if m.get("purpose") == MODEL and m.get("status") == "complete"), None)
 
 
 def write_reference(results_dir=None):
-    """Part II's parity table, measured now, into its newest committed run (make reference-rnn)."""
+    """Part II's parity and ONNX tables, measured now, into its newest committed run (make reference-rnn)."""
     path = newest_reference(results_dir)
     if not path:
-        raise common.UsageError("no committed run of part II to add its parity table to: make reference-rnn")
+        raise common.UsageError("no committed run of part II to add its tables to: make reference-rnn")
     results.write_json(os.path.join(path, "parity.json"), parity.table(rows_of_model(), fresh=True))
+    results.write_json(os.path.join(path, "onnx.json"), onnx_check.table(rows_of_model(), fresh=True))
     results.write_manifest(path)
     return path
 
@@ -138,17 +153,19 @@ def chart(run, baseline):
                            accuracy).properties(title=alt.Title(run.caption, anchor="start"))
 
 
-def baseline_html(baseline, dataset):
+def baseline_html(baseline, dataset, accuracies=()):
     if not baseline:
         return ""
     synthetic = (" The reviews are synthetic (no dataset host is reachable from the machine that ran it): a "
                  "polarity word after a negation counts the other way, which a reader of the words in order can "
                  "follow and a count of them cannot."
                  if dataset == "synthetic" else "")
+    grus = (" The GRU rows of this run reach {:.1%} to {:.1%}.".format(min(accuracies), max(accuracies))
+            if accuracies else "")
     return ('<p class="rosetta-baseline">The bag-of-words baseline (logistic regression on which words a review '
             'has, <code>code/rnn/rnn_baseline.py</code>, L2 weight {} chosen on held-out training reviews) reaches '
-            '{:.1%} on the same {:,} test reviews after training on the same {:,}.{}</p>').format(
-        baseline["l2"], baseline["accuracy"], baseline["n_test"], baseline["n_train"], html.escape(synthetic))
+            '{:.1%} on the same {:,} test reviews after training on the same {:,}.{}{}</p>').format(
+        baseline["l2"], baseline["accuracy"], baseline["n_test"], baseline["n_train"], grus, html.escape(synthetic))
 
 
 def runs_html(results_dir=None):
@@ -161,7 +178,8 @@ def runs_html(results_dir=None):
     parts = ["<h3>{}</h3>".format(html.escape(run.caption)),
              reference_note(run, "<code>make bench-rnn</code> measures it here", "<code>make bench-rnn</code> measures {} again"),
              embed(drawn) if drawn is not None else "<p>This run has no results.</p>",
-             baseline_html(baseline, run.meta.get("dataset")), flags_note(rows(run)), results_table(run)]
+             baseline_html(baseline, run.meta.get("dataset"), [d["accuracy"] for d in rows(run) if d["status"] == "ok"]),
+             flags_note(rows(run)), results_table(run)]
     return "\n".join(p for p in parts if p)
 
 
@@ -183,3 +201,10 @@ def show_runs():
 def show_seed():
     from IPython.display import HTML, display
     display(HTML(seed_html()))
+
+
+def show_onnx():
+    from IPython.display import HTML, display
+    from pages.export import onnx_table
+    measured, source = measured_onnx()
+    display(HTML(onnx_table(measured, source, MODEL)))

@@ -121,6 +121,20 @@ def set_weights(model, weights):
         workspace.FeedBlob(name, np.ascontiguousarray(value), DEVICE)
 
 
+def export_onnx(model, path):
+    import onnx
+    from caffe2.python.onnx import frontend
+    net = model_helper.ModelHelper(name="export", init_params=False)
+    net.net.AddExternalOutput(add_layers(net, forward_only=True))  # the inference net, its output the logits
+    init = caffe2_pb2.NetDef()  # the weights: one fill operator per blob, as the frontend takes them
+    for name in map(str, model.params):
+        value = workspace.FetchBlob(name)
+        init.op.extend([core.CreateOperator("GivenTensorFill", [], [name], values=value, shape=value.shape)])
+    inputs = {"ids": (onnx.TensorProto.INT32, (MAXLEN, 1)), "lengths": (onnx.TensorProto.INT32, (1,)),
+              "h0": (onnx.TensorProto.FLOAT, (1, 1, HIDDEN))}
+    onnx.save(frontend.caffe2_net_to_onnx_model(net.net.Proto(), init, inputs), path)
+
+
 def runtime_info():
     import torch
     return dict(version="caffe2 in torch {}".format(torch.__version__), device="gpu" if GPU else "cpu",

@@ -89,6 +89,43 @@ def set_weights(model, weights):
                 p.array[...] = DEVICE.send(block)
 
 
+def export_onnx(model, path):
+    import onnx
+    import onnx_chainer  # ships with Chainer 7; it needs the onnx package
+    from onnx import TensorProto, helper
+    from onnx_graph import any_batch
+    from reviews import MAXLEN
+
+    # The model's forward cannot be traced (`ids != 0` raises on a Variable; its lengths are Python
+    # numbers): trace its links over every step of the padded ids, then give ONNX's GRU each review's
+    # length, so that its last state is the one at the review's last word.
+    class Padded(chainer.Chain):
+        def forward(self, ids):
+            steps = F.separate(model.embed(ids), axis=1)
+            # a Variable, or the converter, which counts it as the GRU's first input, shifts every weight
+            hx = chainer.Variable(np.zeros((1, ids.shape[0], HIDDEN), np.float32))
+            hy, _ = F.n_step_gru(1, 0.0, hx, model.gru.ws, model.gru.bs, steps)
+            return model.dense(hy[0])
+
+    proto = onnx_chainer.export(Padded(), np.ones((1, MAXLEN), np.int32), input_names=["ids"],
+                                output_names=["logits"], train=False)
+    graph = proto.graph
+    gru = next(node for node in graph.node if node.op_type == "GRU")
+    split = next(node for node in graph.node if gru.input[5] in node.output)  # of the traced zeros
+    gru.input[4], gru.input[5] = "lengths", ""  # the lengths in; the initial state (batch 1) out
+    graph.initializer.append(helper.make_tensor("zero", TensorProto.INT32, [], [0]))
+    lengths = [helper.make_node("Equal", ["ids", "zero"], ["pad"]),
+               helper.make_node("Not", ["pad"], ["word"]),
+               helper.make_node("Cast", ["word"], ["word_i32"], to=TensorProto.INT32),
+               helper.make_node("ReduceSum", ["word_i32"], ["lengths"], axes=[1], keepdims=0)]
+    nodes = lengths + [node for node in graph.node if node is not split]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    for values in (graph.initializer, graph.input):
+        values.remove(next(v for v in values if v.name == split.input[0]))
+    onnx.save(any_batch(proto), path)
+
+
 def runtime_info():
     return dict(version=chainer.__version__, device="gpu" if GPU else "cpu",
                 cudnn=GPU and chainer.backends.cuda.cudnn_enabled, gru_form="A (NStepGRU)")

@@ -102,6 +102,12 @@ def set_weights(model, weights):
             p.value = np.ascontiguousarray(value)
 
 
+def export_onnx(model, path):
+    # CNTK's own exporter. The sequence axis becomes the file's first dimension and the batch is one:
+    # the file reads one review at a time, at its own length.
+    model.save(path, format=C.ModelFormat.ONNX)
+
+
 def runtime_info():
     return dict(version=C.__version__, device="gpu" if GPU else "cpu", cudnn=False,
                 gru_form="A (a Recurrence of a written-out step)")

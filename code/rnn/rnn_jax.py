@@ -107,6 +107,27 @@ def set_weights(model, weights):
         param[...] = jnp.asarray(value)  # in place: the optimizer holds the same variables
 
 
+def export_onnx(model, path):
+    from unittest import mock
+    import onnx
+    from jax2onnx import to_onnx  # traces the JAX operations into ONNX: lax.scan becomes a Loop
+    from onnx_graph import BATCH
+    from reviews import MAXLEN
+    model.eval()
+    # nnx.RNN draws a key for its zero initial state, which a trace may not count on the model
+    # itself: a copy is made in the trace, its key given as raw data (jax2onnx cannot hold a key).
+    graphdef, keys, rest = nnx.split(model, nnx.RngKey, ...)
+    key_data = jax.tree.map(jax.random.key_data, keys)
+    arange = jnp.arange  # JAX's own: jax2onnx's loses the symbolic batch that nnx.RNN's last step needs
+
+    def logits(ids):
+        with mock.patch.object(jnp, "arange", arange):
+            keys = jax.tree.map(jax.random.wrap_key_data, key_data)
+            return nnx.merge(graphdef, keys, rest, copy=True)(ids)
+    ids = jax.ShapeDtypeStruct((BATCH, MAXLEN), jnp.int32)  # a symbolic batch size
+    onnx.save(to_onnx(logits, [ids], input_names=["ids"], output_names=["logits"]), path)
+
+
 def runtime_info():
     dev = jax.devices()[0]
     return dict(version="jax {}, flax {}".format(jax.__version__, flax.__version__),

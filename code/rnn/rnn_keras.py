@@ -73,6 +73,18 @@ def set_weights(model, weights):
     model.set_weights([embedding] + to_keras(gru) + [dense.T, dense_bias])
 
 
+def export_onnx(model, path):
+    from reviews import MAXLEN
+    # The backend's exporter: tf2onnx (TensorFlow), jax2onnx (JAX), torch.onnx (torch).
+    spec = keras.InputSpec(shape=(None, MAXLEN), dtype="int32", name="ids")  # None: any batch
+    model.export(path, format="onnx", verbose=False, input_signature=[spec])
+    if keras.backend.backend() == "jax":  # jax2onnx wrote the weights (15 MB) to a second file beside it
+        import os
+        import onnx
+        onnx.save(onnx.load(path), path)  # into the one file
+        os.remove(path + ".data")
+
+
 def runtime_info():
     return dict(version="keras {} on {}".format(keras.__version__, keras.backend.backend()), device=DEVICE,
                 gru_form="A (reset_after=True)")

@@ -61,6 +61,11 @@ def set_weights(model, weights):
     model.set_weights([embedding] + to_keras(gru) + [dense.T, dense_bias])
 
 
+def export_onnx(model, path):
+    import cntk as C
+    C.combine(model.outputs).save(path, format=C.ModelFormat.ONNX)  # the CNTK graph Keras built
+
+
 def runtime_info():
     return dict(version="keras {} on cntk {}".format(keras.__version__, rnn_cntk.C.__version__),
                 device="gpu" if rnn_cntk.GPU else "cpu", cudnn=False,

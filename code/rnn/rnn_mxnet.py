@@ -85,6 +85,54 @@ def set_weights(model, weights):
             p.set_data(nd.array(v, ctx=CTX))
 
 
+def export_onnx(model, path):
+    import os
+    import tempfile
+    import onnx
+    from onnx import TensorProto
+    from onnx.helper import make_node
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph  # its registry of converters, not public
+    from mxnet.onnx.mx2onnx._op_translations._op_translations_opset12 import create_tensor, get_inputs
+    from onnx_graph import BATCH
+    from reviews import MAXLEN
+
+    # MXNet 1.9.1 converts none of `ids != 0` and SequenceLast: the two, in its converters' own form.
+    @MXNetGraph.register("_not_equal_scalar", 13)
+    def not_equal_scalar(node, **kwargs):
+        name, (ids,), attrs = get_inputs(node, kwargs)
+        create_tensor([int(float(attrs["scalar"]))], name + "_scalar", kwargs["initializer"], "int32")
+        return [make_node("Equal", [ids, name + "_scalar"], [name + "_eq"]),
+                make_node("Not", [name + "_eq"], [name + "_ne"]),
+                make_node("Cast", [name + "_ne"], [name], to=TensorProto.INT32)]
+
+    @MXNetGraph.register("SequenceLast", 13)
+    def sequence_last(node, **kwargs):  # steps (N, T, H): each review's at its length - 1
+        name, (steps, lengths), _ = get_inputs(node, kwargs)
+        create_tensor([1], name + "_one", kwargs["initializer"])
+        create_tensor([-1, 1], name + "_column", kwargs["initializer"])
+        return [make_node("Cast", [lengths], [name + "_n"], to=TensorProto.INT64),
+                make_node("Sub", [name + "_n", name + "_one"], [name + "_last"]),
+                make_node("Reshape", [name + "_last", name + "_column"], [name + "_at"]),
+                make_node("GatherND", [steps, name + "_at"], [name], batch_dims=1)]
+
+    with tempfile.TemporaryDirectory() as folder:
+        prefix = os.path.join(folder, "rnn")
+        model.export(prefix)  # the hybridized graph and its weights
+        mx.onnx.export_model(prefix + "-symbol.json", prefix + "-0000.params", in_shapes=[(1, MAXLEN)],
+                             in_types=[np.int32], onnx_file_path=path, dynamic=True,
+                             dynamic_input_shapes=[(None, MAXLEN)])
+    proto = onnx.load(path)
+    # The file names the installed onnx's opset, but the converters write 13's (a Split without
+    # num_outputs, which 18 requires); the batch is left unnamed and the weights listed as inputs.
+    proto.opset_import[0].version = 13
+    for value in (proto.graph.input[0], proto.graph.output[0]):
+        value.type.tensor_type.shape.dim[0].dim_param = BATCH
+    weights = {t.name for t in proto.graph.initializer}
+    for value in [v for v in proto.graph.input if v.name in weights]:
+        proto.graph.input.remove(value)
+    onnx.save(proto, path)
+
+
 def runtime_info():
     gpu = CTX.device_type == "gpu"
     return dict(version=mx.__version__, device="gpu" if gpu else "cpu", cudnn=gpu, gru_form="A (rnn.GRU)")

@@ -104,6 +104,14 @@ def set_weights(model, weights):
         variable.assign(value)
 
 
+def export_onnx(model, path):
+    import tf2onnx  # the ONNX project's converter of TensorFlow graphs
+    from reviews import MAXLEN
+    # None: any batch size. The ids are the only input: the graph counts each review's words itself.
+    spec = [tf.TensorSpec([None, MAXLEN], tf.int32, name="ids")]
+    tf2onnx.convert.from_function(tf.function(model.__call__), input_signature=spec, output_path=path)
+
+
 def runtime_info():
     gpus = tf.config.list_physical_devices("GPU")
     return dict(version=tf.__version__, device="gpu" if gpus else "cpu", cudnn=False,
