@@ -6,6 +6,7 @@ Screenshots land in tests/artifacts/.
 import functools
 import http.server
 import os
+import sys
 import threading
 
 import pytest
@@ -220,6 +221,27 @@ def test_compare_view_fills_both_columns_for_every_ordered_pair(site, page):
                     assert cells and all(c.split(":")[0] == key and int(c.split(":")[1]) > 20 for c in cells), \
                         (a, b, step, side, cells)
                 assert shown["alignedEmptyRows"] == 0, (a, b, step)
+    assert page.context.outside == [] and page.errors == []
+
+
+def test_part_twos_compare_view_shows_every_framework_on_either_side(site, page):
+    """Each framework once on the left and once on the right (its neighbour in the picker's order),
+    at 375 and 1280 px."""
+    sys.path.insert(0, os.path.join(ROOT, "book", "_ext"))
+    import framework_tabs
+    steps = [s["title"] for s in framework_tabs.steps("rnn")]
+    for width in (375, 1280):
+        page.set_viewport_size({"width": width, "height": 900})
+        for a, b in zip(KEYS, KEYS[1:] + KEYS[:1]):
+            page.goto(site + "rnn-compare.html?from={}&to={}".format(a, b))
+            shown = compare_state(page)
+            assert len(shown) == len(steps)
+            for step, cells in zip(steps, shown):
+                for side, key in (("from", a), ("to", b)):
+                    assert cells[side] and all(c.split(":")[0] == key and int(c.split(":")[1]) > 20
+                                               for c in cells[side]), (a, b, step, side, cells[side])
+            assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1"), (width, a, b)
+        page.screenshot(path=os.path.join(ARTIFACTS, "rnn-compare-{}px.png".format(width)))
     assert page.context.outside == [] and page.errors == []
 
 
