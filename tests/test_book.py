@@ -57,6 +57,23 @@ def test_part_two_rows_run_beside_their_baseline_and_their_page_shows_them(built
     assert "this machine: synthetic dataset, smoke profile" in shown and "bag-of-words baseline" in shown
     assert all(common.ROWS[n]["label"] in shown for n in common.implemented_frameworks(model="rnn"))
     assert "epsilon hat, steps counted from 2" in shown and "nnx.GRUCell" in shown
+    assert "def export_onnx(model, path)" in shown and "GRU rows of this run reach" in shown
+
+
+def test_part_two_shows_each_exporters_verdict_its_compare_page_and_its_programs(built):
+    from lab import onnx_check
+    html = page("rnn")
+    for name in common.implemented_frameworks(model="rnn"):
+        row = re.search(r'<td data-label="framework">{}</td>(.*?)</tr>'.format(re.escape(name)), html)
+        verdict = "cannot export|does not run" if name in onnx_check.CANNOT else "yes"
+        assert row and re.search(r'<td data-label="within tolerance">({})</td>$'.format(verdict), row.group(1)), (
+            name, row.group(0) if row else "no row")
+    compare = text("rnn-compare")
+    assert "class GRUCell" in compare and "def export_onnx(model, path)" in compare
+    for module in ("rnn_pytorch", "rnn_caffe2"):  # the tabs' downloads: part II's whole programs
+        found = glob.glob(os.path.join(ROOT, "_build", "html", "_downloads", "*", module + ".ipynb"))
+        with open(found[0]) as f:
+            assert "def reviews_for_library" in f.read()
 
 
 def test_step_chapters_have_synchronized_tabs_with_the_modules_code(built):
