@@ -24,7 +24,7 @@ SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
 .PHONY: html book bench bench-rnn reference-rnn bench-defaults bench-tuning bench-inference reference reference-rows reference-tables reference-defaults \
 	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets test-gpu-tools \
-	gpu-builds envs test test-slow test-onnx-rnn test-fidelity serve clean
+	gpu-builds envs test test-slow test-onnx-rnn test-programs-rnn test-fidelity serve clean
 .DELETE_ON_ERROR:
 
 # Ends with its own duration: what a build costs on this machine (the README asks for a GPU's).
@@ -132,7 +132,7 @@ book/_static/vendor/VERSIONS: tools/vendor-js.sh
 	tools/make-env.sh $* || echo "environment $* was not created: its frameworks will be reported as skipped"
 
 test: $(SETUP)
-	$(PY) -m pytest -m "not slow and not onnx_rnn" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not onnx_rnn and not programs_rnn" $(PYTEST_ARGS)
 
 test-slow: $(SETUP)
 	$(PY) -m pytest -m "slow and not fidelity and not registry and not gpu_tools" $(PYTEST_ARGS)
@@ -146,6 +146,11 @@ test-gpu-tools: $(SETUP)
 # table, which make test checks is today's). Run it when an export_onnx in code/rnn/ changes.
 test-onnx-rnn: $(SETUP)
 	$(PY) -m pytest -m onnx_rnn $(PYTEST_ARGS)
+
+# Not in CI: part II's nine notebooks run by nbclient (about 2.5 min); CI runs part I's, which the same
+# generator writes, and checks part II's programs statically. Run it when programs.py or code/rnn/ change.
+test-programs-rnn: $(SETUP)
+	$(PY) -m pytest -m programs_rnn $(PYTEST_ARGS)
 
 # Not in CI: the parity tests of `make test` prove the rows equal in seconds; this proves they learn.
 test-fidelity: $(SETUP)

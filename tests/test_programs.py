@@ -5,9 +5,11 @@ The notebooks are executed with nbclient, each in its framework's own environmen
 made for the test points at that environment's Python), on the smoke-sized synthetic data.
 """
 import ast
+import builtins
 import json
 import os
 import re
+import symtable
 import sys
 
 import pytest
@@ -57,6 +59,29 @@ def test_program_is_the_whole_module_and_imports_nothing_of_the_book(model, tab)
     assert titles[:len(framework_tabs.steps(model))] == [s["title"] for s in framework_tabs.steps(model)]
 
 
+def undefined_names(text):
+    """The global names a program reads that it neither defines, imports nor has as builtins: what
+    would be a NameError on a path its run in the tests never takes (a GPU's, say)."""
+    top = symtable.symtable(text, "program", "exec")
+    defined = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    defined |= set(dir(builtins))
+    missing = set()
+
+    def walk(table):
+        for s in table.get_symbols():
+            if s.is_referenced() and (table.get_type() == "module" or s.is_global()) and s.get_name() not in defined:
+                missing.add(s.get_name())
+        for child in table.get_children():
+            walk(child)
+    walk(top)
+    return missing
+
+
+@pytest.mark.parametrize("model, tab", PAIRS)
+def test_program_reads_no_name_it_does_not_define(model, tab):
+    assert undefined_names(programs.script(tab, model=model)) == set()
+
+
 def test_the_script_is_the_notebook_cell_by_cell():
     notebook = programs.notebook("pytorch")
     script = programs.script("pytorch")
@@ -100,11 +125,12 @@ def test_downloaded_notebook_trains_and_prints_an_accuracy(tab, tmp_path, monkey
 RNN_TABS = programs.tab_frameworks("rnn")
 
 
-@pytest.mark.slow
+@pytest.mark.programs_rnn
 @pytest.mark.parametrize("tab", list(RNN_TABS))
 def test_downloaded_rnn_notebook_trains_and_prints_an_accuracy(tab, tmp_path, monkeypatch):
-    """Part II's programs. PyTorch's makes the synthetic corpus itself; the others are given its
-    cache, which they would make the same way (20 s each)."""
+    """Part II's programs (make test-programs-rnn, 2.5 min; CI runs part I's notebooks, made by the
+    same generator, and part II's static checks above). PyTorch's makes the synthetic corpus
+    itself; the others are given its cache, which they would make the same way (20 s each)."""
     nbclient = pytest.importorskip("nbclient")
     reviews = common.model_module("rnn", "data")
     framework = RNN_TABS[tab]

@@ -232,7 +232,13 @@ def cells(tab, dataset=None, profile="full", model=framework_tabs.MODEL):
     setup = []  # a local module's setup (imports, module-level code and the functions it calls) ...
     for src in local:
         top = [s for s in src.stmts if not isinstance(s, DEFS) and not is_local_import(s)]
-        called = set().union(*[uses(s) for s in top])
+        defs = {s.name: s for s in src.stmts if isinstance(s, DEFS)}
+        called = set().union(*[uses(s) for s in top]) & set(defs)
+        while True:  # and what those call (cnn_cntk's device check calls its probe)
+            more = set().union(*[uses(defs[name]) for name in called]) & set(defs)
+            if more <= called:
+                break
+            called |= more
         setup += [(src, s) for s in src.stmts if s in top or getattr(s, "name", None) in called]
     setup += [(module, s) for s in module.stmts  # ... then the module's own, in its order
               if not is_local_import(s) and not (isinstance(s, DEFS) and cell_of[s.name] != 0)]
