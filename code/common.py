@@ -152,6 +152,11 @@ def model_module(model, role):
     return importlib.import_module(MODELS[model].get(role, role))
 
 
+def n_params(model):
+    """The parameter count of the seed's `model`: part II's its weights module says; the CNN's N_PARAMS."""
+    return getattr(model_module(model, "weights"), "N_PARAMS", N_PARAMS)
+
+
 def datasets_of(model):
     return MODELS[model].get("dataset_names", DATASETS)
 

@@ -49,7 +49,7 @@ def test_the_exported_file_computes_the_frameworks_logits_at_any_batch(table, fr
     assert row["same_classes"]
     assert row["dynamic_batch"], "the file fixes the batch size"
     assert "Dropout" not in row["ops"], row["ops"]
-    assert row["opset"] and row["bytes"] > 4 * common.N_PARAMS  # the float32 weights are in the file
+    assert row["opset"] and row["bytes"] > 4 * common.n_params(common.ROWS[framework]["model"])  # the float32 weights are in the file
     assert onnx_check.passes(row)
 
 

@@ -11,7 +11,6 @@ from lab import onnx_check
 pytestmark = pytest.mark.onnx_rnn
 FRAMEWORKS = common.implemented_frameworks(model="rnn")
 EXPORTING = [f for f in FRAMEWORKS if f not in onnx_check.CANNOT]
-N_PARAMS = common.model_module("rnn", "weights").N_PARAMS
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +24,7 @@ def test_a_framework_that_cannot_says_why_measured(table, framework):
 
 
 @pytest.mark.parametrize("framework", EXPORTING)
-def test_the_exported_file_computes_the_frameworks_logits_at_any_batch(table, framework, monkeypatch):
-    monkeypatch.setattr(common, "N_PARAMS", N_PARAMS)  # the file holds the GRU's weights
+def test_the_exported_file_computes_the_frameworks_logits_at_any_batch(table, framework):
     test_onnx.test_the_exported_file_computes_the_frameworks_logits_at_any_batch(table, framework)
 
 

@@ -23,7 +23,7 @@ import framework_tabs  # noqa: E402
 import programs  # noqa: E402
 
 TABS = programs.tab_frameworks()
-PAIRS = [(model, tab) for model in programs.LIBRARIES for tab in programs.tab_frameworks(model)]
+PAIRS = [(model, tab) for model in programs.PARTS for tab in programs.tab_frameworks(model)]
 # Functions the chapters do not show: where a module finds its device and what it reports.
 UNSHOWN = {"runtime_info", "gpu_or_why_not", "probe", "no_gpu_reason", "_backend", "backend_device"}
 
@@ -33,7 +33,7 @@ def module_functions(framework):
         return [n.name for n in ast.parse(f.read()).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
 
 
-@pytest.mark.parametrize("model", list(programs.LIBRARIES))
+@pytest.mark.parametrize("model", list(programs.PARTS))
 def test_every_function_of_every_module_is_in_a_chapter(model):
     shown = {name for step in framework_tabs.steps(model) for name in step["names"]}
     for framework in programs.tab_frameworks(model).values():

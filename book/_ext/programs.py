@@ -23,20 +23,28 @@ from framework_tabs import ROOT, common
 
 CODE = os.path.join(ROOT, "code")
 OUT = os.path.join(ROOT, "_build", "programs")
-# What a module may import from code/ and its model's folder, by model; where two define a name (prepare),
-# the first one's is the program's.
-LIBRARIES = {"cnn": ["common", "datasets", "weights", "onnx_graph"],
-             "rnn": ["common", "reviews", "rnn_weights", "datasets", "onnx_graph"]}
-LIBRARY = sorted(set().union(*LIBRARIES.values()))
+# What differs between the two models' programs: what a module may import from code/ and its model's
+# folder (where two define a name, prepare, the first one's is the program's), the dataset read by
+# default and its alternatives, and how the program introduces itself and what it copies in.
+PARTS = {
+    "cnn": dict(library=["common", "datasets", "weights", "onnx_graph"], dataset="cifar10",
+                others="or \"fashion-mnist\" (Debian's dataset-fashion-mnist), or \"synthetic\"", title="",
+                what="The Rosetta Stone's CNN on CIFAR-10",
+                sizes="the epochs and images (the seed's run: 10 epochs of 50,000)",
+                shared="the data loader (`code/datasets.py`), the check of a weight list (`code/cnn/weights.py`)"),
+    "rnn": dict(library=["common", "reviews", "rnn_weights", "datasets", "onnx_graph"], dataset="imdb",
+                others="Keras' imdb.npz, downloaded; or \"synthetic\", made here", title=" (part II, the GRU)",
+                what="The Rosetta Stone's GRU on IMDB reviews (part II)", about="the seed's: 3 epochs of 25,000",
+                sizes="the epochs and reviews (the seed's run: 3 epochs of 25,000)",
+                shared="the tokenizer and loader of the reviews (`code/rnn/reviews.py`), the check of a weight list "
+                       "(`code/rnn/rnn_weights.py`), the minibatches"),
+}
+LIBRARY = sorted(set().union(*[part["library"] for part in PARTS.values()]))
 NESTED = re.compile(r"^[ \t]+from ({}) import [^\n]*\n".format("|".join(LIBRARY)), re.M)  # in a function: copied in
 # Constants that name places in this repository get a value that makes sense anywhere.
 REPLACE = {"DATA_DIR": 'DATA_DIR = "data"  # the download and the decoded arrays go here, next to the program'}
-PARAMETERS = {
-    "cnn": ("DATASET = \"{dataset}\"  # or \"fashion-mnist\" (Debian's dataset-fashion-mnist), or \"synthetic\"\n"
-            "PROFILE = dict(epochs={epochs}, n_train={n_train}, n_test={n_test})  # {about}"),
-    "rnn": ("DATASET = \"{dataset}\"  # Keras' imdb.npz, downloaded; or \"synthetic\", made here\n"
-            "PROFILE = dict(epochs={epochs}, n_train={n_train}, n_test={n_test})  # the seed's: 3 epochs of 25,000")}
-DEFAULT_DATASET = {"cnn": "cifar10", "rnn": "imdb"}
+PARAMETERS = ("DATASET = \"{dataset}\"  # {others}\n"
+              "PROFILE = dict(epochs={epochs}, n_train={n_train}, n_test={n_test})  # {about}")
 # The calls of each step, keyed by chapter (part II: by section): written once for every framework.
 CALLS = {
     "book/01-load-data": (
@@ -225,7 +233,8 @@ def cells(tab, dataset=None, profile="full", model=framework_tabs.MODEL):
             for node in ast.walk(stmt):
                 if isinstance(node, ast.ImportFrom) and node.module in LIBRARY:
                     wanted |= {a.asname or a.name for a in node.names}
-    lib_imports, lib_code = closure([Source(name, model) for name in LIBRARIES[model]], wanted)
+    part = PARTS[model]
+    lib_imports, lib_code = closure([Source(name, model) for name in part["library"]], wanted)
     needed = set().union(*[uses(s) for _, s in lib_code])
     imports = ["import os", "import time"] + [import_text(src, s, needed) for src, s in lib_imports]
     imports = list(dict.fromkeys(line for line in imports if not line.endswith(" import ")))
@@ -249,15 +258,13 @@ def cells(tab, dataset=None, profile="full", model=framework_tabs.MODEL):
             text = text.replace(src.name + ".", "")
         return ("code", text, [])
 
-    prof = common.profile(profile, model)
-    shared = {"cnn": "the data loader (`code/datasets.py`), the check of a weight list (`code/cnn/weights.py`)",
-              "rnn": "the tokenizer and loader of the reviews (`code/rnn/reviews.py`), the check of a weight "
-                     "list (`code/rnn/rnn_weights.py`), the minibatches"}[model]
+    prof = dict(common.profile(profile, model), dataset=dataset or part["dataset"], others=part["others"])
+    prof["about"] = part.get("about", prof["about"])
     out = [("markdown", intro(tab, framework, module, local, model), []),
-           ("code", PARAMETERS[model].format(dataset=dataset or DEFAULT_DATASET[model], **prof), ["parameters"]),
+           ("code", PARAMETERS.format(**prof), ["parameters"]),
            ("code", "\n".join(imports + [""] + environment_lines(framework)), []),
            ("markdown", "Shared by every framework in the book: the hyperparameters, {} and the accuracy "
-            "(`code/datasets.py`).".format(shared), []),
+            "(`code/datasets.py`).".format(part["shared"]), []),
            code(lib_code),
            ("markdown", "{}'s own setup: its imports and settings.".format(spec["label"]), []),
            code(setup)]
@@ -304,22 +311,17 @@ def join(pairs):
     return "".join(out)
 
 
-WHAT = {"cnn": ("The Rosetta Stone's CNN on CIFAR-10", "the epochs and images (the seed's run: 10 epochs of 50,000)"),
-        "rnn": ("The Rosetta Stone's GRU on IMDB reviews (part II)", "the epochs and reviews (the seed's run: 3 epochs of "
-                "25,000)")}
-
-
 def intro(tab, framework, module, local, model=framework_tabs.MODEL):
     spec = common.ROWS[framework]
     others = [n for n in common.implemented_frameworks(model=model) if common.tab(n) == tab and n != framework]
-    folder = common.MODELS[model]["folder"]
-    lines = ["# {}: the whole program{}".format(spec["label"], " (part II, the GRU)" if model != framework_tabs.MODEL else ""), "",
+    folder, part = common.MODELS[model]["folder"], PARTS[model]
+    lines = ["# {}: the whole program{}".format(spec["label"], part["title"]), "",
              " ".join(module.docstring.split("\n\n")[0].split()), "",
              "{}, generated from `code/{}/{}.py`{} with everything it imports from the book's code copied in, "
              "cut into the book's steps. It needs only the framework and NumPy. `PROFILE` sets {}; "
              "`DATASET = \"synthetic\"` needs no download.".format(
-                 WHAT[model][0], folder, spec["module"], "".join(" and `code/{}/{}.py`".format(folder, s.name) for s in local),
-                 WHAT[model][1])]
+                 part["what"], folder, spec["module"], "".join(" and `code/{}/{}.py`".format(folder, s.name) for s in local),
+                 part["sizes"])]
     if others:
         backends = " or ".join("`{}`".format(common.ROWS[n]["vars"]["KERAS_BACKEND"]) for n in others)
         lines += ["", "The same code runs on the other backends: set the environment variable "
@@ -364,7 +366,7 @@ def write_all(out=OUT, **kwargs):
     import nbformat
     os.makedirs(out, exist_ok=True)
     paths = {}
-    for model in LIBRARIES:
+    for model in PARTS:
         for tab, framework in tab_frameworks(model).items():
             module = common.ROWS[framework]["module"]
             base = os.path.join(out, module)

@@ -125,7 +125,7 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
     y_pred = timed(phases, "predict", module.predict, trainer, batches)
     result["accuracy"] = datasets.evaluate(y_pred, y_test)
     result["n_predicted"] = int(len(np.asarray(y_pred).reshape(-1)))
-    expected = getattr(common.model_module(spec["model"], "weights"), "N_PARAMS", common.N_PARAMS)
+    expected = common.n_params(spec["model"])
     if result["params"] != expected:
         raise AssertionError("{} has {:,} parameters, the seed's model has {:,}".format(
             framework, result["params"], expected))
