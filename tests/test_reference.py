@@ -121,3 +121,4 @@ def test_the_reference_has_every_parallel_row_as_two_processes_equal_to_one():
     for name, r in found.items():
         assert r["status"] == "ok" and r["world_size"] == 2 and r["devices"] == ["cpu", "cpu"], (name, r["error"])
         assert scale_out.passes(r["equivalence"]) and r["processes_1"]["epoch_seconds"], name
+        assert not digest.older_code(r, "scale-out"), "{}: its modules, scale_out or launch changed since".format(name)

@@ -12,7 +12,7 @@ from caffe2.python import core, model_helper, optimizer, workspace
 import cnn_caffe2 as faithful
 from cnn_caffe2 import (DEVICE, add_layers, count_params, create_model, get_weights, load_data,  # noqa: F401
                         predict, set_weights)  # unchanged
-from common import BATCH_SIZE, LR, MOMENTUM
+from common import BATCH_SIZE, LR, MOMENTUM, SEED
 
 RANK, WORLD = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
 
@@ -32,6 +32,9 @@ def init_model(model):
         optimizer.build_sgd(model, base_learning_rate=LR, policy="fixed", momentum=MOMENTUM, nesterov=False)
         test = model_helper.ModelHelper(name="test", init_params=False, arg_scope=model.arg_scope)
         add_layers(test, is_test=True)
+    for op in model.net.Proto().op:  # dropout: each rank its own masks, as the halves of one's batch have
+        if op.type == "Dropout":
+            op.device_option.random_seed = SEED + RANK
     workspace.RunNetOnce(model.param_init_net)
     workspace.FeedBlob("data", np.zeros((BATCH_SIZE, 3, 32, 32), np.float32), DEVICE)
     workspace.FeedBlob("label", np.zeros(BATCH_SIZE, np.int32), DEVICE)

@@ -9,6 +9,8 @@ import atexit
 import cntk as C
 from cntk.train.distributed import Communicator, data_parallel_distributed_learner
 
+from common import SEED
+
 import cnn_cntk as faithful
 from cnn_cntk import (count_params, create_model, get_weights, load_data, predict,  # noqa: F401
                       set_weights)  # unchanged
@@ -19,10 +21,20 @@ atexit.register(Communicator.finalize)
 
 def init_model(model):
     model, labels, sgd = faithful.init_model(model)
+    own_dropout(model)
     # num_quantization_bits=32: the plain all-reduce (fewer bits need CNTK's 1-bit SGD build).
     learner = data_parallel_distributed_learner(sgd.parameter_learners[0], num_quantization_bits=32,
                                                 distributed_after=0)
     return model, labels, C.Trainer(model, sgd.loss_function, [learner])
+
+
+
+def own_dropout(graph):
+    """Dropout: each process its own masks, as the halves of one process's batch have. With a fixed
+    seed CNTK gives every Dropout that seed, in every process."""
+    primitive = lambda f: isinstance(f, C.Function) and f.op_name == "Dropout" and not f.is_block  # noqa: E731
+    for f in C.logging.graph.depth_first_search(graph, primitive, depth=-1):
+        f.set_attribute("rngSeed", SEED + Communicator.rank())
 
 
 def train_epoch(trainer, batches):

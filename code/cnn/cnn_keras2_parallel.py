@@ -9,6 +9,8 @@ import atexit
 import cntk as C
 from cntk.train.distributed import Communicator, data_parallel_distributed_learner
 
+from common import SEED
+
 import cnn_keras2 as faithful
 from cnn_keras2 import (count_params, create_model, get_weights, load_data, predict,  # noqa: F401
                         set_weights)  # unchanged
@@ -19,6 +21,7 @@ atexit.register(Communicator.finalize)
 
 def init_model(model):
     model = faithful.init_model(model)
+    own_dropout(model.outputs[0].owner)
     world, get_gradients = Communicator.num_workers(), model.optimizer.get_gradients
     model.optimizer.get_gradients = lambda loss, params: [g / world for g in get_gradients(loss, params)]
     model._make_train_function()  # Keras' CNTK backend builds its Trainer here, else at the first batch
@@ -28,6 +31,15 @@ def init_model(model):
                                                 distributed_after=0)
     f.trainer = C.Trainer(f.loss, (f.loss,), [learner])
     return model
+
+
+
+def own_dropout(graph):
+    """Dropout: each process its own masks, as the halves of one process's batch have. With a fixed
+    seed CNTK gives every Dropout that seed, in every process."""
+    primitive = lambda f: isinstance(f, C.Function) and f.op_name == "Dropout" and not f.is_block  # noqa: E731
+    for f in C.logging.graph.depth_first_search(graph, primitive, depth=-1):
+        f.set_attribute("rngSeed", SEED + Communicator.rank())
 
 
 def train_epoch(trainer, batches):

@@ -23,6 +23,10 @@ def init_model(model):
     # Broadcasts rank 0's weights. fit() would call the model itself, not the wrapper, and nothing
     # would be averaged: the loop below calls the wrapper, with torch's SGD (Keras' rule, v = 0.9 v - lr g).
     wrapped = DistributedDataParallel(model)
+    for layer in model.layers:  # dropout: each process its own masks (DDP gave each rank 0's seeds)
+        if isinstance(layer, keras.layers.Dropout):
+            state = layer.seed_generator.state
+            state.assign(state + keras.ops.convert_to_tensor([dist.get_rank(), 0], dtype=state.dtype))
     return model, wrapped, torch.optim.SGD(wrapped.parameters(), lr=LR, momentum=MOMENTUM)
 
 

@@ -6,11 +6,18 @@ import mxnet as mx
 from mxnet import autograd, gluon, nd
 
 import cnn_mxnet as faithful
-from cnn_mxnet import (CTX, count_params, create_model, get_weights, load_data, predict,  # noqa: F401
-                       set_weights)  # unchanged
-from common import LR, MOMENTUM
+from cnn_mxnet import CTX, count_params, get_weights, load_data, predict, set_weights  # noqa: F401 (unchanged)
+from common import LR, MOMENTUM, SEED
 
 KV = mx.kv.create("dist_sync")  # joins the scheduler: waits until every worker is there
+
+
+def create_model():
+    model = faithful.create_model()
+    model(nd.zeros((1, 3, 32, 32), ctx=CTX))  # Gluon initialises at the first call: now, with the same seed
+    # Dropout: each worker its own masks, as the two halves of one worker's batch have.
+    mx.random.seed(SEED + KV.rank)
+    return model
 
 
 def init_model(model):

@@ -12,6 +12,7 @@ if torch.cuda.is_available():  # before cnn_pytorch makes its tensors: "cuda" is
 import cnn_pytorch as faithful  # noqa: E402
 from cnn_pytorch import (DEVICE, GPU, count_params, create_model, get_weights, load_data,  # noqa: E402,F401
                          predict, set_weights)  # unchanged
+from common import SEED  # noqa: E402
 
 # torchrun sets RANK, WORLD_SIZE and the rendezvous address in each process's environment.
 dist.init_process_group("nccl" if GPU else "gloo")
@@ -19,6 +20,8 @@ dist.init_process_group("nccl" if GPU else "gloo")
 
 def init_model(model):
     model, criterion, optimizer = faithful.init_model(model)
+    # Dropout: each process its own masks, as the two halves of one process's batch have.
+    torch.manual_seed(SEED + dist.get_rank())
     # Broadcasts rank 0's weights; the learning rate stays: the averaged gradient is the global batch's.
     return DistributedDataParallel(model), criterion, optimizer
 

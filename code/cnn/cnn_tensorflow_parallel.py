@@ -7,7 +7,7 @@ import tensorflow as tf
 STRATEGY = tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG; before any other op
 import cnn_tensorflow as faithful  # noqa: E402
 from cnn_tensorflow import (count_params, get_weights, load_data, predict, set_weights,  # noqa: E402,F401
-                            LR, MOMENTUM)  # unchanged
+                            LR, MOMENTUM, SEED)  # unchanged
 
 
 def same_everywhere(next_creator, **kwargs):
@@ -24,7 +24,11 @@ def create_model():
 
 def init_model(model):
     with STRATEGY.scope(), tf.variable_creator_scope(same_everywhere):
-        return faithful.init_model(model)
+        trainer = faithful.init_model(model)
+    # Dropout: each worker its own masks, as the two halves of one worker's batch have (train_step's
+    # dropout ops take their seeds from the global seed when it is first traced, after this).
+    tf.random.set_seed(SEED + STRATEGY.cluster_resolver.task_id)
+    return trainer
 
 
 @tf.function

@@ -53,13 +53,27 @@ def inference_code(framework):
     return digest.hexdigest()[:16]
 
 
+def scale_out_code(framework):
+    """What a scale-out result depends on beyond the row's digest: its data-parallel module, the
+    rank's steps and the launch (scale_out.py, launch.py)."""
+    digest = hashlib.sha256(row_code(framework).encode())
+    for name in (common.PARALLEL[framework]["module"], "scale_out", "launch"):
+        with open(source_path(name, common.ROWS[framework]["model"]), "rb") as f:
+            digest.update(name.encode() + f.read())
+    return digest.hexdigest()[:16]
+
+
+# A run's purpose -> the digest its results record, where it is not the row's.
+CODE_OF = {"inference": inference_code, "scale-out": scale_out_code}
+
+
 def older_code(result, purpose=""):
-    """Whether older code than today's measured this result (its digest differs: the row's, or for
-    an inference run inference_code's); a result of a row whose module no longer exists is not compared."""
+    """Whether older code than today's measured this result (its digest differs: the row's, or the
+    one CODE_OF names for the run's purpose); a result of a row whose module no longer exists is not compared."""
     name = result["framework"]
     if name not in common.ROWS or not os.path.exists(common.module_path(name)):
         return False
-    return result.get("code") != (inference_code(name) if purpose == "inference" else row_code(name))
+    return result.get("code") != CODE_OF.get(purpose, row_code)(name)
 
 
 def fingerprint(frameworks, profile, dataset, code=("harness", "introspect", "own_init"), also=()):

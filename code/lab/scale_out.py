@@ -160,7 +160,7 @@ def run(frameworks, profile, dataset, kind="runs", resume=False):
             continue  # resumed: done already
         result = results.new_result(name, profile, dataset, run=meta["run"], world_size=WORLD,
                                     module=common.PARALLEL[name]["module"], launcher=common.PARALLEL[name]["launcher"],
-                                    code=digest.row_code(name))
+                                    code=digest.scale_out_code(name))
         result["equivalence"] = equivalence(name)
         errors = [result["equivalence"].get("error")]
         for world in (1, WORLD):
