@@ -91,10 +91,10 @@ def main(argv=None):
                       args.only_if_stale)
             return 0
         if args.scale_out:
-            chosen = [f for f in frameworks if f in scale_out.ROWS] if args.frameworks else list(scale_out.ROWS)
+            chosen = [f for f in frameworks if f in common.PARALLEL] if args.frameworks else list(common.PARALLEL)
             if not chosen:
                 raise common.UsageError("--scale-out runs the rows with a data-parallel module: {}".format(
-                    ", ".join(scale_out.ROWS)))
+                    ", ".join(common.PARALLEL)))
             scale_out.run(chosen, args.profile or None, args.dataset, kind, args.resume)
             return 0
         if args.inference:

@@ -3,6 +3,7 @@
 Faulty frameworks are stand-in interpreters (ROSETTA_PYTHON_<FRAMEWORK>) that the orchestrator
 starts exactly as it starts a real one; PyTorch runs for real beside them.
 """
+import io
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import CODE, ROOT
-from lab import digest, envs, modes, plan
+from lab import digest, envs, modes, plan, runner
 import common
 from lab import harness
 from lab import results
@@ -283,7 +284,8 @@ def test_the_plan_gives_each_row_and_an_estimate_before_anything_runs(tmp_path, 
     fake(tmp_path, monkeypatch, "jax", "ok")
     earlier = modes.bench(["pytorch"], "smoke", "synthetic")  # an earlier run on this machine: pytorch took 30 s
     doc = load(earlier, "pytorch")
-    doc.update(started="2026-11-30T00:00:00+00:00", finished="2026-11-30T00:00:30+00:00")
+    assert 0 < doc["wall_seconds"] < 120  # the runner's own measure, from the row's start to its result
+    doc.update(wall_seconds=30.0)
     results.write_json(os.path.join(earlier, "pytorch.json"), doc)
     proc = start_bench(["--frameworks", "pytorch,jax", "--profile", "smoke", "--dataset", "synthetic"], dict(os.environ))
     _, err = proc.communicate(timeout=120)
@@ -292,6 +294,28 @@ def test_the_plan_gives_each_row_and_an_estimate_before_anything_runs(tmp_path, 
     assert "pytorch                  about 0.5 min" in plan
     assert "jax                      no estimate" in plan
     assert "in all about 0.5 min plus 1 row without an estimate, estimated from the newest run on this machine" in plan
+
+
+def test_scale_out_names_the_rows_it_runs_when_asked_for_another():
+    proc = start_bench(["--scale-out", "--frameworks", "pytorch-tuned"], dict(os.environ))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "--scale-out runs the rows with a data-parallel module: pytorch," in err
+
+
+def test_the_countdown_goes_at_the_pace_of_the_rows_done():
+    out = io.StringIO()
+    show = runner.Progress(["a", "b", "c"], stream=out, estimates={"a": 10.0, "b": 10.0, "c": 20.0})
+    assert show.left("a", 0.0) == 40.0
+    show.done(dict(framework="a", status="ok", wall_seconds=15.0))
+    assert show.pace() == 1.5 and show.left("b", 3.0) == 1.5 * 20 + 15 - 3  # the rows done took 1.5x their estimates
+    show.done(dict(framework="b", status="failed", error="it broke", wall_seconds=1.0))  # a failure says nothing of pace
+    assert show.pace() == 1.5 and "it broke" in out.getvalue()
+
+
+def test_a_row_without_the_runners_measure_is_timed_from_its_harness(results_dir):
+    doc = results.new_result("pytorch", "smoke", "synthetic", started="2026-11-30T00:00:00+00:00",
+                             finished="2026-11-30T00:01:40+00:00")
+    assert results.row_seconds(doc) == 100.0 and results.row_seconds(dict(doc, wall_seconds=102.5)) == 102.5
 
 
 def test_a_reference_run_is_scaled_by_the_calibration_to_estimate_here(results_dir):

@@ -85,6 +85,15 @@ def test_the_reference_has_part_twos_onnx_table_by_todays_exporters():
         assert onnx_check.passes(row) != (name in onnx_check.CANNOT), (name, row.get("error") or row.get("export"))
 
 
+def test_the_reference_has_the_onnx_table_by_todays_exporters():
+    from lab import onnx_check
+    from pages.defaults import reference_tables
+    measured = results.read_object(os.path.join(reference_tables()[0], "onnx.json"))[0]
+    assert measured and measured["code"] == onnx_check.code_digest(common.implemented_frameworks()), \
+        "export code changed: make reference-tables"
+    assert all(row.get("input") for row in measured["table"].values() if "logits" in row)  # what a server reads
+
+
 def test_the_reference_has_every_frameworks_inference_measured_or_why_not():
     from lab import onnx_check
     path = purpose_reference("inference")

@@ -209,6 +209,17 @@ def test_a_reference_run_says_where_and_when_it_was_measured_and_which_rows_olde
     assert "measured by an older commit: its module changed since" in page  # under the jax row
 
 
+def test_a_scale_out_result_is_stale_when_its_parallel_module_changed_though_its_row_did_not(tmp_path, monkeypatch):
+    from lab import digest
+    result = dict(ok("pytorch", 5.0, 0.2), code=digest.scale_out_code("pytorch"))
+    assert not digest.older_code(result, "scale-out") and digest.older_code(result)  # not the row's digest
+    real = digest.source_path
+    monkeypatch.setattr(digest, "source_path", lambda name, model=None: str(tmp_path / "changed.py")
+                        if name == "cnn_pytorch_parallel" else real(name, model))
+    (tmp_path / "changed.py").write_text("# another module\n")
+    assert digest.older_code(result, "scale-out") and digest.row_code("pytorch") == digest.row_code("pytorch")
+
+
 def test_a_manifest_catches_a_hand_edit_a_missing_file_and_an_added_one(tmp_path):
     path = reference_run(str(tmp_path), [ok("pytorch", 5.0, 0.2)])
     assert results.manifest_problems(path) == []

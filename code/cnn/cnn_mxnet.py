@@ -107,12 +107,17 @@ def set_weights(model, weights):
 
 def export_onnx(model, path):
     import tempfile
+    import onnx
     with tempfile.TemporaryDirectory() as folder:
         prefix = os.path.join(folder, "cnn")
         model.export(prefix)  # the hybridized graph and its weights: cnn-symbol.json, cnn-0000.params
         mx.onnx.export_model(prefix + "-symbol.json", prefix + "-0000.params", in_shapes=[(1, 3, 32, 32)],
                              in_types=[np.float32], onnx_file_path=path,
                              dynamic=True, dynamic_input_shapes=[(None, 3, 32, 32)])
+    # The file names the installed onnx's newest opset, but MXNet's converters stop at opset 13's operators.
+    proto = onnx.load(path)
+    proto.opset_import[0].version = 13
+    onnx.save(proto, path)
 
 
 def runtime_info():

@@ -73,7 +73,7 @@ def print_plan(names, profile, dataset, device, estimates, how, skip):
     if not known:
         w("in all: no estimate, as no run here or in a reference has these rows on this profile and dataset\n")
         return
-    w("in all about {:.1f} min{}, estimated from {}\n".format(
+    w("in all about {:.1f} min{}, estimated from {}; the countdown goes at the pace of the rows done\n".format(
         sum(known) / 60, " plus {} {} without an estimate".format(unknown, "row" if unknown == 1 else "rows")
         if unknown else "", how))
 

@@ -69,8 +69,11 @@ def new_result(framework, profile, dataset, run="", status="failed", error=None,
 
 
 def row_seconds(result):
-    """How long a row took, from its process' start to its result, or None (it never finished, or
-    its times were written by hand). Not for Python 3.6, which has no fromisoformat."""
+    """How long a row took, from its process' start to its result (as the runner measured it; in older
+    results, from the harness's first line, a second or so later), or None (it never finished, or its
+    times were written by hand). Not for Python 3.6, which has no fromisoformat."""
+    if result.get("wall_seconds"):
+        return result["wall_seconds"]
     try:
         return (datetime.datetime.fromisoformat(result["finished"])
                 - datetime.datetime.fromisoformat(result["started"])).total_seconds()

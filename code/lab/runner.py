@@ -57,7 +57,9 @@ def run_framework(framework, profile, dataset, run_path, run_id, timeout, show, 
                 show(framework, _progress(line), time.monotonic() - start)
         finally:
             _kill(proc)
-    return _collect(framework, profile, dataset, run_id, out, log_path, proc.returncode, timed_out, timeout)
+    result = _collect(framework, profile, dataset, run_id, out, log_path, proc.returncode, timed_out, timeout)
+    result["wall_seconds"] = time.monotonic() - start  # what the row cost: its interpreter's start to its result
+    return result
 
 
 def _progress(line):
@@ -99,18 +101,27 @@ def _collect(framework, profile, dataset, run_id, out, log_path, code, timed_out
 
 class Progress:
     """One terminal line per framework, rewritten in place on a terminal: the rows done and left, and
-    the time left where the plan has estimates (seconds by row)."""
+    the time left where the plan has estimates (seconds by row), corrected by what the rows done so
+    far really took against their estimates (a reference scaled by a NumPy workload can be off by a
+    fifth on another machine)."""
 
     def __init__(self, frameworks, stream=sys.stderr, estimates=None):
         self.names, self.stream, self.last = frameworks, stream, {}
         self.tty, self.estimates, self.finished = stream.isatty(), estimates or {}, set()
+        self.took = {}  # row: (estimated, taken) seconds, for the rows done that had an estimate
+
+    def pace(self):
+        """The rows done: their seconds taken over their seconds estimated (1 before any is done)."""
+        estimated, taken = (sum(pair) for pair in zip(*self.took.values())) if self.took else (0, 0)
+        return taken / estimated if estimated else 1.0
 
     def left(self, framework, elapsed):
-        """Seconds left by the estimates, or None where a row still to run has none."""
+        """Seconds left by the estimates at the pace so far, or None where a row still to run has none."""
         todo = [n for n in self.names if n not in self.finished and n != framework]
         if any(self.estimates.get(n) is None for n in todo + [framework]):
             return None
-        return sum(self.estimates[n] for n in todo) + max(0.0, self.estimates[framework] - elapsed)
+        pace = self.pace()
+        return pace * sum(self.estimates[n] for n in todo) + max(0.0, pace * self.estimates[framework] - elapsed)
 
     def __call__(self, framework, fields, elapsed):
         if fields:
@@ -128,6 +139,9 @@ class Progress:
 
     def done(self, result):
         self.finished.add(result["framework"])
+        taken = results.row_seconds(result)
+        if self.estimates.get(result["framework"]) and taken and result["status"] == "ok":
+            self.took[result["framework"]] = (self.estimates[result["framework"]], taken)
         acc = "{:.1%}".format(result["accuracy"]) if result.get("accuracy") is not None else "-"
         train = "{:.1f} s".format(result["train_seconds"]) if result.get("train_seconds") else "-"
         self.stream.write("{}{:<17} {:<8} train {:>9}  accuracy {:>6}{}\n".format(

@@ -22,8 +22,15 @@ def measured_onnx(results_dir=None):
     missing = [n for n in frameworks() if envs.python_for(n)[0] is None]
     committed, source = committed_table("onnx.json", missing, results_dir)
     if committed:
-        return committed, source
+        return committed, source + older(committed, frameworks(), "make reference-tables")
     return onnx_check.table(frameworks()), ""
+
+
+def older(measured, names, remeasure):
+    """A committed ONNX table's caption's warning where other export code than today's measured it."""
+    if measured.get("code") == onnx_check.code_digest(names):
+        return ""
+    return "; other export code than today's measured it ({} measures it again)".format(remeasure)
 
 
 def _mb(size):
@@ -62,7 +69,8 @@ def onnx_table(measured, source="", model="cnn"):
                  "{:.1e} / {:.1e}".format(row["logits"], row["batch_1"]), "yes" if row["same_classes"] else "NO",
                  "yes" if row["dynamic_batch"] else "NO", moved, "yes" if onnx_check.passes(row) else "NO"]
         notes = [("why", why)] + [("", "the graph keeps Dropout nodes")] * ("Dropout" in row["ops"])
-        details = [("written by", written_by), ("size", "{} MB".format(_mb(row["bytes"]))),
+        details = [("written by", written_by), ("input, output", "{}, {}".format(row.get("input"), row.get("output"))),
+                   ("size", "{} MB".format(_mb(row["bytes"]))),
                    ("export", "{:.1f} s".format(export["seconds"])), ("operators", ", ".join(row["ops"]))]
         body.append((cells, notes, details))
     caption = ("Measured {} on {}{}: ONNX Runtime {} on the CPU, the synthetic test set's first {} {} in each "
@@ -78,6 +86,26 @@ def show_onnx():
     from IPython.display import HTML, display
     measured, source = measured_onnx()
     display(HTML(onnx_table(measured, source)))
+
+
+def names_html(measured):
+    """What a server must read off each file: its input's and output's names, which every exporter
+    chooses for itself, and the opsets the runtime here runs."""
+    rows = {name: row for name, row in measured["table"].items() if row.get("input")}
+    names = sorted({row["input"] for row in rows.values()})
+    return ("<p>The files' inputs are named {} by their exporters, and their outputs differ as much, so a server reads "
+            "them from the session (<code>session.get_inputs()[0].name</code>, <code>get_outputs()</code>) rather "
+            "than typing one; each row's details give its pair. ONNX Runtime {} runs opsets up to {} (found by "
+            "loading a one-node model at each opset when this page was built); the files here say {}.</p>").format(
+        ", ".join("<code>{}</code>".format(html.escape(n)) for n in names), measured.get("onnxruntime", ""),
+        onnx_check.runtime_opset(), " to ".join(str(f(r["opset"] for r in rows.values())) for f in (min, max)))
+
+
+def show_names():
+    from IPython.display import HTML, display
+    measured, _ = measured_onnx()
+    if any(row.get("input") for row in measured["table"].values()):
+        display(HTML(names_html(measured)))
 
 
 ENGINES = (("its own predict", "native"), ("Keras' predict_on_batch", "served"), ("ONNX Runtime", "onnx"))

@@ -8,6 +8,7 @@ import altair as alt
 
 import common
 from lab import envs, onnx_check, parity, results
+from pages import export
 from pages.base import (Run, WIDTH, _fmt, apart, embed, flags_note, html_table, load_seed, purpose_run,
                         reference_note, rows, shared_selection)
 from pages.results import table as results_table
@@ -57,8 +58,9 @@ def measured_onnx(results_dir=None):
     if here or not path:
         return here or onnx_check.table(names), ""
     meta = results.read_object(os.path.join(path, "run.json"))[0] or {}
-    return results.read_object(os.path.join(path, "onnx.json"))[0], ", the committed reference run {} (at commit {})".format(
-        os.path.basename(path), (meta.get("commit") or "unrecorded")[:7])
+    committed = results.read_object(os.path.join(path, "onnx.json"))[0]
+    return committed, ", the committed reference run {} (at commit {}){}".format(
+        os.path.basename(path), (meta.get("commit") or "unrecorded")[:7], export.older(committed, names, "make reference-rnn"))
 
 
 def newest_reference(results_dir=None):

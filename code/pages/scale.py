@@ -106,11 +106,24 @@ def cost_table(run):
     return html_table(head, body, "rosetta-scale")
 
 
+def accuracy_html(run):
+    """How far one process's accuracy is from two's in the run, as a sentence."""
+    pairs = [(abs(one["accuracy"] - two["accuracy"]), r["framework"], common.profile(r["profile"])["n_test"])
+             for r in run.results for one, two in [(r.get("processes_1") or {}, r.get("processes_{}".format(scale_out.WORLD)) or {})]
+             if one.get("accuracy") is not None and two.get("accuracy") is not None]
+    if not pairs:
+        return ""
+    gap, name, n_test = max(pairs)
+    return ("<p>In this run the test accuracies of one and two processes differ by {:.1f} points on average, and by "
+            "{:.1f} at most ({}); one of the {:,} test images is {:.2f} points.</p>").format(
+        100 * sum(p[0] for p in pairs) / len(pairs), 100 * gap, html.escape(name), n_test, 100 / n_test)
+
+
 def cost_html(results_dir=None):
     run, header = apart("scale-out", "scale-out", "No scale-out run yet", results_dir)
     if run is None:
         return header
-    return header + cost_table(run)
+    return header + cost_table(run) + accuracy_html(run)
 
 
 def show_cost():
