@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import CODE, ROOT
-from lab import digest, envs, modes, plan, runner
+from lab import digest, envs, modes, plan, runner, runs
 import common
 from lab import harness
 from lab import results
@@ -271,6 +271,7 @@ def test_tuning_ablation_runs_a_tuned_row_as_it_is_then_with_each_change_flipped
     with open(os.path.join(path, "run.json")) as f:
         meta = json.load(f)
     assert meta["status"] == "complete" and meta["purpose"] == "tuning" and meta["frameworks"] == ["pytorch-tuned"]
+    assert meta["peak_flops"]["float32"]["flops"] > 1e9  # the machine's fastest matrix product, with the run
     assert sorted(n for n in os.listdir(path) if n.endswith(".json") and n not in ("run.json", "manifest.json")) == [
         "pytorch-tuned.json", "pytorch-tuned@bf16.json", "pytorch-tuned@fast.json"]
     assert [c["on"] for c in load(path, "pytorch-tuned")["tuning"]] == [True, False]
@@ -300,6 +301,12 @@ def test_scale_out_names_the_rows_it_runs_when_asked_for_another():
     proc = start_bench(["--scale-out", "--frameworks", "pytorch-tuned"], dict(os.environ))
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0 and "--scale-out runs the rows with a data-parallel module: pytorch," in err
+
+
+def test_the_machines_peak_is_the_fastest_matrix_product_per_precision():
+    found = runs.peak(budget=0.02)
+    assert sorted(found) == ["bfloat16", "float32"]  # torch is in the main environment
+    assert all(p["flops"] > 1e9 and ", n=" in p["by"] for p in found.values())
 
 
 def test_the_countdown_goes_at_the_pace_of_the_rows_done():

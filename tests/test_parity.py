@@ -78,6 +78,19 @@ def test_reference_gradients_match_finite_differences():
         assert abs(numeric - grads[layer][part][index]) < 1e-6 + 1e-4 * abs(numeric), (layer, part, index)
 
 
+def test_the_flop_count_is_what_torchs_counter_counts():
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    import cnn_pytorch
+    model = cnn_pytorch.create_model()
+    with FlopCounterMode(display=False) as counter:
+        loss = torch.nn.functional.cross_entropy(model(torch.rand(64, 3, 32, 32)), torch.zeros(64, dtype=torch.long))
+        forward = counter.get_total_flops()
+        loss.backward()
+    assert (forward, counter.get_total_flops()) == (reference.flops(64)["forward"], reference.flops(64)["train"])
+    assert 23e9 < reference.flops(64)["train"] < 25e9
+
+
 def test_reference_momentum_is_classic():
     w = [(np.ones(s, np.float32), np.ones(weights.n_out(n), np.float32)) for n, s in weights.LAYERS.items()]
     grads = [(np.full(s, 2.0), np.full(weights.n_out(n), 2.0)) for n, s in weights.LAYERS.items()]

@@ -2,6 +2,7 @@
 finding an incomplete one to resume, and closing one with its manifest. Part of the lab's lowest floor.
 """
 import datetime
+import functools
 import os
 import subprocess
 import sys
@@ -43,6 +44,43 @@ def calibrate(repeats=5):
     return min(times)
 
 
+@functools.lru_cache()  # once a process: the tests start many runs
+def peak(budget=0.3):
+    """The fastest square matrix product this machine ran, per precision: {precision: {"flops": FLOP/s,
+    "by": what ran it}}. NumPy's and torch's (on the GPU where torch sees one), at several sizes, each
+    repeated for about `budget` seconds after one unmeasured call: the measured peak that a row's
+    FLOP/s are a share of."""
+    import numpy as np
+    found = {}
+
+    def measure(precision, by, product, n, sync=lambda: None):
+        product()
+        sync()
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < budget:
+            product()
+            count += 1
+        sync()
+        flops = 2 * n ** 3 * count / (time.perf_counter() - start)
+        if flops > found.get(precision, {}).get("flops", 0):
+            found[precision] = dict(flops=flops, by="{}, n={}".format(by, n))
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    for n in (512, 1024, 2048):
+        a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+        measure("float32", "NumPy {} matmul".format(np.__version__), lambda: a @ a, n)
+        if torch is None:
+            continue
+        gpu = torch.cuda.is_available()
+        for precision in ("float32", "bfloat16"):
+            t = torch.from_numpy(a).to("cuda" if gpu else "cpu", getattr(torch, precision))
+            measure(precision, "torch {} mm on {}".format(torch.__version__, "the GPU" if gpu else "the CPU"),
+                    lambda: torch.mm(t, t), n, torch.cuda.synchronize if gpu else lambda: None)
+    return found
+
+
 def find_resumable(profile, dataset, init="glorot", purpose="", kind="runs"):
     """The newest run of `kind` left incomplete with this profile, dataset, init and purpose, or None."""
     for path, meta in results.local_runs(common.RESULTS_DIR, kind):
@@ -69,7 +107,7 @@ def start_run(frameworks, profile, dataset, device, resume, init="glorot", purpo
     head, dirty = commit()
     meta = dict(schema=results.SCHEMA, run=run_id, profile=profile, dataset=dataset, device=device, init=init,
                 purpose=purpose, frameworks=frameworks, started=results.now(), finished=None, status="incomplete",
-                kind=kind, commit=head, dirty=dirty, calibration_seconds=calibrate(),
+                kind=kind, commit=head, dirty=dirty, calibration_seconds=calibrate(), peak_flops=peak(),
                 machine=dict(results.machine(), gpu=gpu_name()))
     return path, meta
 
