@@ -32,6 +32,20 @@ def ok(framework, seconds, accuracy):
                               accuracy=accuracy, framework_version="1.0", n_train=256)
 
 
+def test_each_rows_share_of_the_peak_is_its_flops_over_the_peak_of_its_precision(tmp_path):
+    import reference
+    tuned = dict(ok("pytorch-tuned", 5.0, 0.3), tuning=[dict(change="bf16", on=True, why="")])
+    make_run(str(tmp_path), [ok("pytorch", 5.0, 0.3), tuned])
+    assert all(d["share_of_peak"] is None for d in base.rows(base.load_runs(str(tmp_path))[0], tuned=True))  # no peak
+    (run,) = base.load_runs(str(tmp_path))
+    run.meta["peak_flops"] = dict(float32=dict(flops=1e12), bfloat16=dict(flops=2e12))
+    got = {d["framework"]: d for d in base.rows(run, tuned=True)}
+    per_second = reference.flops(64)["train"] / 64 * 256 / 2.0  # 256 images in the steady epoch of 2 s
+    assert got["pytorch"]["flops"] == per_second and got["pytorch"]["share_of_peak"] == per_second / 1e12
+    assert got["pytorch-tuned"]["compute"] == "bfloat16" and got["pytorch-tuned"]["share_of_peak"] == per_second / 2e12
+    assert "Share of the machine" in json.dumps(results_page.charts(run).to_dict())
+
+
 def test_failed_and_skipped_frameworks_are_shown_not_dropped(tmp_path):
     make_run(str(tmp_path), [
         ok("pytorch", 6.0, 0.31),

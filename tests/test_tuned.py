@@ -132,6 +132,9 @@ def test_the_chapter_pairs_each_tuned_row_with_its_twin_from_the_same_run(tmp_pa
     assert "no &lt;units&gt;" in table and "<units>" not in table
     chart = report_fast.tuned_chart(run_).to_dict()
     assert "pytorch: 3.33x" in " ".join(chart["title"]["subtitle"])
+    assert "share of peak" not in table  # a run without the machine's peak
+    run_.meta["peak_flops"] = dict(float32=dict(flops=1e12))
+    assert "share of peak, faithful → tuned" in report_fast.tuned_table(run_)  # bf16 off: both over float32's
 
 
 def test_a_tuned_row_that_is_slower_says_so(tmp_path):

@@ -188,17 +188,32 @@ def timing_flag(result):
     return " and ".join(why)
 
 
+def compute_precision(result):
+    """What a row's products run in: bfloat16 where its bf16 change is on, else float32."""
+    return "bfloat16" if any(c["change"] == "bf16" and c["on"] for c in result.get("tuning") or []) else "float32"
+
+
+def flops_per_second(result, images_per_second):
+    """A CNN row's training FLOP/s in its steady epoch (reference.flops), or None."""
+    if not images_per_second or common.ROWS.get(result["framework"], {}).get("model") != "cnn":
+        return None
+    return common.model_module("cnn", "reference").flops(64)["train"] / 64 * images_per_second
+
+
 def rows(run, tuned=False):
     """One flat row per result, ready for a chart or a table; the tuned rows only with tuned=True
     (the results chapter shows the faithful rows, "Make it fast" both)."""
     out = []
     stale = run.stale()
+    peak = run.meta.get("peak_flops") or {}
     for r in sorted(run.results, key=lambda r: _order(r["framework"])):
         if r["framework"] in common.TUNED and not tuned:
             continue
         epochs = r.get("epoch_seconds") or []
         fastest = steady(r)
         n_images = (r.get("n_train") or 0) - (r.get("n_train") or 0) % (r.get("batch_size") or 64)
+        achieved = flops_per_second(r, (n_images / fastest) if fastest else None)
+        limit = (peak.get(compute_precision(r)) or {}).get("flops")
         out.append(dict(
             framework=r["framework"], status=r["status"], run=run.label,
             error=(r.get("error") or "").splitlines()[0][:300] if r.get("error") else "",
@@ -212,7 +227,8 @@ def rows(run, tuned=False):
             python=r.get("python") or "", threads=r.get("threads"), cpu_busy=r.get("cpu_busy"),
             others_busy=r.get("others_busy"), params=r.get("params"), compile_seconds=r.get("compile_seconds"),
             precision=r.get("precision") or r.get("float") or "", tuning=r.get("tuning") or [],
-            dataset=r["dataset"], profile=r["profile"]))
+            dataset=r["dataset"], profile=r["profile"], flops=achieved, compute=compute_precision(r),
+            share_of_peak=achieved / limit if achieved and limit else None))
     return out
 
 

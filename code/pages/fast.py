@@ -53,8 +53,11 @@ def _changes(tuning, on):
 def tuned_table(run):
     head = ["tuned row", "steady epoch s, faithful → tuned", "speed-up", "first epoch s, faithful → tuned",
             "accuracy, faithful → tuned", "precision"]
+    pairs = tuned_pairs(run)
+    shares = any(d["share_of_peak"] for pair in pairs for d in pair)
+    head += ["share of peak, faithful → tuned"] * shares  # each over the peak of its own precision
     body = []
-    for f, t in tuned_pairs(run):
+    for f, t in pairs:
         ratio = speedup(f, t)
         acc = "{} → {}".format(_fmt("accuracy", f["accuracy"]), _fmt("accuracy", t["accuracy"]))
         if f["accuracy"] is not None and t["accuracy"] is not None:
@@ -63,6 +66,8 @@ def tuned_table(run):
                  "{:.2f}x{}".format(ratio, "" if ratio >= 1.05 else ": no faster here") if ratio else
                  "not measured" if t["status"] == "ok" else t["status"],
                  "{} → {}".format(_fmt("", f["first_epoch"]), _fmt("", t["first_epoch"])), acc, t["precision"] or "-"]
+        cells += [" → ".join("{:.0%} of {}".format(d["share_of_peak"], d["compute"]) if d["share_of_peak"] else "-"
+                             for d in (f, t))] * shares
         flags = "; ".join("{}: {}".format(d["framework"], d["flag"]) for d in (f, t) if d["flag"])
         notes = [("not measured", t["error"] or f["error"]), ("changes on here", _changes(t["tuning"], True)),
                  ("changes off here", _changes(t["tuning"], False)),

@@ -57,11 +57,14 @@ def charts(run):
     ).transform_calculate(phase_order="indexof({}, datum.phase)".format(json.dumps(PHASES))).properties(title="Time per phase: import, data, build, init, train, predict", width=WIDTH)
     subtitle = "Click a bar to highlight a framework in every chart; double-click to clear."
     with shared_selection():
+        share = [bars("share_of_peak", "Share of the machine's measured peak (training FLOP/s in a steady epoch, "
+                      "over the fastest matrix product in the row's precision)", "share of peak", fmt="%")]
         return alt.vconcat(
             bars("train_seconds", "Training time, all epochs", "seconds"),
             bars("steady_epoch", "Steady epoch (the fastest of the epochs after the first)", "seconds"),
             first_vs_steady,
             bars("images_per_second", "Training throughput in a steady epoch", "images per second"),
+            *(share if any(d["share_of_peak"] for d in data) else []),
             per_phase,
             bars("accuracy", "Test accuracy", "accuracy", fmt="%", domain=[0, 1]),
         ).add_params(pick).resolve_scale(color="independent").properties(
