@@ -57,8 +57,10 @@ def charts(run):
     ).transform_calculate(phase_order="indexof({}, datum.phase)".format(json.dumps(PHASES))).properties(title="Time per phase: import, data, build, init, train, predict", width=WIDTH)
     subtitle = "Click a bar to highlight a framework in every chart; double-click to clear."
     with shared_selection():
-        share = [bars("share_of_peak", "Share of the machine's measured peak (training FLOP/s in a steady epoch, "
-                      "over the fastest matrix product in the row's precision)", "share of peak", fmt="%")]
+        step = common.model_module("cnn", "reference").flops(common.BATCH_SIZE)["train"]
+        share = [bars("share_of_peak", alt.Title("Share of the machine's measured peak", subtitle=[
+            "Training FLOP/s in a steady epoch ({:.1f} GFLOP a step of {} images),".format(step / 1e9, common.BATCH_SIZE),
+            "over the machine's fastest matrix product in the row's precision"]), "share of peak", fmt="%")]
         return alt.vconcat(
             bars("train_seconds", "Training time, all epochs", "seconds"),
             bars("steady_epoch", "Steady epoch (the fastest of the epochs after the first)", "seconds"),
