@@ -270,6 +270,37 @@ def test_chapter_9_reads_the_machine_and_the_devices_of_its_runs(monkeypatch, re
     assert "has no GPU and {} cores".format(os.cpu_count()) in page and "None of the runs this chapter shows had a GPU" in page
 
 
+def test_chapter_9_says_how_far_one_process_accuracy_is_from_twos(tmp_path):
+    from pages import scale
+    docs = [dict(ok(name, 5.0, 0.5), processes_1=dict(accuracy=one), processes_2=dict(accuracy=two))
+            for name, one, two in (("pytorch", 0.70, 0.72), ("jax", 0.70, 0.65), ("mxnet", 0.70, None))]
+    make_run(str(tmp_path), docs)
+    page = scale.accuracy_html(base.load_runs(str(tmp_path))[0])
+    assert "differ by 3.5 points on average, and by 5.0 at most (jax)" in page  # mxnet's second is missing
+    assert "one of the 128 test images is 0.78 points" in page
+
+
+def test_chapter_8_names_what_a_server_reads_off_each_file():
+    from lab import onnx_check
+    from pages import export
+    table = dict(pytorch=dict(input="x", output="logits", opset=20), cntk=dict(input="Input759", opset=9),
+                 jax=dict(error="no file"))
+    page = export.names_html(dict(table=table, onnxruntime="1.32.0"))
+    assert "named <code>Input759</code>, <code>x</code> by their exporters" in page
+    assert "ONNX Runtime 1.32.0 runs opsets up to {}".format(onnx_check.runtime_opset()) in page
+    assert "the files here say 9 to 20" in page and onnx_check.runtime_opset() >= 20
+
+
+def test_a_committed_onnx_table_by_other_export_code_says_so():
+    import common
+    from lab import onnx_check
+    from pages import export
+    names = common.implemented_frameworks()
+    assert export.older(dict(code=onnx_check.code_digest(names)), names, "make reference-tables") == ""
+    assert export.older(dict(code="older"), names, "make reference-tables") == (
+        "; other export code than today's measured it (make reference-tables measures it again)")
+
+
 def test_an_onnx_file_without_a_producer_or_with_a_placeholder_version_is_said_as_such():
     from pages import export
     assert export.producer(dict(producer="")) == ("not named", "an empty producer_name and producer_version (the exporter sets neither)")

@@ -43,24 +43,25 @@ def row_code(framework):
     return digest.hexdigest()[:16]
 
 
-def inference_code(framework):
-    """What an inference result depends on beyond the row's digest: its module whole (export_onnx
-    included) and the ONNX check and graph edits that export and time it."""
+def beside_row(framework, names):
+    """The row's digest, and the modules `names` whole (by name and text) beside it."""
     digest = hashlib.sha256(row_code(framework).encode())
-    for name in (common.ROWS[framework]["module"], "onnx_check", "onnx_graph"):
+    for name in names:
         with open(source_path(name, common.ROWS[framework]["model"]), "rb") as f:
             digest.update(name.encode() + f.read())
     return digest.hexdigest()[:16]
+
+
+def inference_code(framework):
+    """What an inference result depends on beyond the row's digest: its module whole (export_onnx
+    included) and the ONNX check and graph edits that export and time it."""
+    return beside_row(framework, (common.ROWS[framework]["module"], "onnx_check", "onnx_graph"))
 
 
 def scale_out_code(framework):
     """What a scale-out result depends on beyond the row's digest: its data-parallel module, the
     rank's steps and the launch (scale_out.py, launch.py)."""
-    digest = hashlib.sha256(row_code(framework).encode())
-    for name in (common.PARALLEL[framework]["module"], "scale_out", "launch"):
-        with open(source_path(name, common.ROWS[framework]["model"]), "rb") as f:
-            digest.update(name.encode() + f.read())
-    return digest.hexdigest()[:16]
+    return beside_row(framework, (common.PARALLEL[framework]["module"], "scale_out", "launch"))
 
 
 # A run's purpose -> the digest its results record, where it is not the row's.

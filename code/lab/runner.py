@@ -112,8 +112,8 @@ class Progress:
 
     def pace(self):
         """The rows done: their seconds taken over their seconds estimated (1 before any is done)."""
-        estimated, taken = (sum(pair) for pair in zip(*self.took.values())) if self.took else (0, 0)
-        return taken / estimated if estimated else 1.0
+        estimated = sum(e for e, _ in self.took.values())
+        return sum(t for _, t in self.took.values()) / estimated if estimated else 1.0
 
     def left(self, framework, elapsed):
         """Seconds left by the estimates at the pace so far, or None where a row still to run has none."""

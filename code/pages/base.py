@@ -197,7 +197,7 @@ def flops_per_second(result, images_per_second):
     """A CNN row's training FLOP/s in its steady epoch (reference.flops), or None."""
     if not images_per_second or common.ROWS.get(result["framework"], {}).get("model") != "cnn":
         return None
-    return common.model_module("cnn", "reference").flops(64)["train"] / 64 * images_per_second
+    return common.model_module("cnn", "reference").flops(common.BATCH_SIZE)["train"] / common.BATCH_SIZE * images_per_second
 
 
 def rows(run, tuned=False):
@@ -213,7 +213,8 @@ def rows(run, tuned=False):
         fastest = steady(r)
         n_images = (r.get("n_train") or 0) - (r.get("n_train") or 0) % (r.get("batch_size") or 64)
         achieved = flops_per_second(r, (n_images / fastest) if fastest else None)
-        limit = (peak.get(compute_precision(r)) or {}).get("flops")
+        compute = compute_precision(r)
+        limit = (peak.get(compute) or {}).get("flops")
         out.append(dict(
             framework=r["framework"], status=r["status"], run=run.label,
             error=(r.get("error") or "").splitlines()[0][:300] if r.get("error") else "",
@@ -227,7 +228,7 @@ def rows(run, tuned=False):
             python=r.get("python") or "", threads=r.get("threads"), cpu_busy=r.get("cpu_busy"),
             others_busy=r.get("others_busy"), params=r.get("params"), compile_seconds=r.get("compile_seconds"),
             precision=r.get("precision") or r.get("float") or "", tuning=r.get("tuning") or [],
-            dataset=r["dataset"], profile=r["profile"], flops=achieved, compute=compute_precision(r),
+            dataset=r["dataset"], profile=r["profile"], flops=achieved, compute=compute,
             share_of_peak=achieved / limit if achieved and limit else None))
     return out
 

@@ -60,13 +60,14 @@ def charts(run):
         step = common.model_module("cnn", "reference").flops(common.BATCH_SIZE)["train"]
         share = [bars("share_of_peak", alt.Title("Share of the machine's measured peak", subtitle=[
             "Training FLOP/s in a steady epoch ({:.1f} GFLOP a step of {} images),".format(step / 1e9, common.BATCH_SIZE),
-            "over the machine's fastest matrix product in the row's precision"]), "share of peak", fmt="%")]
+            "over the machine's fastest matrix product in the row's precision"]), "share of peak", fmt="%")
+                 ] if any(d["share_of_peak"] for d in data) else []
         return alt.vconcat(
             bars("train_seconds", "Training time, all epochs", "seconds"),
             bars("steady_epoch", "Steady epoch (the fastest of the epochs after the first)", "seconds"),
             first_vs_steady,
             bars("images_per_second", "Training throughput in a steady epoch", "images per second"),
-            *(share if any(d["share_of_peak"] for d in data) else []),
+            *share,
             per_phase,
             bars("accuracy", "Test accuracy", "accuracy", fmt="%", domain=[0, 1]),
         ).add_params(pick).resolve_scale(color="independent").properties(

@@ -108,15 +108,17 @@ def cost_table(run):
 
 def accuracy_html(run):
     """How far one process's accuracy is from two's in the run, as a sentence."""
-    pairs = [(abs(one["accuracy"] - two["accuracy"]), r["framework"], common.profile(r["profile"])["n_test"])
-             for r in run.results for one, two in [(r.get("processes_1") or {}, r.get("processes_{}".format(scale_out.WORLD)) or {})]
-             if one.get("accuracy") is not None and two.get("accuracy") is not None]
-    if not pairs:
+    gaps = {}
+    for r in run.results:
+        one, two = (r.get("processes_{}".format(w)) or {} for w in (1, scale_out.WORLD))
+        if one.get("accuracy") is not None and two.get("accuracy") is not None:
+            gaps[r["framework"]] = abs(one["accuracy"] - two["accuracy"])
+    if not gaps:
         return ""
-    gap, name, n_test = max(pairs)
+    widest, n_test = max(gaps, key=gaps.get), common.profile(run.meta["profile"])["n_test"]
     return ("<p>In this run the test accuracies of one and two processes differ by {:.1f} points on average, and by "
             "{:.1f} at most ({}); one of the {:,} test images is {:.2f} points.</p>").format(
-        100 * sum(p[0] for p in pairs) / len(pairs), 100 * gap, html.escape(name), n_test, 100 / n_test)
+        100 * sum(gaps.values()) / len(gaps), 100 * gaps[widest], html.escape(widest), n_test, 100 / n_test)
 
 
 def cost_html(results_dir=None):
