@@ -1,6 +1,7 @@
-"""JAX, tuned: the data on the device, on a GPU each epoch one compiled lax.scan over its batches
-with the state's buffers donated, and bf16 compute where the device has bf16 units. The rest is
-cnn_jax's."""
+"""JAX, tuned: the data on the device; on a CPU the convolutions' kernel gradients as matrix
+products; on a GPU each epoch one compiled lax.scan over its batches with the state's buffers
+donated, and bf16 compute where the device has bf16 units and it paid. The rest is cnn_jax's."""
+import os
 from functools import partial
 
 import jax
@@ -11,23 +12,64 @@ from flax import nnx
 
 import cnn_jax as faithful
 import tuning
-from cnn_jax import count_params, create_model, get_weights, init_model, set_weights  # noqa: F401
+from cnn_jax import count_params, get_weights, init_model, set_weights  # noqa: F401
 
+ONEDNN = tuning.change("onednn", False, "XLA's CPU flag --xla_cpu_use_onednn, oneDNN for its products and "
+                       "convolutions: tried, no faster than XLA's own here (the ablation measures it)")
+if ONEDNN:  # read when the backend starts: at jax.devices(), next
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_use_onednn=true"
 DEVICE = jax.devices()[0]
 GPU = DEVICE.platform == "gpu"
 BF16 = tuning.change("bf16", *(tuning.gpu_bf16(tuple(map(int, DEVICE.compute_capability.split("."))))
                                if GPU else tuning.cpu_bf16()))
 SCAN = tuning.change("scan", GPU, "the epoch is one XLA program: one dispatch, not one per step" if GPU else
-                     "XLA's CPU backend runs the convolutions inside a scan's loop many times slower than the "
-                     "same step jitted alone; `make bench-tuning` measures it")
+                     "a dispatch costs little beside a CPU's step (and without weight_grad, XLA's CPU backend "
+                     "runs a scan's convolutions many times slower); `make bench-tuning` measures it")
 DONATE = tuning.change("donate", SCAN, "the new parameters and momenta are written over the old ones' buffers"
                        if SCAN else "it donates the scan's state: off with the scan")
+WEIGHT_GRAD = tuning.change("weight_grad", not GPU, "each convolution's kernel gradient is one matrix product "
+                            "of the shifted inputs and the output's gradient, where XLA's CPU backend computes it as "
+                            "a convolution over the batch, far slower" if not GPU else "cuDNN's kernel gradients are fast")
 COMPUTE = jnp.bfloat16 if BF16 else jnp.float32
 
 
 def load_data(dataset, profile):
     x_train, x_test, y_train, y_test = faithful.load_data(dataset, profile)
     return jax.device_put(x_train), jax.device_put(x_test), jax.device_put(y_train), y_test  # copied once
+
+
+@jax.custom_vjp
+def conv3x3(x, kernel):  # NHWC by HWIO, stride 1, "SAME": every convolution of this model
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def conv3x3_forward(x, kernel):
+    return conv3x3(x, kernel), (x, kernel)
+
+
+def conv3x3_backward(saved, dy):
+    x, kernel = saved
+    dx = conv3x3(dy, jnp.flip(kernel, (0, 1)).swapaxes(2, 3))  # as XLA does it: already fast
+    h, w, c = x.shape[1:]
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    shifted = jnp.concatenate([padded[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=-1)
+    dkernel = shifted.reshape(-1, 9 * c).T @ dy.reshape(-1, dy.shape[-1])  # summed over images and pixels
+    return dx, dkernel.reshape(kernel.shape)
+
+
+conv3x3.defvjp(conv3x3_forward, conv3x3_backward)
+
+
+def conv(x, kernel, *settings, **more):  # called by nnx.Conv as lax.conv_general_dilated; the settings are conv3x3's
+    return conv3x3(x, kernel)
+
+
+def create_model():
+    model = faithful.create_model()
+    if WEIGHT_GRAD:
+        for layer in faithful.layers(model)[:4]:  # nnx.Conv calls this in place of lax.conv_general_dilated
+            layer.conv_general_dilated = conv
+    return model
 
 
 def in_compute(model):

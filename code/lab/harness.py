@@ -146,6 +146,7 @@ def main(argv=None):
     parser.add_argument("--probe", action="store_true",
                         help="import the module and print which tuned changes are on here, as JSON; train nothing")
     args = parser.parse_args(argv)
+    os.environ["ROSETTA_ROW"] = args.framework  # a tuned row's switches look up its own ablation (tuning.py)
     if args.probe:  # what the orchestrator's plan needs before it runs a tuned row
         for key, value in common.environment(args.framework).items():
             os.environ.setdefault(key, value)

@@ -154,6 +154,13 @@ def local_runs(root=None, kind="runs"):
         yield os.path.join(runs, name), read_object(os.path.join(runs, name, "run.json"))[0] or {}
 
 
+def steady(result):
+    """The steady epoch: the fastest epoch after the first. Other work on the machine can make an
+    epoch slower, never faster, so the fastest is the one it disturbed least."""
+    epochs = (result.get("epoch_seconds") or [])[1:]
+    return min(epochs) if epochs else None
+
+
 # The files of a run folder that are not results: the run, its manifest, and the book's tables of a
 # reference (report_weights.write_reference).
 MANIFEST = "manifest.json"

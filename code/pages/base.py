@@ -17,6 +17,7 @@ import warnings
 
 import common
 from lab import digest, results
+from lab.results import steady  # noqa: F401  (the pages read it from here)
 
 _ids = itertools.count(1)
 
@@ -163,13 +164,6 @@ def load_runs(results_dir=None):
         if meta.get("init", "glorot") == "glorot" and not meta.get("purpose"):
             runs.append(Run(path, "reference ({})".format(meta.get("label") or os.path.basename(path)), True))
     return runs
-
-
-def steady(result):
-    """The steady epoch: the fastest epoch after the first. Other work on the machine can make an
-    epoch slower, never faster, so the fastest is the one it disturbed least."""
-    epochs = (result.get("epoch_seconds") or [])[1:]
-    return min(epochs) if epochs else None
 
 
 def spread(result):
