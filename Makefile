@@ -22,7 +22,7 @@ export GPU
 LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
-.PHONY: html book bench bench-rnn reference-rnn bench-defaults bench-tuning bench-inference reference reference-rows reference-tables reference-defaults \
+.PHONY: html book bench bench-rnn reference-rnn bench-defaults bench-tuning bench-inference bench-breakdown reference-breakdown reference reference-rows reference-tables reference-defaults \
 	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets test-gpu-tools \
 	gpu-builds envs test test-slow test-onnx-rnn test-programs-rnn test-fidelity serve clean
 .DELETE_ON_ERROR:
@@ -59,7 +59,8 @@ bench-defaults: $(SETUP)
 # The reference runs a fresh clone's book shows, into data/results/reference/ to be committed: every
 # row's quick run (about 30 min on 2 cores), the defaults and parity tables (5 min), the own-init
 # pair (fidelity, about 1 h) and the tuning ablation (1 to 2 h). Each part can be run alone.
-reference: reference-rows reference-tables reference-defaults reference-tuning reference-inference reference-scale-out reference-rnn
+reference: reference-rows reference-tables reference-defaults reference-tuning reference-inference reference-scale-out reference-rnn \
+	reference-breakdown
 
 reference-tables: $(SETUP)
 	$(PY) code/bench.py --reference --book-tables
@@ -86,6 +87,14 @@ bench-inference: $(SETUP)
 
 reference-inference: $(SETUP)
 	$(PY) code/bench.py --reference --inference
+
+# Where a training step's time goes (the results chapter): PyTorch's profiler by operator, JAX's step
+# against its convolutions and products timed alone; about 2 min on 2 cores. Not part of html.
+bench-breakdown: .envs/main/.installed
+	$(PY) code/bench.py --breakdown
+
+reference-breakdown: .envs/main/.installed
+	$(PY) code/bench.py --reference --breakdown
 
 # Scale out: each row with a data-parallel module (code/cnn/cnn_*_parallel.py, run by code/lab/scale_out.py) checked against one process,
 # then trained as one process and as two on its framework's own engine. Not part of html.

@@ -16,7 +16,7 @@ import sys
 
 import common
 import datasets
-from lab import modes, onnx_check, own_init, plan, scale_out
+from lab import breakdown, modes, onnx_check, own_init, plan, scale_out
 
 
 def main(argv=None):
@@ -41,6 +41,8 @@ def main(argv=None):
                         help="each tuned row as it is and with each of its changes flipped (Make it fast)")
     parser.add_argument("--inference", action="store_true",
                         help="each framework's predict against ONNX Runtime on its exported file (Export and serve)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="where a training step's time goes, by PyTorch's profiler and JAX's parts timed alone (Results)")
     parser.add_argument("--scale-out", action="store_true",
                         help="each row with a data-parallel module as one process and as two (Scale out)")
     parser.add_argument("--book-tables", action="store_true",
@@ -96,6 +98,9 @@ def main(argv=None):
                 raise common.UsageError("--scale-out runs the rows with a data-parallel module: {}".format(
                     ", ".join(common.PARALLEL)))
             scale_out.run(chosen, args.profile or None, args.dataset, kind, args.resume)
+            return 0
+        if args.breakdown:
+            breakdown.run(kind)
             return 0
         if args.inference:
             onnx_check.inference([f for f in frameworks if f in common.FRAMEWORKS], kind)

@@ -2,14 +2,14 @@
 
 A tuned module declares its changes with `change(name, on, why)` when it is imported, and uses
 the returned bool. A change the device allows stays off where `make bench-tuning` measured it a
-loss on a machine of this kind (`measured`). ROSETTA_TUNING="bf16=0,compile=1" forces changes on
+loss on a machine of this kind (ROSETTA_MEASURED, which the harness sets). ROSETTA_TUNING="bf16=0,compile=1" forces changes on
 or off (the tests, and `make bench-tuning`, which measures each change alone). The harness reads `report()` and
 `compile_seconds()` into the result. Only the modern frameworks' environment imports this.
 """
+import json
 import os
 import time
 
-import common
 from common import UsageError
 
 _changes = []  # as the module declared them
@@ -31,32 +31,15 @@ def forced():
     return out
 
 
-def measured(row, name, root=None):
-    """(speed-up, run) of change `name` of tuned `row`, steady epoch without it / with it, in the
-    newest complete ablation (committed or local) made on a machine of this kind: the same CPU
-    features and GPU. None where there is none."""
-    from lab import envs, results
-    kind = (results.cpu_features(), envs.gpu_name())
-    found = []
-    for where in ("runs", "reference"):
-        for path, meta in results.local_runs(root or common.RESULTS_DIR, where):
-            machine = meta.get("machine") or {}
-            if meta.get("purpose") == "tuning" and meta.get("status") == "complete" and (
-                    machine.get("features"), machine.get("gpu")) == kind:
-                found.append((meta["run"], path))
-    for run, path in sorted(found, reverse=True):
-        rows = {r.get("flipped"): r for r in results.load_run(path)[1] if r["framework"] == row}
-        base, flipped = rows.get(None), rows.get(name)
-        change = next((c for c in (base or {}).get("tuning") or [] if c["change"] == name), None)
-        if change and flipped and results.steady(base) and results.steady(flipped):
-            with_, without = (base, flipped) if change["on"] else (flipped, base)
-            return results.steady(without) / results.steady(with_), run
-    return None
+def measured():
+    """{change: [speed-up, run]} from ROSETTA_MEASURED: what the newest ablation on a machine of this
+    kind measured for each change of this row, as the harness found it (lab.runs.ablation)."""
+    return json.loads(os.environ.get("ROSETTA_MEASURED") or "{}")
 
 
 def change(name, on, why):
-    """Declare a change; returns whether it is on here (ROSETTA_ROW: the row, set by the harness)."""
-    found = measured(os.environ["ROSETTA_ROW"], name) if on and os.environ.get("ROSETTA_ROW") else None
+    """Declare a change; returns whether it is on here."""
+    found = measured().get(name) if on else None
     if found and found[0] < LOSS:
         on, why = False, "{}, but on a machine of this kind it measured {:.2f}x (ablation {}): off".format(
             why, *found)

@@ -305,8 +305,16 @@ def test_scale_out_names_the_rows_it_runs_when_asked_for_another():
 
 def test_the_machines_peak_is_the_fastest_matrix_product_per_precision():
     found = runs.peak(budget=0.02)
-    assert sorted(found) == ["bfloat16", "float32"]  # torch is in the main environment
+    bf16 = {"avx512_bf16", "amx_bf16"} & set(results.cpu_features()) or envs.gpu_name()
+    assert sorted(found) == (["bfloat16", "float32"] if bf16 else ["float32"])  # bf16 only with its units
     assert all(p["flops"] > 1e9 and ", n=" in p["by"] for p in found.values())
+
+
+def test_pytorchs_profile_splits_a_step_into_parts_that_add_up_to_it():
+    got = envs.run_script("pytorch", "breakdown", ["pytorch"], timeout=300)
+    assert isinstance(got, dict), got
+    assert sum(got["parts"].values()) == pytest.approx(got["step"], rel=0.01)
+    assert got["parts"]["convolutions"] > got["parts"]["matrix products"] > 0  # most FLOPs are the convolutions'
 
 
 def test_the_countdown_goes_at_the_pace_of_the_rows_done():

@@ -26,19 +26,18 @@ def test_a_reference_run_is_what_the_code_wrote(path):
         assert doc["framework"] in common.ROWS and doc.get("code"), doc["framework"]
 
 
-def rows_run():
-    for path, meta in results.local_runs(os.path.dirname(REFERENCE), "reference"):
-        if meta.get("init", "glorot") == "glorot" and not meta.get("purpose") and meta.get("profile") == "quick":
-            return path
-    return None
+def rows_runs():
+    """Every committed quick run of the book's rows, newest first (each its own machine's)."""
+    return [path for path, meta in results.local_runs(os.path.dirname(REFERENCE), "reference")
+            if meta.get("init", "glorot") == "glorot" and not meta.get("purpose") and meta.get("profile") == "quick"]
 
 
 def test_the_reference_has_every_row_on_the_quick_profile_all_ok():
-    path = rows_run()
-    assert path, "no quick reference run: make reference-rows makes one"
-    found = {r["framework"]: r for r in results.load_run(path)[1]}
-    assert sorted(found) == sorted(common.implemented_frameworks(tuned=True))
-    assert all(r["status"] == "ok" for r in found.values()), {n: r["error"] for n, r in found.items() if r["status"] != "ok"}
+    assert rows_runs(), "no quick reference run: make reference-rows makes one"
+    for path in rows_runs():
+        found = {r["framework"]: r for r in results.load_run(path)[1]}
+        assert sorted(found) == sorted(common.implemented_frameworks(tuned=True)), path
+        assert all(r["status"] == "ok" for r in found.values()), {n: r["error"] for n, r in found.items() if r["status"] != "ok"}
 
 
 def test_the_reference_has_the_defaults_and_parity_tables_of_every_framework():
@@ -109,16 +108,34 @@ def test_the_reference_has_every_frameworks_inference_measured_or_why_not():
         assert bool(r.get("served")) == (common.tab(name) == "keras"), name  # Keras' predict_on_batch
 
 
-def test_the_reference_has_the_ablation_of_every_tuned_row():
+def test_the_reference_has_an_ablation_of_every_tuned_row():
+    """Each tuned row's newest committed ablation flips each of its changes, once."""
     from pages import fast as report_fast
-    path = purpose_reference("tuning")
-    assert path, "no ablation reference: make reference-tuning makes one"
-    found = results.load_run(path)[1]
-    base = {r["framework"]: r for r in found if not r.get("flipped")}
-    assert sorted(base) == sorted(common.TUNED) and all(r["status"] == "ok" for r in base.values())
-    flipped = {(r["framework"], r["flipped"]) for r in found if r.get("flipped")}
-    assert flipped == {(name, c["change"]) for name, r in base.items() for c in r["tuning"]}
-    assert len(report_fast.ablation_rows(path)) == len(flipped)
+    runs = [path for path, reference in report_fast.ablation_runs(os.path.dirname(REFERENCE)) if reference]
+    assert runs, "no ablation reference: make reference-tuning makes one"
+    for name in common.TUNED:
+        path = next((p for p in runs if os.path.exists(os.path.join(p, name + ".json"))), None)
+        assert path, "{}: no ablation reference has it".format(name)
+        found = [r for r in results.load_run(path)[1] if r["framework"] == name]
+        base = [r for r in found if not r.get("flipped")]
+        assert len(base) == 1 and base[0]["status"] == "ok", name
+        assert sorted(r["flipped"] for r in found if r.get("flipped")) == sorted(c["change"] for c in base[0]["tuning"])
+        assert len([r for r in report_fast.ablation_rows(path) if r["framework"] == name]) == len(found) - 1
+
+
+def test_the_reference_has_a_breakdown_of_a_step_of_each_row_by_todays_code():
+    from lab import breakdown
+    path = purpose_reference("breakdown")
+    assert path, "no breakdown reference: make reference-breakdown makes one"
+    meta, found, _ = results.load_run(path)
+    assert meta["peak_flops"]["float32"]["flops"] > 0
+    found = {r["framework"]: r for r in found}
+    assert sorted(found) == sorted(breakdown.ROWS)
+    for name, r in found.items():
+        assert r["status"] == "ok", (name, r["error"])
+        parts = r["breakdown"]["parts"]  # the last part is the rest of the step, never below 0
+        assert sum(parts.values()) >= 0.99 * r["breakdown"]["step"] and all(list(parts.values())[:-1]), name
+        assert not digest.older_code(r), "{}: its module changed since: make reference-breakdown".format(name)
 
 
 def test_the_reference_has_every_parallel_row_as_two_processes_equal_to_one():

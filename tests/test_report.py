@@ -46,6 +46,21 @@ def test_each_rows_share_of_the_peak_is_its_flops_over_the_peak_of_its_precision
     assert "Share of the machine" in json.dumps(results_page.charts(run).to_dict())
 
 
+def test_the_breakdown_gives_each_part_of_a_step_its_share_and_its_flops_over_the_peak(tmp_path):
+    assert "make bench-breakdown" in results_page.breakdown_html(str(tmp_path))  # none yet
+    parts = {"convolutions, kernel gradients": 0.6, "convolutions, forward": 0.2, "the rest of the step": 0.2}
+    doc = results.new_result("jax", "breakdown", "synthetic", status="ok", breakdown=dict(
+        step=1.0, parts=parts, flops={"convolutions, kernel gradients": 3e9, "convolutions, forward": 8e9}, by="timed alone"))
+    failed = results.new_result("pytorch", "breakdown", "synthetic", status="failed", error="no torch")
+    path = make_run(str(tmp_path), [doc, failed], name="20260101-000000-breakdown")
+    meta = results.read_object(os.path.join(path, "run.json"))[0]
+    results.write_json(os.path.join(path, "run.json"), dict(meta, purpose="breakdown", peak_flops=dict(float32=dict(flops=1e11))))
+    page = results_page.breakdown_html(str(tmp_path))
+    assert "jax, convolutions, kernel gradients (60% of its 1.00 s step, at 5 GFLOP/s, 5% of the peak)" in page
+    assert ">40<" in page and ">40%<" in page and "measured by: timed alone" in page  # the forward: 40 GFLOP/s
+    assert "not measured" in page and "no torch" in page
+
+
 def test_failed_and_skipped_frameworks_are_shown_not_dropped(tmp_path):
     make_run(str(tmp_path), [
         ok("pytorch", 6.0, 0.31),

@@ -1,6 +1,7 @@
 """The tuned rows ("Make it fast"): each reads as a small set of changes to its faithful twin, its
 switches say why they are on or off, and the chapter shows each pair from the same run."""
 import ast
+import json
 import os
 import sys
 
@@ -10,7 +11,7 @@ from conftest import ROOT, env_python, run
 import common
 from pages import base, results as results_page
 from pages import fast as report_fast
-from lab import results
+from lab import envs, results, runs
 import tuning
 from test_report import make_run, ok
 
@@ -145,7 +146,8 @@ def test_a_tuned_row_that_is_slower_says_so(tmp_path):
     assert "0.67x: no faster here" in table and 'changes on here: none' in table
 
 
-def test_the_ablation_table_reads_each_change_with_and_without(tmp_path):
+def write_ablation(tmp_path):
+    """A run of make bench-tuning: pytorch-tuned, channels_last on (it saves), bf16 off (it would cost)."""
     on_off = [dict(change="channels_last", on=True, why="NHWC"), dict(change="bf16", on=False, why="no units")]
     base = tuned_doc("pytorch-tuned", 3.0, 0.3, on_off)  # steady 0.45
     no_cl = tuned_doc("pytorch-tuned", 4.0, 0.3, on_off)  # steady 0.6
@@ -154,16 +156,66 @@ def test_the_ablation_table_reads_each_change_with_and_without(tmp_path):
     with_bf16["flipped"] = "bf16"
     path = os.path.join(str(tmp_path), "runs", "20260101-000000-quick-tuning")
     os.makedirs(path)
-    results.write_json(os.path.join(path, "run.json"), dict(run="x", purpose="tuning", status="complete",
-                                                            profile="quick", dataset="synthetic"))
+    results.write_json(os.path.join(path, "run.json"), dict(
+        run="20260101-000000-quick-tuning", purpose="tuning", status="complete", profile="quick",
+        dataset="synthetic", machine=dict(results.machine(), gpu=envs.gpu_name())))
     for name, doc in [("pytorch-tuned", base), ("pytorch-tuned@channels_last", no_cl), ("pytorch-tuned@bf16", with_bf16)]:
         results.write_json(os.path.join(path, name + ".json"), doc)
-    assert report_fast.ablation_run(str(tmp_path)) == (path, False)
+    return path
+
+
+def test_the_ablation_table_reads_each_change_with_and_without(tmp_path):
+    path = write_ablation(tmp_path)
+    assert report_fast.ablation_runs(str(tmp_path)) == [(path, False)]
     got = {r["change"]: r for r in report_fast.ablation_rows(path)}
     assert got["channels_last"]["speedup"] == pytest.approx(0.6 / 0.45)  # on here: it saves
     assert got["bf16"]["speedup"] == pytest.approx(0.45 / 4.5)  # off here: it would cost
     html_ = report_fast.ablation_html(str(tmp_path))
-    assert "1.33x" in html_ and "0.10x" in html_ and "off here: no units" in html_
+    assert "1.33x" in html_ and "0.10x" in html_ and "off in this run: no units" in html_
+
+
+def test_a_change_measured_a_loss_on_a_machine_of_this_kind_stays_off(tmp_path, monkeypatch):
+    path = write_ablation(tmp_path)
+    found = runs.ablation("pytorch-tuned", str(tmp_path))
+    assert found == dict(channels_last=(pytest.approx(0.6 / 0.45), os.path.basename(path)),
+                         bf16=(pytest.approx(0.1), os.path.basename(path)))
+    assert runs.ablation("pytorch-tuned", str(tmp_path), dict(features=["a CPU unlike this one"], gpu=None)) == {}
+    monkeypatch.setattr(tuning, "_changes", [])
+    monkeypatch.setenv("ROSETTA_MEASURED", json.dumps(found))  # as the harness sets it
+    monkeypatch.delenv("ROSETTA_TUNING", raising=False)
+    assert tuning.change("channels_last", True, "NHWC") is True  # it measured 1.33x
+    assert tuning.change("bf16", True, "bf16 units") is False
+    assert tuning.report()[1]["why"] == ("bf16 units, but on a machine of this kind it measured 0.10x "
+                                         "(ablation 20260101-000000-quick-tuning): off")
+    monkeypatch.setenv("ROSETTA_TUNING", "bf16=1")  # as make bench-tuning measures it again
+    assert tuning.change("bf16", True, "bf16 units") is True
+
+
+def test_a_tuned_rows_probe_switches_off_what_its_ablation_here_measured_a_loss(tmp_path, results_dir):
+    from lab import plan
+    path = os.path.join(results_dir, "runs", "20260101-000000-quick-tuning")
+    os.makedirs(path)
+    results.write_json(os.path.join(path, "run.json"), dict(
+        run=os.path.basename(path), purpose="tuning", status="complete", profile="quick", dataset="synthetic",
+        machine=dict(results.machine(), gpu=envs.gpu_name())))
+    grad = [dict(change="weight_grad", on=True, why="products")]
+    slow = tuned_doc("jax-tuned", 10.0, 0.3, grad)
+    slow["flipped"] = "weight_grad"
+    for name, doc in [("jax-tuned", tuned_doc("jax-tuned", 20.0, 0.3, grad)), ("jax-tuned@weight_grad", slow)]:
+        results.write_json(os.path.join(path, name + ".json"), doc)
+    why = {c["change"]: c for c in plan.probe("jax-tuned")}["weight_grad"]  # measured 0.50x: off
+    assert not why["on"] and why["why"].endswith("it measured 0.50x (ablation 20260101-000000-quick-tuning): off")
+
+
+def test_a_tuned_row_slower_than_its_twin_says_what_each_of_its_changes_measured_alone(tmp_path):
+    write_ablation(tmp_path)
+    faithful = ok("pytorch", 2.0, 0.3)
+    slower = tuned_doc("pytorch-tuned", 10.0, 0.3, [dict(change="channels_last", on=True, why="NHWC")])
+    path = make_run(str(tmp_path), [faithful, slower])
+    meta = results.read_object(os.path.join(path, "run.json"))[0]
+    results.write_json(os.path.join(path, "run.json"), dict(meta, machine=dict(results.machine(), gpu=envs.gpu_name())))
+    table = report_fast.tuned_table(base.load_runs(str(tmp_path))[0])
+    assert "no faster here" in table and "channels_last 1.33x (20260101-000000-quick-tuning)" in table
 
 
 def test_bench_tuning_needs_tuned_rows():

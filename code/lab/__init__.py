@@ -5,7 +5,8 @@ reader copies. Three floors, each importing only those below it (tests/test_laye
    runs.py (run folders), digest.py (which code measured a result), results.py (result documents).
 2. The work: harness.py (one row's training, inside its environment, with introspect.py and
    own_init.py), runner.py and plan.py (a run of rows), modes.py (the runs the command line
-   makes), parity.py, onnx_check.py, launch.py and scale_out.py (the checks and their workers).
+   makes), parity.py, onnx_check.py, launch.py and scale_out.py (the checks and their workers),
+   breakdown.py (where a step's time goes).
 3. On top, outside this package: code/bench.py (the command line) and code/pages/ (the book's
    measured pages).
 

@@ -146,7 +146,9 @@ def main(argv=None):
     parser.add_argument("--probe", action="store_true",
                         help="import the module and print which tuned changes are on here, as JSON; train nothing")
     args = parser.parse_args(argv)
-    os.environ["ROSETTA_ROW"] = args.framework  # a tuned row's switches look up its own ablation (tuning.py)
+    if args.framework in common.TUNED:  # what its changes measured here, for tuning.change to read
+        from lab import runs
+        os.environ["ROSETTA_MEASURED"] = json.dumps(runs.ablation(args.framework))
     if args.probe:  # what the orchestrator's plan needs before it runs a tuned row
         for key, value in common.environment(args.framework).items():
             os.environ.setdefault(key, value)

@@ -1,6 +1,7 @@
 """Before a run: how long each row should take, which tuned rows would only repeat their twin, what
 the run will do, and which rows to run first.
 """
+import json
 import os
 import sys
 
@@ -34,8 +35,11 @@ def estimate(frameworks, profile, dataset, calibration, purpose=""):
 
 def probe(framework):
     """The tuned row's changes on this device ([{change, on, why}]), from importing its module in its
-    environment (cached by code, environment and machine), or a sentence that says why not."""
-    path = os.path.join(datasets.CACHE_DIR, "probes", digest.fingerprint([framework], "probe", "none") + ".json")
+    environment (cached by code, environment, machine and what its ablation measured), or a sentence
+    that says why not."""
+    measured = sorted(runs.ablation(framework).items())  # a new ablation can switch a change off
+    path = os.path.join(datasets.CACHE_DIR, "probes", digest.fingerprint([framework], "probe", "none", also=[
+        json.dumps(measured)]) + ".json")
     got = results.read_object(path)[0]
     if got is None:
         got = envs.run_script(framework, "harness", [framework, "--probe"], timeout=120)

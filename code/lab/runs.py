@@ -73,12 +73,39 @@ def peak(budget=0.3):
     except ImportError:
         return found
     gpu = torch.cuda.is_available()  # a GPU's peak wants larger products
+    # bf16 only where the hardware has it: a tuned row computes in it only there (tuning.cpu_bf16),
+    # and emulated, a product of 2048 takes seconds
+    bf16 = gpu or {"avx512_bf16", "amx_bf16"} & set(results.cpu_features())
     for n in (2048, 4096, 8192) if gpu else (512, 1024, 2048):
-        for precision in ("float32", "bfloat16"):
+        for precision in ("float32", "bfloat16") if bf16 else ("float32",):
             t = torch.randn(n, n, device="cuda" if gpu else "cpu").to(getattr(torch, precision))
             measure(precision, "torch {} mm on {}".format(torch.__version__, "the GPU" if gpu else "the CPU"),
                     lambda: torch.mm(t, t), n, torch.cuda.synchronize if gpu else lambda: None)
     return found
+
+
+def ablation(row, root=None, machine=None):
+    """{change: (speed-up, run)} for each change of tuned `row`, steady epoch without it / with it,
+    from the newest complete ablation (`make bench-tuning`, committed or local) that measured it on
+    a machine of this kind: the same CPU features and GPU as `machine` (a run.json's; default this
+    one). What tuning.change reads, through the harness, to keep a measured loss off."""
+    kind = (machine.get("features"), machine.get("gpu")) if machine else (results.cpu_features(), gpu_name())
+    found = []
+    for where in ("runs", "reference"):
+        for path, meta in results.local_runs(root or common.RESULTS_DIR, where):
+            made_on = meta.get("machine") or {}
+            if meta.get("purpose") == "tuning" and meta.get("status") == "complete" and (
+                    made_on.get("features"), made_on.get("gpu")) == kind:
+                found.append((meta["run"], path))
+    out = {}
+    for run, path in sorted(found, reverse=True):  # the newest first: it wins
+        docs = {r.get("flipped"): r for r in results.load_run(path)[1] if r["framework"] == row}
+        for change in (docs.get(None) or {}).get("tuning") or []:
+            base, flipped = docs[None], docs.get(change["change"])
+            if change["change"] not in out and flipped and results.steady(base) and results.steady(flipped):
+                with_, without = (base, flipped) if change["on"] else (flipped, base)
+                out[change["change"]] = (results.steady(without) / results.steady(with_), run)
+    return out
 
 
 def find_resumable(profile, dataset, init="glorot", purpose="", kind="runs"):

@@ -110,6 +110,11 @@ def apart(purpose, target, nothing, results_dir=None):
     if path is None:
         return None, ('<p class="rosetta-empty">{}: <code>make {}</code> makes one (it is not part of '
                       '<code>make html</code>).</p>').format(nothing, target)
+    return run_header(path, reference, target)
+
+
+def run_header(path, reference, target):
+    """(Run, its caption and reference note as HTML) of a run that `make <target>` makes."""
     run = Run(path, "reference" if reference else "this machine", reference)
     m = run.meta
     caption = "Run {}: {} dataset, {} profile, {}, {}.".format(

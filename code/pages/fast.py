@@ -1,13 +1,14 @@
 """The "Make it fast" chapter's charts and tables: each tuned row beside its faithful twin from the
 same run, and what each change alone costs or saves (make bench-tuning)."""
 import html
+import os
 
 import altair as alt
 
 import common
-from lab import results
-from pages.base import (WIDTH, _fmt, _order, apart, embed, flags_note, html_table, load_runs, purpose_run,
-                    reference_note, rows, split, steady)
+from lab import results, runs
+from pages.base import (WIDTH, _fmt, _order, embed, flags_note, html_table, load_runs, reference_note, rows,
+                        run_header, split, steady)
 
 
 def tuned_pairs(run):
@@ -50,6 +51,17 @@ def _changes(tuning, on):
     return "; ".join("{} ({})".format(c["change"], c["why"]) for c in tuning if c["on"] == on) or "none"
 
 
+def measured(tuned, run):
+    """What each change that is on in a tuned row saved or cost alone, in the newest ablation made on
+    a machine of the run's kind (runs.ablation): which change lost where the row is slower."""
+    if not run.meta.get("machine"):
+        return ""
+    root = os.path.dirname(os.path.dirname(run.path))  # the results folder the run is in
+    found = runs.ablation(tuned["framework"], root, run.meta["machine"])
+    return "; ".join("{} {:.2f}x ({})".format(c["change"], *found[c["change"]])
+                     for c in tuned["tuning"] or [] if c["on"] and c["change"] in found)
+
+
 def tuned_table(run):
     head = ["tuned row", "steady epoch s, faithful → tuned", "speed-up", "first epoch s, faithful → tuned",
             "accuracy, faithful → tuned", "precision"]
@@ -71,6 +83,7 @@ def tuned_table(run):
         flags = "; ".join("{}: {}".format(d["framework"], d["flag"]) for d in (f, t) if d["flag"])
         notes = [("not measured", t["error"] or f["error"]), ("changes on here", _changes(t["tuning"], True)),
                  ("changes off here", _changes(t["tuning"], False)),
+                 ("each change on here, alone, in the ablation of a machine of this kind", measured(t, run)),
                  ("compiled ahead of time, timed by the row around lower().compile()",
                   "{:.2f} s".format(t["compile_seconds"]) if t["compile_seconds"] else ""),
                  ("timing flagged", flags), ("measured by an older commit", t["stale"] or f["stale"])]
@@ -98,10 +111,15 @@ def show_tuned():
     display(HTML(tuned_html(load_runs())))
 
 
-def ablation_run(results_dir=None):
-    """(the newest complete run of `make bench-tuning` here, else the newest committed one, whether
-    it is a reference), or (None, False)."""
-    return purpose_run("tuning", results_dir)
+def ablation_runs(results_dir=None):
+    """(path, reference?) of every ablation the page shows: the newest complete one made here, then
+    each committed one, newest first (each made on its own machine, of the tuned rows it names)."""
+    root = results_dir or common.RESULTS_DIR
+    found = []
+    for kind in ("runs", "reference"):
+        paths = [p for p, m in results.local_runs(root, kind) if m.get("purpose") == "tuning" and m.get("status") == "complete"]
+        found += [(p, kind == "reference") for p in (paths[:1] if kind == "runs" else paths)]
+    return found
 
 
 def ablation_rows(path):
@@ -123,9 +141,14 @@ def ablation_rows(path):
 
 
 def ablation_html(results_dir=None):
-    run, header = apart("tuning", "bench-tuning", "No measurement of the changes one by one yet", results_dir)
-    if run is None:
-        return header
+    runs = ablation_runs(results_dir)
+    if not runs:
+        return ('<p class="rosetta-empty">No measurement of the changes one by one yet: <code>make bench-tuning</code> '
+                'makes one (it is not part of <code>make html</code>).</p>')
+    return "\n".join(ablation_table(*run_header(path, reference, "bench-tuning")) for path, reference in runs)
+
+
+def ablation_table(run, header):
     head = ["tuned row", "change", "steady epoch s, without → with", "speed-up from the change",
             "first epoch s, without → with"]
     body = []
@@ -136,7 +159,7 @@ def ablation_html(results_dir=None):
                  "{} → {}".format(_fmt("", o["steady_epoch"]), _fmt("", w["steady_epoch"])),
                  "{:.2f}x".format(ratio) if ratio else "not measured",
                  "{} → {}".format(_fmt("", o["first_epoch"]), _fmt("", w["first_epoch"]))]
-        notes = [("on here" if row["on"] else "off here", row["why"]),
+        notes = [("on in this run" if row["on"] else "off in this run", row["why"]),
                  ("not measured", "" if ratio else (w["error"] or o["error"] or "").splitlines()[0] if (
                      w["error"] or o["error"]) else "")]
         body.append((cells, notes, []))

@@ -7,7 +7,8 @@ import json
 import altair as alt
 
 import common
-from pages.base import (shared_selection, reference_note, wall_time, split, load_runs, rows, flags_note, WIDTH, embed, html_table, _fmt, load_seed)
+from pages.base import (shared_selection, reference_note, wall_time, split, load_runs, rows, flags_note, WIDTH, embed, html_table, _fmt, load_seed,
+                        apart)
 
 
 PHASES = ["import", "data", "build", "init", "train", "predict"]
@@ -124,6 +125,42 @@ def results_html(runs):
 def show_results():
     from IPython.display import HTML, display
     display(HTML(results_html(load_runs())))
+
+
+def breakdown_html(results_dir=None):
+    """Where a step's time goes (make bench-breakdown): each row's parts, their share of the step and,
+    for the convolutions and products, their FLOP/s against the run's float32 peak; then, per row,
+    its largest part in a sentence."""
+    run, header = apart("breakdown", "bench-breakdown", "No breakdown of a step yet", results_dir)
+    if run is None:
+        return header
+    peak = ((run.meta.get("peak_flops") or {}).get("float32") or {}).get("flops")
+    head = ["row", "part of a step", "seconds a step", "share of the step", "GFLOP/s", "share of peak"]
+    body, largest = [], []
+    for r in run.results:
+        b = r.get("breakdown")
+        if r["status"] != "ok" or not b:
+            body.append(([r["framework"], "not measured", "-", "-", "-", "-"], [("why", r.get("error") or "")], []))
+            continue
+        for part, seconds in b["parts"].items():
+            rate = b["flops"].get(part, 0) / seconds if b["flops"].get(part) and seconds else None
+            body.append(([r["framework"], part, "{:.3f}".format(seconds), "{:.0%}".format(seconds / b["step"]),
+                          "{:.0f}".format(rate / 1e9) if rate else "-", "{:.0%}".format(rate / peak) if rate and peak else "-"],
+                         [], []))
+        part, seconds = max(b["parts"].items(), key=lambda item: item[1])
+        rate = b["flops"].get(part, 0) / seconds if b["flops"].get(part) else None
+        largest.append("{}, {} ({:.0%} of its {:.2f} s step{})".format(
+            r["framework"], part, seconds / b["step"], b["step"],
+            ", at {:.0f} GFLOP/s".format(rate / 1e9) + (", {:.0%} of the peak".format(rate / peak) if peak else "")
+            if rate else ""))
+        body[-len(b["parts"])] = (body[-len(b["parts"])][0], [("measured by", b["by"])], [])
+    sentence = "<p>The largest part of each step: {}.</p>".format(html.escape("; ".join(largest))) if largest else ""
+    return header + sentence + html_table(head, body, "rosetta-breakdown")
+
+
+def show_breakdown():
+    from IPython.display import HTML, display
+    display(HTML(breakdown_html()))
 
 
 # --- The 2017 benchmark beside ours -----------------------------------------------------------
