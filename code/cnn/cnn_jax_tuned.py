@@ -14,8 +14,8 @@ import cnn_jax as faithful
 import tuning
 from cnn_jax import count_params, get_weights, init_model, set_weights  # noqa: F401
 
-ONEDNN = tuning.change("onednn", False, "XLA's CPU flag --xla_cpu_use_onednn, oneDNN for its products and "
-                       "convolutions: tried, no faster than XLA's own here (the ablation measures it)")
+ONEDNN = tuning.change("onednn", False, "XLA's CPU flag --xla_cpu_use_onednn, oneDNN's kernels for its products "
+                       "and convolutions: off, as XLA ships it; `make bench-tuning` measures what it would change")
 if ONEDNN:  # read when the backend starts: at jax.devices(), next
     os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_use_onednn=true"
 DEVICE = jax.devices()[0]
