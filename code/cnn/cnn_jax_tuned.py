@@ -1,6 +1,6 @@
 """JAX, tuned: the data on the device; on a CPU the convolutions' kernel gradients as matrix
-products; on a GPU each epoch one compiled lax.scan over its batches with the state's buffers
-donated, and bf16 compute where the device has bf16 units and it paid. The rest is cnn_jax's."""
+products; each epoch one compiled lax.scan over its batches with the state's buffers donated; bf16
+compute where the device has bf16 units and it paid. The rest is cnn_jax's."""
 import os
 from functools import partial
 
@@ -22,14 +22,14 @@ DEVICE = jax.devices()[0]
 GPU = DEVICE.platform == "gpu"
 BF16 = tuning.change("bf16", *(tuning.gpu_bf16(tuple(map(int, DEVICE.compute_capability.split("."))))
                                if GPU else tuning.cpu_bf16()))
-SCAN = tuning.change("scan", GPU, "the epoch is one XLA program: one dispatch, not one per step" if GPU else
-                     "a dispatch costs little beside a CPU's step (and without weight_grad, XLA's CPU backend "
-                     "runs a scan's convolutions many times slower); `make bench-tuning` measures it")
-DONATE = tuning.change("donate", SCAN, "the new parameters and momenta are written over the old ones' buffers"
-                       if SCAN else "it donates the scan's state: off with the scan")
 WEIGHT_GRAD = tuning.change("weight_grad", not GPU, "each convolution's kernel gradient is one matrix product "
                             "of the shifted inputs and the output's gradient, where XLA's CPU backend computes it as "
                             "a convolution over the batch, far slower" if not GPU else "cuDNN's kernel gradients are fast")
+SCAN = tuning.change("scan", GPU or WEIGHT_GRAD, "the epoch is one XLA program: one dispatch, not one per step"
+                     if GPU or WEIGHT_GRAD else "off with weight_grad: with XLA's own kernel gradients, the CPU "
+                     "backend runs a scan's convolutions many times slower than a step jitted alone")
+DONATE = tuning.change("donate", SCAN, "the new parameters and momenta are written over the old ones' buffers"
+                       if SCAN else "it donates the scan's state: off with the scan")
 COMPUTE = jnp.bfloat16 if BF16 else jnp.float32
 
 
