@@ -44,6 +44,7 @@ def test_each_rows_share_of_the_peak_is_its_flops_over_the_peak_of_its_precision
     assert got["pytorch"]["flops"] == per_second and got["pytorch"]["share_of_peak"] == per_second / 1e12
     assert got["pytorch-tuned"]["compute"] == "bfloat16" and got["pytorch-tuned"]["share_of_peak"] == per_second / 2e12
     assert "Share of the machine" in json.dumps(results_page.charts(run).to_dict())
+    assert "<th>share of peak</th>" in results_page.table(run) and "{:.0%} (".format(per_second / 1e12) in results_page.table(run)
 
 
 def test_the_breakdown_gives_each_part_of_a_step_its_share_and_its_flops_over_the_peak(tmp_path):

@@ -81,11 +81,15 @@ HEAD = ["framework", "status", "accuracy", "training s", "first epoch s", "stead
 def table(run):
     """An HTML table of one run: failed and skipped rows kept, each reason in a sentence under its row."""
     body = []
-    for row in rows(run):
+    found = rows(run)
+    shares = any(row["share_of_peak"] for row in found)  # only a run that measured its peak
+    for row in found:
         steady_cell = _fmt("", row["steady_epoch"]) + (
             " (+{:.0%})".format(row["spread"]) if row["spread"] is not None and row["spread"] >= 0.005 else "")
         cells = ["{} {}".format(row["framework"], row["version"]).strip(), row["status"], _fmt("accuracy", row["accuracy"]),
                  _fmt("", row["train_seconds"]), _fmt("", row["first_epoch"]), steady_cell, row["hardware"] or "-"]
+        cells += ["{:.0%} ({:.0f} GFLOP/s)".format(row["share_of_peak"], row["flops"] / 1e9) if row["share_of_peak"]
+                  else "-"] * shares
         notes = [("why not ok", row["error"]), ("why there", row["device_note"]), ("timing flagged", row["flag"]),
                  ("measured by an older commit", row["stale"])]
         details = [("device", row["device"] or "-"), ("layout", row["layout"] or "-"), ("TF32", row["tf32"]),
@@ -94,7 +98,7 @@ def table(run):
                    ("cores other processes kept busy", _fmt("", row["others_busy"]))] + (
             [("oneDNN", "on" if row["onednn"] else "off")] if row["onednn"] is not None else [])
         body.append((cells, notes, details if row["status"] != "skipped" else []))
-    return html_table(HEAD, body)
+    return html_table(HEAD + ["share of peak"] * shares, body)
 
 
 def run_html(run):
