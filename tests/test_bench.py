@@ -358,7 +358,7 @@ def test_a_tuned_row_with_no_change_on_here_is_not_rerun_and_says_why(tmp_path, 
 
 def test_the_tuned_rows_probe_reads_their_changes_in_their_environment():
     changes = plan.probe("jax-tuned")
-    assert [c["change"] for c in changes] == ["bf16", "scan", "donate"] and all(c["why"] for c in changes)
+    assert [c["change"] for c in changes] == ["onednn", "bf16", "weight_grad", "scan", "donate"] and all(c["why"] for c in changes)
 
 
 def test_rows_whose_reference_older_code_measured_run_first(results_dir):
