@@ -141,9 +141,17 @@ def test_the_chapter_pairs_each_tuned_row_with_its_twin_from_the_same_run(tmp_pa
 def test_a_tuned_row_that_is_slower_says_so(tmp_path):
     faithful = ok("tensorflow", 4.0, 0.3)
     faithful["epoch_seconds"] = [2.0, 1.0, 1.0]
-    make_run(str(tmp_path), [faithful, tuned_doc("tensorflow-tuned", 10.0, 0.3, [])])
+    make_run(str(tmp_path), [faithful, tuned_doc("tensorflow-tuned", 10.0, 0.3, [dict(change="xla", on=True, why="x")])])
     table = report_fast.tuned_table(base.load_runs(str(tmp_path))[0])
-    assert "0.67x: no faster here" in table and 'changes on here: none' in table
+    assert "0.67x: no faster here" in table and 'changes on here: xla (x)' in table
+
+
+def test_a_tuned_row_with_no_change_on_says_it_ran_its_twins_code(tmp_path):
+    faithful = ok("tensorflow", 4.0, 0.3)
+    faithful["epoch_seconds"] = [2.0, 1.0, 1.0]
+    make_run(str(tmp_path), [faithful, tuned_doc("tensorflow-tuned", 10.0, 0.3, [dict(change="xla", on=False, why="x")])])
+    table = report_fast.tuned_table(base.load_runs(str(tmp_path))[0])
+    assert "0.67x: no change is on here, so both ran the same code" in table and 'changes on here: none' in table
 
 
 def write_ablation(tmp_path):

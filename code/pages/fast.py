@@ -75,7 +75,8 @@ def tuned_table(run):
         if f["accuracy"] is not None and t["accuracy"] is not None:
             acc += " ({:+.1f} points)".format(100 * (t["accuracy"] - f["accuracy"]))
         cells = [t["framework"], "{} → {}".format(_fmt("", f["steady_epoch"]), _fmt("", t["steady_epoch"])),
-                 "{:.2f}x{}".format(ratio, "" if ratio >= 1.05 else ": no faster here") if ratio else
+                 "{:.2f}x{}".format(ratio, ": no change is on here, so both ran the same code" if not any(
+                     c["on"] for c in t["tuning"]) else "" if ratio >= 1.05 else ": no faster here") if ratio else
                  "not measured" if t["status"] == "ok" else t["status"],
                  "{} → {}".format(_fmt("", f["first_epoch"]), _fmt("", t["first_epoch"])), acc, t["precision"] or "-"]
         cells += [" → ".join("{:.0%} of {}".format(d["share_of_peak"], d["compute"]) if d["share_of_peak"] else "-"
