@@ -138,20 +138,14 @@ def test_the_chapter_pairs_each_tuned_row_with_its_twin_from_the_same_run(tmp_pa
     assert "share of peak, faithful → tuned" in report_fast.tuned_table(run_)  # bf16 off: both over float32's
 
 
-def test_a_tuned_row_that_is_slower_says_so(tmp_path):
+@pytest.mark.parametrize("on, said", [(True, "0.67x: no faster here"),
+                                      (False, "0.67x: no change is on here, so both ran the same code")])
+def test_a_tuned_row_that_is_slower_says_why(tmp_path, on, said):
     faithful = ok("tensorflow", 4.0, 0.3)
     faithful["epoch_seconds"] = [2.0, 1.0, 1.0]
-    make_run(str(tmp_path), [faithful, tuned_doc("tensorflow-tuned", 10.0, 0.3, [dict(change="xla", on=True, why="x")])])
+    make_run(str(tmp_path), [faithful, tuned_doc("tensorflow-tuned", 10.0, 0.3, [dict(change="xla", on=on, why="x")])])
     table = report_fast.tuned_table(base.load_runs(str(tmp_path))[0])
-    assert "0.67x: no faster here" in table and 'changes on here: xla (x)' in table
-
-
-def test_a_tuned_row_with_no_change_on_says_it_ran_its_twins_code(tmp_path):
-    faithful = ok("tensorflow", 4.0, 0.3)
-    faithful["epoch_seconds"] = [2.0, 1.0, 1.0]
-    make_run(str(tmp_path), [faithful, tuned_doc("tensorflow-tuned", 10.0, 0.3, [dict(change="xla", on=False, why="x")])])
-    table = report_fast.tuned_table(base.load_runs(str(tmp_path))[0])
-    assert "0.67x: no change is on here, so both ran the same code" in table and 'changes on here: none' in table
+    assert said in table and "changes on here: {}".format("xla (x)" if on else "none") in table
 
 
 def write_ablation(tmp_path):
