@@ -62,6 +62,15 @@ def measured(tuned, run):
                      for c in tuned["tuning"] or [] if c["on"] and c["change"] in found)
 
 
+def speedup_cell(ratio, tuned):
+    """The table's speed-up, with why a tuned row is no faster than its twin."""
+    if not ratio:
+        return "not measured" if tuned["status"] == "ok" else tuned["status"]
+    if not any(c["on"] for c in tuned["tuning"]):
+        return "{:.2f}x: no change is on here, so both ran the same code".format(ratio)
+    return "{:.2f}x{}".format(ratio, "" if ratio >= 1.05 else ": no faster here")
+
+
 def tuned_table(run):
     head = ["tuned row", "steady epoch s, faithful → tuned", "speed-up", "first epoch s, faithful → tuned",
             "accuracy, faithful → tuned", "precision"]
@@ -75,9 +84,7 @@ def tuned_table(run):
         if f["accuracy"] is not None and t["accuracy"] is not None:
             acc += " ({:+.1f} points)".format(100 * (t["accuracy"] - f["accuracy"]))
         cells = [t["framework"], "{} → {}".format(_fmt("", f["steady_epoch"]), _fmt("", t["steady_epoch"])),
-                 "{:.2f}x{}".format(ratio, ": no change is on here, so both ran the same code" if not any(
-                     c["on"] for c in t["tuning"]) else "" if ratio >= 1.05 else ": no faster here") if ratio else
-                 "not measured" if t["status"] == "ok" else t["status"],
+                 speedup_cell(ratio, t),
                  "{} → {}".format(_fmt("", f["first_epoch"]), _fmt("", t["first_epoch"])), acc, t["precision"] or "-"]
         cells += [" → ".join("{:.0%} of {}".format(d["share_of_peak"], d["compute"]) if d["share_of_peak"] else "-"
                              for d in (f, t))] * shares
