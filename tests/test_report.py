@@ -250,6 +250,30 @@ def test_a_scale_out_result_is_stale_when_its_parallel_module_changed_though_its
     assert digest.older_code(result, "scale-out") and digest.row_code("pytorch") == digest.row_code("pytorch")
 
 
+def test_a_digest_reads_what_a_module_does_not_how_it_is_written(tmp_path, monkeypatch):
+    from lab import digest
+    real = digest.source_path
+    with open(real("cnn_pytorch", "cnn")) as f:
+        source = f.read()
+    monkeypatch.setattr(digest, "source_path", lambda name, model=None: str(tmp_path / "cnn_pytorch.py")
+                        if name == "cnn_pytorch" else real(name, model))
+
+    def row_code_of(text):
+        (tmp_path / "cnn_pytorch.py").write_text(text)
+        return digest.row_code("pytorch"), digest.inference_code("pytorch"), digest.scale_out_code("pytorch")
+
+    today = row_code_of(source)
+    tidied = (source.replace("    torch.manual_seed(SEED)\n", "    # one seed for every row\n\n    torch.manual_seed( SEED )\n")
+              .replace("import torch\nimport torch.nn as nn\n", "import torch.nn as nn\nimport torch\n")
+              .replace('"""PyTorch 2: the model', '"""PyTorch 2, reworded: the model'))
+    assert tidied != source and row_code_of(tidied) == today  # a comment, blank lines, spaces, imports, docstring
+    for changed in (source.replace("nn.Dropout(0.25)", "nn.Dropout(0.3)", 1),  # an operation's argument
+                    source.replace("nn.ReLU(),\n        nn.Conv2d(50, 50", "nn.GELU(),\n        nn.Conv2d(50, 50", 1),
+                    source.replace("import numpy as np\nimport torch\n", "import torch\nimport numpy as np\n"
+                                   "torch.set_num_threads(1)\n")):  # a statement between imports
+        assert changed != source and all(a != b for a, b in zip(row_code_of(changed), today))
+
+
 def test_a_manifest_catches_a_hand_edit_a_missing_file_and_an_added_one(tmp_path):
     path = reference_run(str(tmp_path), [ok("pytorch", 5.0, 0.2)])
     assert results.manifest_problems(path) == []

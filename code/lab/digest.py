@@ -1,8 +1,9 @@
 """Which code measured a result: digests of a row's modules and of what a table depends on.
 
 Part of the lab's lowest floor (with envs.py, runs.py and results.py). A committed reference stays
-current as long as its rows' modules say the same: the digests read the modules' names and text,
-never the paths of their files.
+current as long as its rows' modules say the same: the digests read a module's name and its syntax
+tree (meaning), never the path of its file, its comments, docstrings or layout, nor the order of
+imports that stand together.
 """
 import ast
 import hashlib
@@ -26,29 +27,79 @@ def source_path(name, model=None):
     return next((p for p in (os.path.join(f, name + ".py") for f in folders) if os.path.exists(p)), None)
 
 
+def _canonical(node):
+    """A syntax tree as text, without positions, and without the fields left empty (None, []), so that
+    the fields a newer Python adds with nothing in them do not change it."""
+    if isinstance(node, ast.AST):
+        return "{}({})".format(type(node).__name__, ",".join(
+            "{}={}".format(k, _canonical(v)) for k, v in ast.iter_fields(node) if v is not None and v != []))
+    if isinstance(node, list):
+        return "[{}]".format(",".join(_canonical(n) for n in node))
+    return repr(node)
+
+
+def _is_docstring(node):
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _body(statements):
+    """Statements without a docstring, each run of adjacent imports in one order."""
+    out, imports = [], []
+    for node in statements[1:] if statements and _is_docstring(statements[0]) else statements:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            imports.append(node)
+            continue
+        out.extend(sorted(imports, key=_canonical) + [node])
+        imports = []
+    return out + sorted(imports, key=_canonical)
+
+
+def meaning(source, skip=()):
+    """What a module's text does: its syntax tree without docstrings, positions or comments (which
+    the tree never holds), adjacent imports in one order, and without the top-level functions named
+    in `skip`. Reformatting a module leaves it unchanged; changing an operation changes it."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.body = _body(node.body)
+    tree.body = [n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name in skip)]
+    return _canonical(tree.body)
+
+
+def module_text(name, model=None, skip=()):
+    """Module `name`'s meaning as bytes: what every digest reads of a module."""
+    with open(source_path(name, model)) as f:
+        return meaning(f.read(), skip).encode()
+
+
+def file_text(path):
+    """A file as a digest reads it: a module's meaning, any other file's bytes ("" where it is missing)."""
+    if not path or not os.path.exists(path):
+        return b""
+    if path.endswith(".py"):
+        with open(path) as f:
+            return meaning(f.read()).encode()
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def row_code(framework):
     """A digest of the code a row's measurements depend on: its module (a tuned row's twin and
-    tuning.py too), without the functions in UNTIMED, keyed by the modules' names and their text,
+    tuning.py too), without the functions in UNTIMED, keyed by the modules' names and meanings,
     never where their files live. A result whose digest differs was measured by older code."""
     spec = common.ROWS[framework]
     names = [spec["module"]] + ([common.ROWS[spec["twin"]]["module"], "tuning"] if "twin" in spec else [])
     digest = hashlib.sha256()
     for name in names:
-        with open(source_path(name, spec["model"])) as f:
-            source = f.read()
-        tree = ast.parse(source)
-        kept = [ast.get_source_segment(source, node) for node in tree.body
-                if not (isinstance(node, ast.FunctionDef) and node.name in UNTIMED)]
-        digest.update(name.encode() + "\n".join(kept).encode())
+        digest.update(name.encode() + module_text(name, spec["model"], UNTIMED))
     return digest.hexdigest()[:16]
 
 
 def beside_row(framework, names):
-    """The row's digest, and the modules `names` whole (by name and text) beside it."""
+    """The row's digest, and the modules `names` whole (by name and meaning) beside it."""
     digest = hashlib.sha256(row_code(framework).encode())
     for name in names:
-        with open(source_path(name, common.ROWS[framework]["model"]), "rb") as f:
-            digest.update(name.encode() + f.read())
+        digest.update(name.encode() + module_text(name, common.ROWS[framework]["model"]))
     return digest.hexdigest()[:16]
 
 
@@ -92,5 +143,5 @@ def fingerprint(frameworks, profile, dataset, code=("harness", "introspect", "ow
     digest = hashlib.sha256(json.dumps([frameworks, profile, dataset, gpu or results.machine(), gpu_set]
                                        + [row_code(f) for f in frameworks] + list(also)).encode())
     for name, path in sorted(files.items()):
-        digest.update(name.encode() + (open(path, "rb").read() if path and os.path.exists(path) else b""))
+        digest.update(name.encode() + file_text(path))
     return digest.hexdigest()[:16]
