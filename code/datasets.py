@@ -15,7 +15,7 @@ import urllib.request
 
 import numpy as np
 
-from common import BATCH_SIZE, DATA_DIR, N_CLASSES, SEED, UsageError, check_choice, DATASETS
+from common import BATCH_SIZE, DATA_DIR, N_CLASSES, SEED, check_choice, DATASETS
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR_SIZE = 170052171

@@ -9,11 +9,10 @@ import atexit
 import cntk as C
 from cntk.train.distributed import Communicator, data_parallel_distributed_learner
 
-from common import SEED
-
 import cnn_cntk as faithful
 from cnn_cntk import (count_params, create_model, get_weights, load_data, predict,  # noqa: F401
                       set_weights)  # unchanged
+from common import SEED
 
 # MPI_Finalize, after the last all-reduce: without it Open MPI reports the processes as failed.
 atexit.register(Communicator.finalize)
@@ -26,7 +25,6 @@ def init_model(model):
     learner = data_parallel_distributed_learner(sgd.parameter_learners[0], num_quantization_bits=32,
                                                 distributed_after=0)
     return model, labels, C.Trainer(model, sgd.loss_function, [learner])
-
 
 
 def own_dropout(graph):

@@ -9,11 +9,10 @@ import atexit
 import cntk as C
 from cntk.train.distributed import Communicator, data_parallel_distributed_learner
 
-from common import SEED
-
 import cnn_keras2 as faithful
 from cnn_keras2 import (count_params, create_model, get_weights, load_data, predict,  # noqa: F401
                         set_weights)  # unchanged
+from common import SEED
 
 # MPI_Finalize, after the last all-reduce: without it Open MPI reports the processes as failed.
 atexit.register(Communicator.finalize)
@@ -31,7 +30,6 @@ def init_model(model):
                                                 distributed_after=0)
     f.trainer = C.Trainer(f.loss, (f.loss,), [learner])
     return model
-
 
 
 def own_dropout(graph):
