@@ -5,6 +5,8 @@
 # FRAMEWORKS=pytorch,jax  PROFILE=full|quick|fidelity|smoke  DATASET=auto|cifar10|fashion-mnist|synthetic
 # make bench-tuning: what each change of the tuned rows costs or saves (Make it fast chapter)
 # INIT_PROFILE: the profile of the own-init comparison (default: PROFILE if given, else fidelity)
+# FRESH=all (or FRESH=parity,onnx,scale-out): measure the checks' tables again, even where a table made by
+# the same code and environments on a machine of this kind is cached or committed (make html shows that one)
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 PY := .envs/main/bin/python
@@ -19,6 +21,8 @@ INIT_ARGS = $(if $(FRAMEWORKS),--frameworks $(FRAMEWORKS)) --profile $(INIT_PROF
 # GPU=0: the CPU builds. Default: 1 where nvidia-smi lists a GPU. Changing it recreates them.
 GPU ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1 || echo 0)
 export GPU
+FRESH ?=
+export FRESH
 LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 

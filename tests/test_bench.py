@@ -17,6 +17,7 @@ import pytest
 from conftest import CODE, ROOT
 from lab import digest, envs, modes, plan, runner, runs
 import common
+import datasets
 from lab import harness
 from lab import results
 
@@ -381,3 +382,41 @@ def test_a_run_records_its_machine_commit_and_manifest_and_each_row_its_code(tmp
     assert len(meta["commit"]) == 40 and meta["machine"]["cores"] == os.cpu_count() and meta["calibration_seconds"] > 0
     assert load(path, "pytorch")["code"] == digest.row_code("pytorch")
     assert results.manifest_problems(path) == []
+
+
+def test_a_checks_table_is_measured_once_per_key_and_a_committed_one_of_the_same_key_is_shown(tmp_path, monkeypatch,
+                                                                                               results_dir):
+    from lab import results as lab_results
+    monkeypatch.setattr(datasets, "CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FRESH", raising=False)
+    measured = []
+
+    def measure(complete=True):
+        measured.append(1)
+        return dict(measured="2026-12-07", table={"pytorch": {"logits": 1e-7}}), complete
+
+    ref = os.path.join(results_dir, "reference", "20261207-000000-parity-book-tables")
+    lab_results.write_json(os.path.join(ref, "run.json"), dict(run=os.path.basename(ref), commit="abc1234" + "0" * 33))
+    lab_results.write_json(os.path.join(ref, "parity.json"), dict(measured="2026-12-06", key="committed", table={}))
+    got = runs.checked_table("parity", "committed", measure)
+    assert not measured and got["reference"]["run"] == os.path.basename(ref)
+    assert runs.checked_table("parity", "other code", lambda: measure(False))["key"] == "other code"
+    runs.checked_table("parity", "other code", measure)  # a table with a failure was not kept: measured again
+    runs.checked_table("parity", "other code", measure)  # ... and this one was
+    assert len(measured) == 2
+    monkeypatch.setenv("FRESH", "onnx,parity")
+    assert "reference" not in runs.checked_table("parity", "committed", measure) and len(measured) == 3
+
+
+def test_a_checks_key_follows_the_code_and_the_kind_of_machine_not_its_name_cores_or_path(monkeypatch):
+    from lab import results as lab_results
+
+    def key(features, code=("parity", "reference")):
+        monkeypatch.setattr(lab_results, "cpu_features", lambda: list(features))
+        return digest.check_key(["pytorch", "jax"], "parity", code)
+    here = key(["avx2"])
+    monkeypatch.setattr(lab_results, "cpu_name", lambda: "another CPU")
+    monkeypatch.setattr(os, "cpu_count", lambda: 96)
+    monkeypatch.setattr(digest, "python_for", lambda f: ("/elsewhere/.envs/{}/bin/python".format(f), ""))
+    assert key(["avx2"]) == here
+    assert key(["avx2", "avx512f"]) != here and key(["avx2"], ("parity", "reference", "tuning")) != here

@@ -12,13 +12,16 @@ import os
 
 import common
 from lab import results
-from lab.envs import gpu_name
+from lab.envs import gpu_name, python_for
 
 CODE = os.path.join(common.ROOT, "code")
 
 
 # Functions no benchmark run reaches: changing them leaves a row's measurements current.
 UNTIMED = ("set_weights", "export_onnx")
+# ... and the functions of the lab's modules that only the book's check tables run, never a run whose
+# results record the module's digest (inference, scale-out).
+NOT_RUN = {"onnx_check": ("code_digest", "table"), "scale_out": ("table",)}
 
 
 def source_path(name, model=None):
@@ -96,10 +99,10 @@ def row_code(framework):
 
 
 def beside_row(framework, names):
-    """The row's digest, and the modules `names` whole (by name and meaning) beside it."""
+    """The row's digest, and the modules `names` whole (by name and meaning, but NOT_RUN) beside it."""
     digest = hashlib.sha256(row_code(framework).encode())
     for name in names:
-        digest.update(name.encode() + module_text(name, common.ROWS[framework]["model"]))
+        digest.update(name.encode() + module_text(name, common.ROWS[framework]["model"], NOT_RUN.get(name, ())))
     return digest.hexdigest()[:16]
 
 
@@ -128,20 +131,38 @@ def older_code(result, purpose=""):
     return result.get("code") != CODE_OF.get(purpose, row_code)(name)
 
 
-def fingerprint(frameworks, profile, dataset, code=("harness", "introspect", "own_init"), also=()):
-    """What an init-cost pair (or the parity table) depends on: the code (modules by name and text)
-    and pinned environments the frameworks ran, the profile, the dataset, the machine, and anything
-    in `also`."""
-    envs = {common.ROWS[f]["env"] for f in frameworks}
+def machine_kind():
+    """A machine as a check depends on it: its CPU's features and its GPU, not the CPU's name or cores."""
+    return dict(features=results.cpu_features(), gpu=gpu_name())
+
+
+def env_files(envs):
+    """{name: path} of what pins each environment: its Python version and requirements."""
+    names = ("python-version", "requirements.txt", "requirements-gpu.txt", "requirements-onnx.txt",
+             "requirements-scale.txt", "requirements-cuda.txt")
+    return {"envs/{}/{}".format(e, n): os.path.join(common.ROOT, "envs", e, n) for e in envs for n in names}
+
+
+def fingerprint(frameworks, profile, dataset, code=("harness", "introspect", "own_init"), also=(), machine=None):
+    """What an init-cost pair (or a check's table) depends on: the code (modules by name and meaning)
+    and pinned environments the frameworks ran, the profile, the dataset, the machine (this one, or
+    `machine`, say machine_kind()), and anything in `also`."""
     model = common.model_of(frameworks)
     roles = ("common", "datasets", "data", "weights") + tuple(code)  # a model's own by its name
     files = {n: source_path(n, model) for n in (common.MODELS[model].get(r, r) for r in roles)}
-    files.update(("envs/{}/{}".format(e, n), os.path.join(common.ROOT, "envs", e, n))
-                 for e in envs for n in ("requirements.txt", "requirements-gpu.txt"))
+    files.update(env_files({common.ROWS[f]["env"] for f in frameworks}))
     gpu = gpu_name()
     gpu_set = os.environ.get("GPU") or ("1" if gpu else "0")  # the Makefile's default, outside make too
-    digest = hashlib.sha256(json.dumps([frameworks, profile, dataset, gpu or results.machine(), gpu_set]
-                                       + [row_code(f) for f in frameworks] + list(also)).encode())
+    digest = hashlib.sha256(json.dumps([frameworks, profile, dataset, machine or gpu or results.machine(), gpu_set]
+                                       + [row_code(f) for f in frameworks] + list(also), sort_keys=True).encode())
     for name, path in sorted(files.items()):
         digest.update(name.encode() + file_text(path))
     return digest.hexdigest()[:16]
+
+
+def check_key(frameworks, purpose, code, also=()):
+    """What a check's table (parity, ONNX, scale-out equivalence) proves things about: the code, the
+    pinned environments (and which exist), the kind of machine. Not its path, CPU name or cores, so a
+    table committed from a machine of this kind is as good as one measured here."""
+    return fingerprint(frameworks, purpose, "synthetic", ("envs",) + tuple(code), machine=machine_kind(),
+                       also=[python_for(f)[0] is not None for f in frameworks] + list(also))

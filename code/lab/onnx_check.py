@@ -146,7 +146,7 @@ def load(path, image_shape, model="cnn"):
     if len(inputs) != 1 or tuple(dims[1:]) != tuple(image_shape):
         raise OnnxFileError("{}: takes {}, not a batch of {} of shape {}: a file from another model? {}".format(
             path, [d or "?" for d in dims] if len(inputs) == 1 else "{} inputs".format(len(inputs)),
-            "images" if model == "cnn" else "padded reviews", tuple(image_shape), again))
+            common.MODELS[model]["inputs"], tuple(image_shape), again))
     try:
         options = ort.SessionOptions()
         options.log_severity_level = 4  # its warnings (weights among the inputs) and errors: this module words them
@@ -284,34 +284,23 @@ def code_digest(frameworks):
     return whole.hexdigest()[:16]
 
 
-def fingerprint(frameworks, purpose):
-    """What a table depends on: the lab's fingerprint and code_digest."""
-    from lab import digest, envs
-    return digest.fingerprint(frameworks, purpose, "synthetic", ("envs",),
-                              also=[envs.python_for(f)[0] for f in frameworks] + [code_digest(frameworks)])
-
-
 def table(frameworks, fresh=False, timeout=900, cached_only=False):
     """{"measured": when, "machine": where, "source": which trained, "table": compare's}: measured now
-    if `fresh`, else from the cache where the same code, environments and machine measured it (with
-    `cached_only`, None where they have not)."""
-    import onnxruntime as ort
+    if `fresh`, else the one this code, these environments and a machine of this kind measured, cached
+    or committed (runs.checked_table; with `cached_only`, None where there is none)."""
     import tempfile
-    from lab import envs, results
-    path = os.path.join(datasets.CACHE_DIR, "onnx", fingerprint(frameworks, "onnx") + ".json")
-    if os.path.exists(path) and not fresh:
-        with open(path) as f:
-            return json.load(f)
-    if cached_only:
-        return None
-    with tempfile.TemporaryDirectory(prefix="rosetta-onnx-") as out_dir:
-        source, found = run_all(frameworks, out_dir, timeout)
-        measured = dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(), source=source,
-                        onnxruntime=ort.__version__, code=code_digest(frameworks),
-                        table=compare(frameworks, out_dir, source, found))
-    if all(isinstance(got, dict) for got in found.values()):  # a framework that did not run is run again
-        results.write_json(path, measured)
-    return measured
+    from lab import digest, envs, results, runs
+
+    def measure():
+        import onnxruntime as ort
+        with tempfile.TemporaryDirectory(prefix="rosetta-onnx-") as out_dir:
+            source, found = run_all(frameworks, out_dir, timeout)
+            measured = dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(), source=source,
+                            onnxruntime=ort.__version__, code=code_digest(frameworks),
+                            table=compare(frameworks, out_dir, source, found))
+        return measured, all(isinstance(got, dict) for got in found.values())  # one that did not run runs again
+    key = digest.check_key(frameworks, "onnx", (), also=[code_digest(frameworks)])
+    return runs.checked_table("onnx", key, measure, fresh, cached_only)
 
 
 def inference(frameworks, kind="runs", timeout=900):

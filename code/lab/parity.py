@@ -155,10 +155,8 @@ def framework_run(framework, out_dir, import_from=None):
 # --- In the main environment: the reference, and the frameworks run in theirs -----------------
 
 def reference_batches(model="cnn"):
-    if model == "cnn":
-        x_train, _, y_train, _ = datasets.cifar_for_library("synthetic", PROFILE, channel_first=True)
-    else:
-        x_train, _, y_train, _ = common.model_module(model, "data").reviews_for_library("synthetic", PROFILE)
+    loader, kwargs = common.MODELS[model]["reference_data"]
+    x_train, _, y_train, _ = getattr(common.model_module(model, "data"), loader)("synthetic", PROFILE, **kwargs)
     return list(islice(datasets.minibatches(x_train, y_train), STEPS))
 
 
@@ -183,23 +181,19 @@ def run_all(frameworks, out_dir, timeout=600):
 
 def table(frameworks, fresh=False, timeout=600):
     """{"measured": when, "machine": where, "table": compare's} for `frameworks`: measured now if
-    `fresh`, else taken from the cache where the same code, environments and machine measured it
-    (the parity tests store theirs, so a book built after `make test` does not run them all again)."""
+    `fresh`, else the one this code, these environments and a machine of this kind measured, cached
+    (the parity tests store theirs) or committed (runs.checked_table)."""
     import tempfile
-    from lab import digest, envs
-    key = digest.fingerprint(frameworks, "parity", "synthetic", ("envs", "parity", "reference", "tuning"),
-                             also=[envs.python_for(f)[0] for f in frameworks])
-    path = os.path.join(datasets.CACHE_DIR, "parity", key + ".json")
-    if os.path.exists(path) and not fresh:
-        with open(path) as f:
-            return json.load(f)
-    with tempfile.TemporaryDirectory(prefix="rosetta-parity-") as out_dir:
-        found = run_all(frameworks, out_dir, timeout)
-        measured = dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(),
-                        table=compare(frameworks, out_dir, found))
-    if all("error" not in row for row in measured["table"].values()):  # a failure is measured again
-        results.write_json(path, measured)
-    return measured
+    from lab import digest, envs, runs
+
+    def measure():
+        with tempfile.TemporaryDirectory(prefix="rosetta-parity-") as out_dir:
+            found = run_all(frameworks, out_dir, timeout)
+            measured = dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(),
+                            table=compare(frameworks, out_dir, found))
+        return measured, all("error" not in row for row in measured["table"].values())
+    key = digest.check_key(frameworks, "parity", ("parity", "reference", "tuning"))
+    return runs.checked_table("parity", key, measure, fresh)
 
 
 def max_diff(a, b):
@@ -257,8 +251,9 @@ def compare(frameworks, out_dir, found):
                    reference_losses=[float(v) for v in ref_losses], **steps[form])
         if len(forms) > 1:
             row.update(optimizer_form=form, other_forms={f: steps[f]["update"] for f in steps if f != form})
-        if model == "rnn":  # form A's distance from the other GRU, for every row that computes A
-            row["logits_form_b"] = max_diff(got["logits"], reference.forward(shared, x0, "B")[0])
+        other = common.MODELS[model].get("other_form")  # part II: form A's distance from the other GRU
+        if other:
+            row["logits_form_" + other.lower()] = max_diff(got["logits"], reference.forward(shared, x0, other)[0])
         for kind in ("stale", "clean"):  # one step after set_weights: the old optimizer, or one built anew
             stepped = neutral.load(os.path.join(own_dir, "{}.{}.npz".format(name, kind)))
             row["restart_" + kind] = max(max_diff(t, r) for tp, rp in zip(stepped, ref_one_step) for t, r in zip(tp, rp))

@@ -9,6 +9,7 @@ import sys
 import time
 
 import common
+import datasets
 from lab import results
 from lab.envs import gpu_name
 
@@ -82,6 +83,35 @@ def peak(budget=0.3):
             measure(precision, "torch {} mm on {}".format(torch.__version__, "the GPU" if gpu else "the CPU"),
                     lambda: torch.mm(t, t), n, torch.cuda.synchronize if gpu else lambda: None)
     return found
+
+
+def fresh_wanted(check):
+    """Whether FRESH (make html FRESH=all, or FRESH=parity,onnx,scale-out) asks to measure `check` again."""
+    wanted = os.environ.get("FRESH", "").replace(" ", "").split(",")
+    return "all" in wanted or check in wanted
+
+
+def checked_table(check, key, measure, fresh=False, cached_only=False, root=None):
+    """A check's table (parity, onnx, scale-out: a proof about code, not a benchmark): the one cached
+    here or committed in a reference run (its <check>.json) under the same `key` (digest.check_key),
+    unless `fresh` or FRESH asks for it again; else measure() (with `cached_only`, None). One taken
+    from a reference says which in its "reference" field. A table with a failure is not cached."""
+    path = os.path.join(datasets.CACHE_DIR, check, key + ".json")
+    if not (fresh or fresh_wanted(check)):
+        found = results.read_object(path)[0]
+        if found:
+            return found
+        for run, meta in results.local_runs(root or common.RESULTS_DIR, "reference"):
+            found = results.read_object(os.path.join(run, check + ".json"))[0]
+            if found and found.get("key") == key:
+                return dict(found, reference=dict(run=os.path.basename(run), commit=meta.get("commit")))
+    if cached_only:
+        return None
+    measured, complete = measure()
+    measured["key"] = key
+    if complete:
+        results.write_json(path, measured)
+    return measured
 
 
 def ablation(row, root=None, machine=None):

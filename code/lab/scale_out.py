@@ -113,20 +113,18 @@ def equivalence(framework, timeout=300):
 
 def table(frameworks, fresh=False):
     """{"measured": when, "machine": where, "table": {framework: equivalence's row}}: measured now if
-    `fresh` (the tests), else taken from the cache where the same code, environments and machine
-    measured it, so a book built after `make test` does not launch every row again."""
-    from lab import digest, envs, results
+    `fresh` (the tests), else the one this code, these environments and a machine of this kind
+    measured, cached or committed (runs.checked_table), so a book built after `make test` does not
+    launch every row again."""
+    from lab import digest, envs, results, runs
+
+    def measure():
+        measured = dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(),
+                        table={f: equivalence(f) for f in frameworks})
+        return measured, all("error" not in row for row in measured["table"].values())
     modules = tuple(common.PARALLEL[f]["module"] for f in frameworks)
-    key = digest.fingerprint(frameworks, "scale-out", "synthetic", ("envs", "launch", "parity", "reference", "scale_out")
-                             + modules, also=[envs.python_for(f)[0] for f in frameworks])
-    path = os.path.join(datasets.CACHE_DIR, "scale-out", key + ".json")
-    if os.path.exists(path) and not fresh:
-        return results.read_object(path)[0]
-    measured = dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(),
-                    table={f: equivalence(f) for f in frameworks})
-    if all("error" not in row for row in measured["table"].values()):  # a failure is measured again
-        results.write_json(path, measured)
-    return measured
+    key = digest.check_key(frameworks, "scale-out", ("launch", "parity", "reference", "scale_out") + modules)
+    return runs.checked_table("scale-out", key, measure, fresh)
 
 
 def train(framework, profile, dataset, world, timeout):

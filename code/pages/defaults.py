@@ -29,6 +29,17 @@ def committed_table(name, missing, results_dir=None):
     return found, taken_from("the committed reference run", path, meta, missing)
 
 
+def reused(measured):
+    """Where a check's table comes from when a reference run measured it (runs.checked_table): ", the
+    committed reference run ... by this code ...", or "" when it was measured (or cached) here."""
+    ref = measured.get("reference")
+    if not ref:
+        return ""
+    return (", the committed reference run {} (at commit {}): the same code and pinned environments, on a machine "
+            "of this kind, so it is not measured again (FRESH=all measures it)").format(
+        ref["run"], (ref.get("commit") or "unrecorded")[:7])
+
+
 def taken_from(what, path, meta, missing):
     """Where a table shown in place of a measurement here comes from, and why."""
     return ", {} {} (at commit {}: {} {} no environment here)".format(

@@ -9,7 +9,7 @@ import altair as alt
 import common
 from lab import envs, onnx_check
 from pages.base import NOISY, WIDTH, apart, embed, html_table
-from pages.defaults import committed_table
+from pages.defaults import committed_table, reused
 
 
 def frameworks():
@@ -23,7 +23,8 @@ def measured_onnx(results_dir=None):
     committed, source = committed_table("onnx.json", missing, results_dir)
     if committed:
         return committed, source + older(committed, frameworks(), "make reference-tables")
-    return onnx_check.table(frameworks()), ""
+    measured = onnx_check.table(frameworks())
+    return measured, reused(measured)
 
 
 def older(measured, names, remeasure):
@@ -51,7 +52,7 @@ def producer(row):
 
 def onnx_table(measured, source="", model="cnn"):
     trained = measured.get("source", onnx_check.SOURCE)
-    inputs = "images" if model == "cnn" else "reviews"
+    inputs = common.MODELS[model]["inputs"]
     head = ["framework", "exporter", "opset", "logits vs the framework's, 64 / 1 {}".format(inputs), "same classes",
             "any batch", "weights trained in {}".format(trained), "within tolerance"]
     body = []

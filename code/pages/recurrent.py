@@ -11,6 +11,7 @@ from lab import envs, onnx_check, parity, results
 from pages import export
 from pages.base import (Run, WIDTH, _fmt, apart, embed, flags_note, html_table, load_seed, purpose_run,
                         reference_note, rows, shared_selection)
+from pages.defaults import reused
 from pages.results import table as results_table
 
 MODEL = "rnn"
@@ -56,7 +57,8 @@ def measured_onnx(results_dir=None):
     here = onnx_check.table(names, cached_only=True) if all(envs.python_for(n)[0] for n in names) else None
     path = newest_reference(results_dir)
     if here or not path:
-        return here or onnx_check.table(names), ""
+        here = here or onnx_check.table(names)
+        return here, reused(here)
     meta = results.read_object(os.path.join(path, "run.json"))[0] or {}
     committed = results.read_object(os.path.join(path, "onnx.json"))[0]
     return committed, ", the committed reference run {} (at commit {}){}".format(
@@ -108,9 +110,9 @@ def parity_html(measured):
         notes = [] if parity.passes(row) else [("outside the tolerances", "the largest differences are above")]
         others = "; ".join("{}: {:.0%}".format(k, v) for k, v in row["other_forms"].items())
         body.append((cells, notes, [("device", row["device"]), ("update off the other forms of Adam", others)]))
-    caption = ("" if not measured else "Measured {} on {}: three Adam steps from the same weights on the synthetic "
+    caption = ("" if not measured else "Measured {} on {}{}: three Adam steps from the same weights on the synthetic "
                "corpus's first three shuffled batches of {} reviews, float32 in the frameworks, float64 in the "
-               "reference.".format(measured["measured"][:10], measured["machine"], common.BATCH_SIZE))
+               "reference.".format(measured["measured"][:10], measured["machine"], reused(measured), common.BATCH_SIZE))
     return "<p>{}</p>{}".format(html.escape(caption), html_table(head, body, "rosetta-parity"))
 
 

@@ -7,7 +7,7 @@ import os
 import common
 from lab import envs, parity, scale_out
 from pages.base import apart, html_table, load_seed, steady
-from pages.defaults import taken_from
+from pages.defaults import reused, taken_from
 
 
 @functools.lru_cache()  # the machine's paragraph and the table read it once per build
@@ -18,7 +18,8 @@ def measured_equivalence(results_dir=None):
     names = list(common.PARALLEL)
     missing = [n for n in names if envs.python_for(n)[0] is None]
     if not missing:
-        return scale_out.table(names), ""
+        measured = scale_out.table(names)
+        return measured, reused(measured)
     run, _ = apart("scale-out", "scale-out", "", results_dir)
     if run is None:
         return {}, "no environment here for {}, and no scale-out run".format(", ".join(missing))

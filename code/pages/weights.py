@@ -7,7 +7,7 @@ import os
 import common
 from lab import envs, parity, results, runs
 from pages.base import html_table
-from pages.defaults import committed_table
+from pages.defaults import committed_table, reused
 
 
 def parity_table(table, measured=None, machine=None, source=""):
@@ -42,7 +42,8 @@ def measured_table(results_dir=None):
     committed, source = committed_table("parity.json", missing, results_dir)
     if committed:
         return committed, source
-    return parity.table(names), ""
+    measured = parity.table(names)
+    return measured, reused(measured)
 
 
 def show_parity():
@@ -52,9 +53,10 @@ def show_parity():
 
 
 def write_reference(results_dir=None):
-    """The defaults, parity and ONNX tables as measured here, into a committed reference run (make
-    reference-tables): what a machine without every environment shows in their place."""
-    from lab import onnx_check
+    """The defaults, parity, ONNX and scale-out equivalence tables as measured here, into a committed
+    reference run (make reference-tables): what a machine without every environment shows in their
+    place, and what a machine of this kind shows instead of measuring them again."""
+    from lab import onnx_check, scale_out
     from pages.defaults import TABLES, read_defaults
     missing = [n for n in common.implemented_frameworks(tuned=True) if envs.python_for(n)[0] is None]
     if missing:
@@ -67,5 +69,6 @@ def write_reference(results_dir=None):
     results.write_json(os.path.join(path, "defaults.json"), found)
     results.write_json(os.path.join(path, "parity.json"), parity.table(common.implemented_frameworks(tuned=True), fresh=True))
     results.write_json(os.path.join(path, "onnx.json"), onnx_check.table(common.implemented_frameworks(), fresh=True))
+    results.write_json(os.path.join(path, "scale-out.json"), scale_out.table(list(common.PARALLEL), fresh=True))
     runs.finish_run(path, meta)
     return path
