@@ -36,12 +36,26 @@ PROFILES = OrderedDict([
 # The models the book trains: each a folder of code/ with its framework modules (faithful, tuned,
 # data-parallel), its framework-neutral weight layout and its NumPy reference, each named as the
 # model's modules import it.
+# What each model has that the lab and the pages read, so no machinery branches on a model's name:
+# folder, its modules by role (data, weights, reference, baseline), what its inputs are called,
+# prefix: how its rows are named after the CNN's (FRAMEWORKS=pytorch names rnn-pytorch);
+# reference_data: its data module's loader and arguments for the NumPy reference's layout;
+# init: "glorot" where every row overrides its framework's init (the own-init pair measures the
+# default), "own" where each keeps its framework's; purpose: "" where its run can be the book's
+# latest, else the purpose its runs record; book_tables: the page module that writes its committed
+# tables; other_form: the other function its reference computes, whose distance parity records;
+# has: what it has beyond its rows and their checks: bench.py's other runs (tuning, init-cost, own-init,
+# inference, scale-out, breakdown) and a training step's FLOPs counted (flops, in its reference module).
 MODELS = OrderedDict([
     ("cnn", dict(folder="cnn", label="the VGG-style CNN on CIFAR-10", data="datasets", weights="weights",
-                reference="reference")),
+                reference="reference", inputs="images", prefix="", reference_data=("cifar_for_library", dict(
+                    channel_first=True)), init="glorot", purpose="", book_tables="weights", has=(
+                    "tuning", "init-cost", "own-init", "inference", "scale-out", "breakdown", "flops"))),
     # Part II (book/rnn.md): its own datasets, profiles (in reviews) and baseline beside its rows.
     ("rnn", dict(folder="rnn", label="the GRU on IMDB reviews", data="reviews", weights="rnn_weights",
-                reference="rnn_reference", baseline="rnn_baseline", dataset_names=("auto", "imdb", "synthetic"), profiles=dict(
+                reference="rnn_reference", baseline="rnn_baseline", inputs="reviews", prefix="rnn-",
+                reference_data=("reviews_for_library", {}), init="own", purpose="rnn", book_tables="recurrent",
+                other_form="B", has=(), dataset_names=("auto", "imdb", "synthetic"), profiles=dict(
                     # The seed's RNN: 3 epochs over the 25,000 training reviews, all 25,000 test ones.
                     full=dict(epochs=3, n_train=25000, n_test=25000, timeout=3600),
                     quick=dict(epochs=3, n_train=1920, n_test=1280, timeout=900,
@@ -171,12 +185,10 @@ def model_of(frameworks):
 
 def implemented_frameworks(tuned=False, model="cnn"):
     """The frameworks whose module exists, the chapters' (faithful) rows; with tuned=True, each tuned
-    row right after its twin (the default set to run: the two measured minutes apart). Part II's
-    rows with model="rnn"."""
-    if model != "cnn":
-        return [n for n, spec in RECURRENT.items() if spec["model"] == model and os.path.exists(module_path(n))]
-    names = [n for n in FRAMEWORKS] + [n for n in TUNED if tuned]
-    names.sort(key=lambda n: list(FRAMEWORKS).index(ROWS[n].get("twin", n)))  # stable: the twin first
+    row right after its twin (the default set to run: the two measured minutes apart). Another
+    model's rows with model="rnn"."""
+    names = [n for n, spec in ROWS.items() if spec["model"] == model and (tuned or "twin" not in spec)]
+    names.sort(key=lambda n: list(ROWS).index(ROWS[n].get("twin", n)))  # stable: the twin first
     return [n for n in names if os.path.exists(module_path(n))]
 
 

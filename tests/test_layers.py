@@ -106,3 +106,20 @@ def test_what_runs_in_a_legacy_environment_imports_on_its_python(framework):
     workers = "lab.harness, lab.introspect, lab.own_init, lab.parity, lab.onnx_check, lab.scale_out"
     out = run([env_python(framework), "-c", "import {}; print('ok')".format(workers)], env=envs.row_env(framework))
     assert out.returncode == 0 and out.stdout.split()[-1] == "ok", out.stderr[-2000:]
+
+
+def test_no_machinery_branches_on_a_models_name():
+    """What differs between models is declared in common.MODELS; the lab, the pages and the command line
+    read it there instead of comparing a model's name (`model == "cnn"`), so a new model adds its
+    declaration and its folder and touches no `if` of theirs."""
+    import common
+    found = []
+    for name, path in modules().items():
+        if not (name.startswith(("lab.", "pages.")) or name == "bench"):
+            continue
+        for node in ast.walk(ast.parse(open(path).read(), path)):
+            if isinstance(node, ast.Compare) and any(
+                    isinstance(side, ast.Constant) and side.value in common.MODELS
+                    for side in [node.left] + node.comparators):
+                found.append("{}:{}".format(os.path.relpath(path, CODE), node.lineno))
+    assert not found, "branches on a model's name (declare the difference in common.MODELS): {}".format(found)

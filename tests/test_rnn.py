@@ -214,7 +214,7 @@ def test_part_two_rows_refuse_the_cnns_other_modes_before_anything_runs(option, 
     """Part II has the benchmark's rows only: asking it for another mode says so, and runs no CNN row."""
     import bench
     assert bench.main(["--model", "rnn", option]) == 2
-    assert "part II's rows have the benchmark's rows only" in capsys.readouterr().err
+    assert "--model rnn (the GRU on IMDB reviews) has the benchmark's rows only" in capsys.readouterr().err
 
 
 def test_the_corpus_is_cached_once_and_a_corrupt_cache_says_what_to_do(tmp_path, monkeypatch):

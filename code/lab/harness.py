@@ -101,9 +101,10 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
     model = timed(phases, "build", module.create_model)
     result["params"] = int(module.count_params(model))
     trainer = timed(phases, "init", module.init_model, model)
-    # part II's modules keep each framework's own initializers: they have no Glorot rule to take out
-    result["init"] = init if spec["model"] == "cnn" else "own"
-    if spec["model"] == "cnn":  # the rule conv3's initial weights follow (50 -> 100 channels, as introspect.py's probe)
+    # a model whose modules keep each framework's own initializers (part II's) has no Glorot rule to take out
+    glorot = common.MODELS[spec["model"]]["init"] == "glorot"
+    result["init"] = init if glorot else "own"
+    if glorot:  # the rule conv3's initial weights follow (50 -> 100 channels, as introspect.py's probe)
         result["init_rule"] = introspect.classify_weights(module.get_weights(model)[2][0])
     cpu_start, machine_start = time.process_time(), machine_cpu_seconds()  # this process; every process
     for epoch in range(prof["epochs"]):

@@ -24,7 +24,7 @@ def bench(frameworks, profile, dataset, resume=False, timeout=None, skip=None, l
     cpu_profile = "quick" if gpu and not profile else None
     profile = profile or runs.default_profile(gpu)
     model = common.model_of(frameworks)
-    purpose = purpose or ("" if model == "cnn" else model)  # part II's runs are never the CNN's latest
+    purpose = purpose or common.MODELS[model]["purpose"]  # part II's runs are never the CNN's latest
     common.profile(profile, model)
     data = common.model_module(model, "data")
     dataset = data.resolve(dataset)

@@ -193,10 +193,11 @@ def compute_precision(result):
 
 
 def flops_per_second(result, images_per_second):
-    """A CNN row's training FLOP/s in its steady epoch (reference.flops), or None."""
-    if not images_per_second or common.ROWS.get(result["framework"], {}).get("model") != "cnn":
+    """A row's training FLOP/s in its steady epoch, where its model counts them (reference.flops), or None."""
+    model = common.ROWS.get(result["framework"], {}).get("model")
+    if not images_per_second or "flops" not in common.MODELS.get(model, {}).get("has", ()):
         return None
-    return common.model_module("cnn", "reference").flops(common.BATCH_SIZE)["train"] / common.BATCH_SIZE * images_per_second
+    return common.model_module(model, "reference").flops(common.BATCH_SIZE)["train"] / common.BATCH_SIZE * images_per_second
 
 
 def rows(run, tuned=False):
