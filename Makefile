@@ -10,6 +10,8 @@
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 PY := .envs/main/bin/python
+# Every test target ends with its ten slowest tests: where the time of CI goes.
+PYTEST := $(PY) -m pytest --durations=10
 FRAMEWORKS ?=
 PROFILE ?=
 DATASET ?= auto
@@ -112,7 +114,7 @@ reference-scale-out: $(SETUP)
 # libraries link found there but the driver's libcuda.so.1 (ldd: no GPU needed). Not in CI: it
 # downloads every set (several GB) and writes data/gpu-sets.json.
 test-gpu-sets: .envs/main/.installed
-	$(PY) -m pytest -m registry $(PYTEST_ARGS)
+	$(PYTEST) -m registry $(PYTEST_ARGS)
 	$(PY) tools/gpu_sets.py
 
 # What each GPU set takes on disk and which GPUs its CUDA builds have code for (the README's table):
@@ -145,29 +147,29 @@ book/_static/vendor/VERSIONS: tools/vendor-js.sh
 	tools/make-env.sh $* || echo "environment $* was not created: its frameworks will be reported as skipped"
 
 test: $(SETUP)
-	$(PY) -m pytest -m "not slow and not onnx_rnn and not programs_rnn" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow and not onnx_rnn and not programs_rnn" $(PYTEST_ARGS)
 
 test-slow: $(SETUP)
-	$(PY) -m pytest -m "slow and not fidelity and not registry and not gpu_tools" $(PYTEST_ARGS)
+	$(PYTEST) -m "slow and not fidelity and not registry and not gpu_tools" $(PYTEST_ARGS)
 
 # Not in CI: tools/gpu-reference.sh, the GPU machine's command, tried here on the CPU with the smoke
 # profile (about 2 min). Run it before a GPU session and when the script changes.
 test-gpu-tools: $(SETUP)
-	$(PY) -m pytest -m gpu_tools $(PYTEST_ARGS)
+	$(PYTEST) -m gpu_tools $(PYTEST_ARGS)
 
 # Not in CI: part II's GRU through every ONNX exporter (about 4 min; make reference-rnn commits the
 # table, which make test checks is today's). Run it when an export_onnx in code/rnn/ changes.
 test-onnx-rnn: $(SETUP)
-	$(PY) -m pytest -m onnx_rnn $(PYTEST_ARGS)
+	$(PYTEST) -m onnx_rnn $(PYTEST_ARGS)
 
 # Not in CI: part II's nine notebooks run by nbclient (about 2.5 min); CI runs part I's, which the same
 # generator writes, and checks part II's programs statically. Run it when programs.py or code/rnn/ change.
 test-programs-rnn: $(SETUP)
-	$(PY) -m pytest -m programs_rnn $(PYTEST_ARGS)
+	$(PYTEST) -m programs_rnn $(PYTEST_ARGS)
 
 # Not in CI: the parity tests of `make test` prove the rows equal in seconds; this proves they learn.
 test-fidelity: $(SETUP)
-	$(PY) -m pytest -m fidelity $(PYTEST_ARGS)
+	$(PYTEST) -m fidelity $(PYTEST_ARGS)
 
 serve:
 	@[ -f _build/html/index.html ] || { echo "no book yet: run make book (or make html) first"; exit 1; }

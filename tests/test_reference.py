@@ -148,3 +148,39 @@ def test_the_reference_has_every_parallel_row_as_two_processes_equal_to_one():
         assert r["status"] == "ok" and r["world_size"] == 2 and r["devices"] == ["cpu", "cpu"], (name, r["error"])
         assert scale_out.passes(r["equivalence"]) and r["processes_1"]["epoch_seconds"], name
         assert not digest.older_code(r, "scale-out"), "{}: its modules, scale_out or launch changed since".format(name)
+
+
+def key_of(check, table_of, frameworks, machine, monkeypatch):
+    """The key today's code gives `check`'s table on `machine` (a run.json's) with every environment
+    there: what runs.checked_table is handed, caught before anything is measured."""
+    from lab import runs
+    monkeypatch.setattr(results, "cpu_features", lambda: list(machine.get("features") or []))
+    monkeypatch.setattr(digest, "gpu_name", lambda: machine.get("gpu"))
+    monkeypatch.setattr(digest, "python_for", lambda f: ("python", ""))
+    monkeypatch.setenv("GPU", "1" if machine.get("gpu") else "0")
+    caught = {}
+    monkeypatch.setattr(runs, "checked_table", lambda name, key, *a, **k: caught.setdefault(name, key))
+    table_of(frameworks)
+    return caught[check]
+
+
+@pytest.mark.parametrize("model,check", [("cnn", "parity"), ("cnn", "onnx"), ("cnn", "scale-out"),
+                                         ("rnn", "parity"), ("rnn", "onnx")])
+def test_the_committed_check_tables_are_keyed_by_todays_code(model, check, monkeypatch):
+    """A fresh clone on a machine of the reference's kind shows these instead of measuring them (the
+    book's build spends its time on the benchmarks); a change to what they prove makes them stale:
+    make reference-tables (part I) or make reference-rnn (part II) measures them again."""
+    from lab import onnx_check, parity, scale_out
+    from pages import defaults as report_defaults
+    path, meta = (report_defaults.reference_tables(os.path.dirname(REFERENCE)) if model == "cnn"
+                  else (purpose_reference("rnn"), None))
+    meta = meta or results.read_object(os.path.join(path, "run.json"))[0]
+    table_of, names = {"parity": (parity.table, common.implemented_frameworks(tuned=True, model=model)),
+                       "onnx": (onnx_check.table, common.implemented_frameworks(model=model)),
+                       "scale-out": (scale_out.table, list(common.PARALLEL))}[check]
+    committed = results.read_object(os.path.join(path, check + ".json"))[0]
+    assert committed and sorted(committed["table"]) == sorted(names)
+    machine = committed.get("kind") or meta["machine"]  # a table added to a run of another machine says its own
+    assert committed.get("key") == key_of(check, table_of, names, machine, monkeypatch), \
+        "{}'s {} table was measured by older code: make {}".format(
+            model, check, "reference-tables" if model == "cnn" else "reference-rnn")

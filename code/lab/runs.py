@@ -107,8 +107,9 @@ def checked_table(check, key, measure, fresh=False, cached_only=False, root=None
                 return dict(found, reference=dict(run=os.path.basename(run), commit=meta.get("commit")))
     if cached_only:
         return None
+    from lab import digest
     measured, complete = measure()
-    measured["key"] = key
+    measured.update(key=key, kind=digest.machine_kind())  # the kind of machine the key was made on
     if complete:
         results.write_json(path, measured)
     return measured
