@@ -384,3 +384,31 @@ def test_no_table_header_breaks_inside_a_word(browser, site, width):
             assert broken == [], (name, broken)
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_the_sidebar_button_shows_and_hides_the_parts(browser, site, width):
+    """The visible button of the article's header opens the left column on a phone (a dialog) and
+    hides and shows it on a wide screen; its captions are the book's parts."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(site + "intro.html")
+        state = """() => {
+            const modal = document.getElementById('pst-primary-sidebar-modal');
+            const inline = document.getElementById('pst-primary-sidebar');
+            const shown = e => e && e.getBoundingClientRect().width > 0 && getComputedStyle(e).visibility !== 'hidden';
+            const where = modal.open ? modal : inline;
+            return {open: modal.open || shown(inline),
+                    captions: [...where.querySelectorAll('p.caption')].filter(shown).map(c => c.textContent.trim())};
+        }"""
+        before = page.evaluate(state)
+        page.locator("button.primary-toggle:visible").first.click()
+        page.wait_for_timeout(500)
+        after = page.evaluate(state)
+        page.screenshot(path=os.path.join(ARTIFACTS, "sidebar-{}px.png".format(width)))
+        assert before["open"] == (width >= 992) and after["open"] == (width < 992), (before, after)
+        shown = (after if width < 992 else before)["captions"]
+        assert shown[:2] == ["Part I: the CNN, step by step", "What the CNN shows further"], shown
+    finally:
+        context.close()
