@@ -28,14 +28,18 @@ export FRESH
 LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
-.PHONY: html book bench bench-rnn reference-rnn bench-defaults bench-tuning bench-inference bench-breakdown reference-breakdown reference reference-rows reference-tables reference-defaults \
+.PHONY: html plan book bench bench-rnn reference-rnn bench-defaults bench-tuning bench-inference bench-breakdown reference-breakdown reference reference-rows reference-tables reference-defaults \
 	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets test-gpu-tools \
 	gpu-builds envs test test-slow test-onnx-rnn test-programs-rnn test-fidelity serve clean
 .DELETE_ON_ERROR:
 
 # Ends with its own duration: what a build costs on this machine (the README asks for a GPU's).
 html:
-	@start=$$(date +%s); $(MAKE) --no-print-directory bench bench-rnn book; echo "make html took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) --no-print-directory plan bench bench-rnn book; echo "make html took $$(( $$(date +%s) - start )) s"
+
+# What make html will run: every part's rows with their estimates, and the book's check tables.
+plan: $(SETUP)
+	$(PY) code/bench.py --plan $(BENCH_ARGS)
 
 book: .envs/main/.installed book/_static/vendor/VERSIONS
 	.envs/main/bin/jupyter-book build . --all -W -n --keep-going

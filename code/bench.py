@@ -44,6 +44,10 @@ def parser():
     return p
 
 
+def whole_plan(args, frameworks, kind):
+    plan.whole(args.profile or None, args.dataset)
+
+
 def book_tables(args, frameworks, kind):
     """The pages read these tables where an environment is missing, or where a machine of this kind
     made them with this code (a check's table is then not measured again)."""
@@ -73,8 +77,9 @@ def tuning(args, frameworks, kind):
 
 
 # The modes besides training the rows: (flag, what the model must have (common.MODELS' "has"), what
-# runs, help). --book-tables works for every model.
+# runs, help). --plan and --book-tables work for every model.
 MODES = [
+    ("--plan", None, whole_plan, "what make html will run, every part's rows and the book's check tables, and for how long"),
     ("--book-tables", None, book_tables,
      "with --reference: the model's check tables (defaults, parity, ONNX, scale-out) into a reference run"),
     ("--init-cost", "init-cost", init_cost, "a Glorot run and an own-init run of those frameworks, for the defaults chapter"),

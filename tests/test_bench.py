@@ -411,12 +411,34 @@ def test_a_checks_table_is_measured_once_per_key_and_a_committed_one_of_the_same
 def test_a_checks_key_follows_the_code_and_the_kind_of_machine_not_its_name_cores_or_path(monkeypatch):
     from lab import results as lab_results
 
-    def key(features, code=("parity", "reference")):
+    def key(features, check="parity"):
         monkeypatch.setattr(lab_results, "cpu_features", lambda: list(features))
-        return digest.check_key(["pytorch", "jax"], "parity", code)
+        return digest.check_key(["pytorch", "jax"], check)
     here = key(["avx2"])
     monkeypatch.setattr(lab_results, "cpu_name", lambda: "another CPU")
     monkeypatch.setattr(os, "cpu_count", lambda: 96)
     monkeypatch.setattr(digest, "python_for", lambda f: ("/elsewhere/.envs/{}/bin/python".format(f), ""))
     assert key(["avx2"]) == here
-    assert key(["avx2", "avx512f"]) != here and key(["avx2"], ("parity", "reference", "tuning")) != here
+    assert key(["avx2", "avx512f"]) != here and key(["avx2"], "scale-out") != here
+    monkeypatch.setitem(digest.CHECKS, "parity", dict(code=("parity", "reference")))  # what it runs changed
+    assert key(["avx2"]) != here
+
+
+def test_make_htmls_plan_covers_every_part_and_says_which_check_tables_it_measures(monkeypatch, results_dir, capsys):
+    from lab import results as lab_results
+    monkeypatch.setattr(runs, "calibrate", lambda: 1.0)
+    monkeypatch.setattr(plan, "not_rerun", lambda names: {})
+    monkeypatch.setattr(envs, "python_for", lambda f: ("python", ""))
+    monkeypatch.setattr(digest, "python_for", envs.python_for)
+    monkeypatch.delenv("FRESH", raising=False)
+    rows = common.implemented_frameworks(tuned=True)
+    ref = os.path.join(results_dir, "reference", "20261207-000000-parity-book-tables")
+    lab_results.write_json(os.path.join(ref, "run.json"), dict(run=os.path.basename(ref)))
+    lab_results.write_json(os.path.join(ref, "parity.json"), dict(key=digest.check_key(rows, "parity"), table={}))
+    plan.whole("quick", "synthetic")
+    said = capsys.readouterr().err
+    for spec in common.MODELS.values():
+        assert spec["label"] + ": " in said
+    assert "parity table (cnn): as the reference run 20261207-000000-parity-book-tables made it" in said
+    assert "onnx table (cnn): measured while the book builds" in said
+    assert "parity table (rnn): measured while the book builds" in said

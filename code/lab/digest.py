@@ -21,7 +21,13 @@ CODE = os.path.join(common.ROOT, "code")
 UNTIMED = ("set_weights", "export_onnx")
 # ... and the functions of the lab's modules that only the book's check tables run, never a run whose
 # results record the module's digest (inference, scale-out).
-NOT_RUN = {"onnx_check": ("code_digest", "table"), "scale_out": ("table",)}
+NOT_RUN = {"onnx_check": ("code_digest", "table"), "scale_out": ("table",), "parity": ("table",)}
+# What each check's table proves things about, beyond the rows' code and environments: the modules
+# that run it (without their NOT_RUN functions), the rows' modules whole where it exports them, and
+# the data-parallel modules where it launches them.
+CHECKS = {"parity": dict(code=("parity", "reference", "tuning")),
+          "onnx": dict(code=("onnx_check", "onnx_graph", "parity"), whole=True),
+          "scale-out": dict(code=("launch", "parity", "reference", "scale_out"), parallel=True)}
 
 
 def source_path(name, model=None):
@@ -76,12 +82,13 @@ def module_text(name, model=None, skip=()):
 
 
 def file_text(path):
-    """A file as a digest reads it: a module's meaning, any other file's bytes ("" where it is missing)."""
+    """A file as a digest reads it: a module's meaning (without its NOT_RUN functions), any other
+    file's bytes ("" where it is missing)."""
     if not path or not os.path.exists(path):
         return b""
     if path.endswith(".py"):
         with open(path) as f:
-            return meaning(f.read()).encode()
+            return meaning(f.read(), NOT_RUN.get(os.path.basename(path)[:-3], ())).encode()
     with open(path, "rb") as f:
         return f.read()
 
@@ -160,9 +167,12 @@ def fingerprint(frameworks, profile, dataset, code=("harness", "introspect", "ow
     return digest.hexdigest()[:16]
 
 
-def check_key(frameworks, purpose, code, also=()):
-    """What a check's table (parity, ONNX, scale-out equivalence) proves things about: the code, the
-    pinned environments (and which exist), the kind of machine. Not its path, CPU name or cores, so a
-    table committed from a machine of this kind is as good as one measured here."""
-    return fingerprint(frameworks, purpose, "synthetic", ("envs",) + tuple(code), machine=machine_kind(),
-                       also=[python_for(f)[0] is not None for f in frameworks] + list(also))
+def check_key(frameworks, check):
+    """What a check's table (CHECKS: parity, ONNX, scale-out equivalence) proves things about: the
+    code, the pinned environments (and which exist), the kind of machine. Not its path, CPU name or
+    cores, so a table committed from a machine of this kind is as good as one measured here."""
+    spec, model = CHECKS[check], common.model_of(frameworks)
+    code = spec["code"] + tuple(common.PARALLEL[f]["module"] for f in frameworks if spec.get("parallel"))
+    whole = [module_text(common.ROWS[f]["module"], model) for f in frameworks if spec.get("whole")]
+    return fingerprint(frameworks, check, "synthetic", ("envs",) + code, machine=machine_kind(),
+                       also=[python_for(f)[0] is not None for f in frameworks] + [hashlib.sha256(w).hexdigest() for w in whole])

@@ -299,8 +299,7 @@ def table(frameworks, fresh=False, timeout=900, cached_only=False):
                             onnxruntime=ort.__version__, code=code_digest(frameworks),
                             table=compare(frameworks, out_dir, source, found))
         return measured, all(isinstance(got, dict) for got in found.values())  # one that did not run runs again
-    key = digest.check_key(frameworks, "onnx", (), also=[code_digest(frameworks)])
-    return runs.checked_table("onnx", key, measure, fresh, cached_only)
+    return runs.checked_table("onnx", digest.check_key(frameworks, "onnx"), measure, fresh, cached_only)
 
 
 def inference(frameworks, kind="runs", timeout=900):

@@ -82,6 +82,43 @@ def print_plan(names, profile, dataset, device, estimates, how, skip):
         if unknown else "", how))
 
 
+# The rows each check's table covers, for a model.
+CHECK_ROWS = {"parity": lambda model: common.implemented_frameworks(tuned=True, model=model),
+              "onnx": lambda model: common.implemented_frameworks(model=model),
+              "scale-out": lambda model: list(common.PARALLEL)}
+
+
+def whole(profile, dataset):
+    """make html's first lines: every part's rows and what they should take, then each check table
+    the book's pages show, made already by this code on a machine of this kind (cached here or
+    committed) or measured while the book builds."""
+    w = sys.stderr.write
+    gpu, calibration = envs.gpu_name(), runs.calibrate()
+    profile = profile or runs.default_profile(gpu)
+    w("make html: every part's rows, then the book\n")
+    for model, spec in common.MODELS.items():
+        names = common.implemented_frameworks(tuned=True, model=model)
+        data = common.model_module(model, "data").resolve(dataset if dataset in common.datasets_of(model) else "auto")
+        skip = not_rerun(names)
+        estimates, how = estimate([n for n in names if n not in skip], profile, data, calibration, spec["purpose"])
+        known = [s for s in estimates.values() if s]
+        w("  {}: {} rows{}, {} profile, {} dataset: {}\n".format(
+            spec["label"], len(names) - len(skip), " ({} tuned not run: none of its changes is on here)".format(
+                len(skip)) if skip else "", profile, data,
+            "about {:.1f} min{}".format(sum(known) / 60, "" if len(known) == len(estimates) else " and {} rows "
+                                        "without an estimate".format(len(estimates) - len(known))) if known else how))
+    for model, spec in common.MODELS.items():
+        for check in spec.get("book_checks", ()):
+            rows = CHECK_ROWS[check](model)
+            missing = [n for n in rows if envs.python_for(n)[0] is None]
+            found = None if missing or runs.fresh_wanted(check) else runs.checked_found(check, digest.check_key(rows, check))
+            w("  the book's {} table ({}): {}\n".format(check, model, (
+                "from the committed reference ({} without an environment here)".format(", ".join(missing)) if missing
+                else "measured again (FRESH)" if runs.fresh_wanted(check) else "measured while the book builds"
+                if not found else "as {} made it with this code (not measured again)".format(
+                    "the reference run " + found["reference"]["run"] if "reference" in found else "this machine"))))
+
+
 def stale_first(frameworks):
     """The rows with each tuned row after its twin, the groups whose newest reference result older
     code measured first: they are what a reader of the reference most needs measured anew."""

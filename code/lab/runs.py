@@ -91,27 +91,34 @@ def fresh_wanted(check):
     return "all" in wanted or check in wanted
 
 
+def checked_found(check, key, root=None):
+    """The table of `check` made under `key`: cached here, else committed in a reference run (with
+    a "reference" field that says which), else None."""
+    found = results.read_object(os.path.join(datasets.CACHE_DIR, check, key + ".json"))[0]
+    if found:
+        return found
+    for run, meta in results.local_runs(root or common.RESULTS_DIR, "reference"):
+        found = results.read_object(os.path.join(run, check + ".json"))[0]
+        if found and found.get("key") == key:
+            return dict(found, reference=dict(run=os.path.basename(run), commit=meta.get("commit")))
+    return None
+
+
 def checked_table(check, key, measure, fresh=False, cached_only=False, root=None):
     """A check's table (parity, onnx, scale-out: a proof about code, not a benchmark): the one cached
     here or committed in a reference run (its <check>.json) under the same `key` (digest.check_key),
     unless `fresh` or FRESH asks for it again; else measure() (with `cached_only`, None). One taken
     from a reference says which in its "reference" field. A table with a failure is not cached."""
-    path = os.path.join(datasets.CACHE_DIR, check, key + ".json")
-    if not (fresh or fresh_wanted(check)):
-        found = results.read_object(path)[0]
-        if found:
-            return found
-        for run, meta in results.local_runs(root or common.RESULTS_DIR, "reference"):
-            found = results.read_object(os.path.join(run, check + ".json"))[0]
-            if found and found.get("key") == key:
-                return dict(found, reference=dict(run=os.path.basename(run), commit=meta.get("commit")))
-    if cached_only:
-        return None
     from lab import digest
+    found = None if fresh or fresh_wanted(check) else checked_found(check, key, root)
+    if found or cached_only:
+        return found
+    start = time.perf_counter()
     measured, complete = measure()
-    measured.update(key=key, kind=digest.machine_kind())  # the kind of machine the key was made on
+    # the kind of machine the key was made on, and how long the check took (make html's plan reads it)
+    measured.update(key=key, kind=digest.machine_kind(), seconds=time.perf_counter() - start)
     if complete:
-        results.write_json(path, measured)
+        results.write_json(os.path.join(datasets.CACHE_DIR, check, key + ".json"), measured)
     return measured
 
 

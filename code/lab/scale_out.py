@@ -122,9 +122,7 @@ def table(frameworks, fresh=False):
         measured = dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(),
                         table={f: equivalence(f) for f in frameworks})
         return measured, all("error" not in row for row in measured["table"].values())
-    modules = tuple(common.PARALLEL[f]["module"] for f in frameworks)
-    key = digest.check_key(frameworks, "scale-out", ("launch", "parity", "reference", "scale_out") + modules)
-    return runs.checked_table("scale-out", key, measure, fresh)
+    return runs.checked_table("scale-out", digest.check_key(frameworks, "scale-out"), measure, fresh)
 
 
 def train(framework, profile, dataset, world, timeout):
