@@ -271,14 +271,14 @@ def passes(row):
 
 
 def code_digest(frameworks):
-    """The modules whole (export_onnx is not in a row's code digest), the checks, and the ONNX
+    """The modules whole (export_onnx is not in a row's code digest), the checks (but NOT_RUN), and the ONNX
     packages each environment pins: what a table records, so that a committed one shows its age."""
     import hashlib
     from lab import digest
     whole = hashlib.sha256()
     model = common.model_of(frameworks)
     for name in sorted({common.ROWS[f]["module"] for f in frameworks}) + ["onnx_check", "onnx_graph", "parity"]:
-        whole.update(digest.module_text(name, model))
+        whole.update(digest.module_text(name, model, digest.NOT_RUN.get(name, ())))
     for env in sorted({common.ROWS[f]["env"] for f in frameworks}):
         whole.update(digest.file_text(os.path.join(common.ROOT, "envs", env, "requirements-onnx.txt")))
     return whole.hexdigest()[:16]
