@@ -1,4 +1,5 @@
 """The results chapter's pieces: what the book shows for odd, failed, missing and hostile results."""
+import html
 import json
 import os
 import re
@@ -363,3 +364,18 @@ def test_an_inference_timing_whose_rounds_disagree_is_flagged_and_keras_shows_it
     page = export.inference_table(run)
     assert "its own predict one image: its rounds differ by 122%" in page and "2.00 ms for one image" in page
     assert {d["engine"] for d in export.inference_rows(run)} == {"its own predict", "Keras' predict_on_batch"}
+
+
+def test_a_check_table_shown_from_a_reference_says_which_and_one_measured_here_says_nothing_more(monkeypatch):
+    from lab import parity
+    from pages import weights
+    monkeypatch.setattr(weights.envs, "python_for", lambda f: ("python", ""))
+    table = dict(measured="2026-12-07T00:00:00", machine="a CPU", table={})
+    for found, said in ((dict(table, reference=dict(run="20261207-045727-parity-book-tables", commit="4491cd8" + "0" * 33)),
+                         ", shown from the committed reference run 20261207-045727-parity-book-tables (commit 4491cd8; "),
+                        (table, "")):
+        monkeypatch.setattr(parity, "table", lambda names, found=found: found)
+        measured, source = weights.measured_table()
+        assert source.startswith(said) and (said or source == "")
+        assert ("Measured 2026-12-07 on a CPU" + said) in html.unescape(weights.parity_table(
+            measured["table"], measured["measured"], measured["machine"], source))

@@ -100,7 +100,8 @@ def checked_found(check, key, root=None):
     for run, meta in results.local_runs(root or common.RESULTS_DIR, "reference"):
         found = results.read_object(os.path.join(run, check + ".json"))[0]
         if found and found.get("key") == key:
-            return dict(found, reference=dict(run=os.path.basename(run), commit=meta.get("commit")))
+            # the table's own commit: part II's are added to the run of its rows, made earlier
+            return dict(found, reference=dict(run=os.path.basename(run), commit=found.get("commit") or meta.get("commit")))
     return None
 
 
@@ -115,8 +116,8 @@ def checked_table(check, key, measure, fresh=False, cached_only=False, root=None
         return found
     start = time.perf_counter()
     measured, complete = measure()
-    # the kind of machine the key was made on, and how long the check took (make html's plan reads it)
-    measured.update(key=key, kind=digest.machine_kind(), seconds=time.perf_counter() - start)
+    # the kind of machine the key was made on, the commit, and how long the check took
+    measured.update(key=key, kind=digest.machine_kind(), commit=commit()[0], seconds=time.perf_counter() - start)
     if complete:
         results.write_json(os.path.join(datasets.CACHE_DIR, check, key + ".json"), measured)
     return measured

@@ -35,8 +35,8 @@ def reused(measured):
     ref = measured.get("reference")
     if not ref:
         return ""
-    return (", the committed reference run {} (at commit {}): the same code and pinned environments, on a machine "
-            "of this kind, so it is not measured again (FRESH=all measures it)").format(
+    return (", shown from the committed reference run {} (commit {}; the same code and pinned environments on a "
+            "machine of this kind: make html FRESH=all measures it again)").format(
         ref["run"], (ref.get("commit") or "unrecorded")[:7])
 
 
