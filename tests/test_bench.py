@@ -424,8 +424,10 @@ def test_a_checks_key_follows_the_code_and_the_kind_of_machine_not_its_name_core
     assert key(["avx2"]) != here
 
 
-def test_make_htmls_plan_covers_every_part_and_says_which_check_tables_it_measures(monkeypatch, results_dir, capsys):
+def test_make_htmls_plan_covers_every_part_and_says_which_check_tables_it_measures(tmp_path, monkeypatch, results_dir,
+                                                                                   capsys):
     from lab import results as lab_results
+    monkeypatch.setattr(datasets, "CACHE_DIR", str(tmp_path / "cache"))  # none measured here: the tests' own aside
     monkeypatch.setattr(runs, "calibrate", lambda: 1.0)
     monkeypatch.setattr(plan, "not_rerun", lambda names: {})
     monkeypatch.setattr(envs, "python_for", lambda f: ("python", ""))
