@@ -104,14 +104,19 @@ def rows_named(args):
     return common.parse_frameworks(named) if named else []
 
 
+def asked(args, flag):
+    """Whether the command line asked for the mode `flag` (--init-cost: args.init_cost)."""
+    return getattr(args, flag[2:].replace("-", "_"))
+
+
 def check(args, model):
     """Usage errors before anything runs: a mode (or --init own) the model does not have, a profile,
     dataset or --skip that is not one."""
     has = common.MODELS[model]["has"]
-    asked = [flag for flag, needs, _, _ in MODES if getattr(args, flag[2:].replace("-", "_")) and needs and needs not in has]
-    if asked or (args.init != "glorot" and "own-init" not in has):
+    missing = [flag for flag, needs, _, _ in MODES if asked(args, flag) and needs and needs not in has]
+    if missing or (args.init != "glorot" and "own-init" not in has):
         raise common.UsageError("--model {} ({}) has the benchmark's rows only: drop --model {}, or {}".format(
-            model, common.MODELS[model]["label"], model, " ".join(asked) or "--init own"))
+            model, common.MODELS[model]["label"], model, " ".join(missing) or "--init own"))
     if args.profile:
         common.profile(args.profile, model)
     common.check_choice("dataset", args.dataset, common.datasets_of(model))
@@ -142,7 +147,7 @@ def main(argv=None):
             if not frameworks:
                 sys.stderr.write("no framework here has an own weight init to measure\n")
                 return 0
-        mode = next((run for flag, _, run, _ in MODES if getattr(args, flag[2:].replace("-", "_"))), None)
+        mode = next((run for flag, _, run, _ in MODES if asked(args, flag)), None)
         if mode:
             mode(args, frameworks, kind)
             return 0

@@ -50,14 +50,15 @@ PROFILES = OrderedDict([
 # inference, scale-out, breakdown) and a training step's FLOPs counted (flops, in its reference module).
 MODELS = OrderedDict([
     ("cnn", dict(folder="cnn", label="the VGG-style CNN on CIFAR-10", data="datasets", weights="weights",
-                reference="reference", inputs="images", prefix="", reference_data=("cifar_for_library", dict(
-                    channel_first=True)), init="glorot", purpose="", book_tables="weights", book_checks=("parity", "onnx", "scale-out"), has=(
-                    "tuning", "init-cost", "own-init", "inference", "scale-out", "breakdown", "flops"))),
+                reference="reference", inputs="images", prefix="",
+                reference_data=("cifar_for_library", dict(channel_first=True)), init="glorot", purpose="",
+                book_tables="weights", book_checks=("parity", "onnx", "scale-out"),
+                has=("tuning", "init-cost", "own-init", "inference", "scale-out", "breakdown", "flops"))),
     # Part II (book/rnn.md): its own datasets, profiles (in reviews) and baseline beside its rows.
     ("rnn", dict(folder="rnn", label="the GRU on IMDB reviews", data="reviews", weights="rnn_weights",
                 reference="rnn_reference", baseline="rnn_baseline", inputs="reviews", prefix="rnn-",
-                reference_data=("reviews_for_library", {}), init="own", purpose="rnn", book_tables="recurrent", book_checks=("parity",),
-                other_form="B", has=(), dataset_names=("auto", "imdb", "synthetic"), profiles=dict(
+                reference_data=("reviews_for_library", {}), init="own", purpose="rnn", book_tables="recurrent",
+                book_checks=("parity",), other_form="B", has=(), dataset_names=("auto", "imdb", "synthetic"), profiles=dict(
                     # The seed's RNN: 3 epochs over the 25,000 training reviews, all 25,000 test ones.
                     full=dict(epochs=3, n_train=25000, n_test=25000, timeout=3600),
                     quick=dict(epochs=3, n_train=1920, n_test=1280, timeout=900,

@@ -75,20 +75,20 @@ def meaning(source, skip=()):
     return _canonical(tree.body)
 
 
-def module_text(name, model=None, skip=()):
-    """Module `name`'s meaning as bytes: what every digest reads of a module."""
-    with open(source_path(name, model)) as f:
-        return meaning(f.read(), skip).encode()
+def module_text(name, model=None, skip=None):
+    """Module `name`'s meaning as bytes, without the functions `skip` names (default: its NOT_RUN):
+    what every digest reads of a module."""
+    return file_text(source_path(name, model), skip)
 
 
-def file_text(path):
-    """A file as a digest reads it: a module's meaning (without its NOT_RUN functions), any other
-    file's bytes ("" where it is missing)."""
+def file_text(path, skip=None):
+    """A file as a digest reads it: a module's meaning (without `skip`, default its NOT_RUN
+    functions), any other file's bytes ("" where it is missing)."""
     if not path or not os.path.exists(path):
         return b""
     if path.endswith(".py"):
         with open(path) as f:
-            return meaning(f.read(), NOT_RUN.get(os.path.basename(path)[:-3], ())).encode()
+            return meaning(f.read(), NOT_RUN.get(os.path.basename(path)[:-3], ()) if skip is None else skip).encode()
     with open(path, "rb") as f:
         return f.read()
 
@@ -109,7 +109,7 @@ def beside_row(framework, names):
     """The row's digest, and the modules `names` whole (by name and meaning, but NOT_RUN) beside it."""
     digest = hashlib.sha256(row_code(framework).encode())
     for name in names:
-        digest.update(name.encode() + module_text(name, common.ROWS[framework]["model"], NOT_RUN.get(name, ())))
+        digest.update(name.encode() + module_text(name, common.ROWS[framework]["model"]))
     return digest.hexdigest()[:16]
 
 

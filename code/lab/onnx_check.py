@@ -278,7 +278,7 @@ def code_digest(frameworks):
     whole = hashlib.sha256()
     model = common.model_of(frameworks)
     for name in sorted({common.ROWS[f]["module"] for f in frameworks}) + ["onnx_check", "onnx_graph", "parity"]:
-        whole.update(digest.module_text(name, model, digest.NOT_RUN.get(name, ())))
+        whole.update(digest.module_text(name, model))
     for env in sorted({common.ROWS[f]["env"] for f in frameworks}):
         whole.update(digest.file_text(os.path.join(common.ROOT, "envs", env, "requirements-onnx.txt")))
     return whole.hexdigest()[:16]

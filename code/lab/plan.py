@@ -109,14 +109,21 @@ def whole(profile, dataset):
                                         "without an estimate".format(len(estimates) - len(known))) if known else how))
     for model, spec in common.MODELS.items():
         for check in spec.get("book_checks", ()):
-            rows = CHECK_ROWS[check](model)
-            missing = [n for n in rows if envs.python_for(n)[0] is None]
-            found = None if missing or runs.fresh_wanted(check) else runs.checked_found(check, digest.check_key(rows, check))
-            w("  the book's {} table ({}): {}\n".format(check, model, (
-                "from the committed reference ({} without an environment here)".format(", ".join(missing)) if missing
-                else "measured again (FRESH)" if runs.fresh_wanted(check) else "measured while the book builds"
-                if not found else "as {} made it with this code (not measured again)".format(
-                    "the reference run " + found["reference"]["run"] if "reference" in found else "this machine"))))
+            w("  the book's {} table ({}): {}\n".format(check, model, table_source(check, CHECK_ROWS[check](model))))
+
+
+def table_source(check, rows):
+    """Where the book's table of `check` for `rows` will come from, as make html's plan says it."""
+    missing = [n for n in rows if envs.python_for(n)[0] is None]
+    if missing:
+        return "from the committed reference ({} without an environment here)".format(", ".join(missing))
+    if runs.fresh_wanted(check):
+        return "measured again (FRESH)"
+    found = runs.checked_found(check, digest.check_key(rows, check))
+    if not found:
+        return "measured while the book builds"
+    return "as {} made it with this code (not measured again)".format(
+        "the reference run " + found["reference"]["run"] if "reference" in found else "this machine")
 
 
 def stale_first(frameworks):
