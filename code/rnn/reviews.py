@@ -2,8 +2,9 @@
 is reachable) or a seeded synthetic corpus shaped like it, one tokenizer, and one padded loader.
 
 Both sources give each review as word ranks (1 the most frequent word) and a label (1 positive).
-The tokenizer numbers them as Keras does (0 padding, 1 the start mark, 2 a word past the vocabulary
-of 30,000, words from 4 = rank + 3), keeps the last 150 ids, and pads after them: every framework
+The tokenizer numbers them as Keras does (0 padding, 1 the start mark, words from 4 = rank + 3, and 2
+for an id of 30,000 or more, a rank of 29,997 or more, as num_words=30000 cuts them), keeps the last
+150 ids, and pads after them: every framework
 then reads each review's own last step, which for a one-directional GRU is exactly what it computes
 without any padding. Python 3.6 compatible.
 """

@@ -1,6 +1,7 @@
 """JAX with Flax NNX and Optax: nnx.Embed, nnx.RNN over a GRU cell (form A) that stops at each review's
-own last step, nnx.Linear; Adam. Flax 0.12's nnx.GRUCell has no recurrent candidate bias b_hn (its
-docstring has one): the cell here gives its recurrent layer a bias, and so computes form A exactly."""
+own last step, nnx.Linear; Adam. Flax 0.12's nnx.GRUCell has one bias, on its input layer, and none on
+its recurrent layer, so no candidate bias b_hn (its docstring has one): the cell here gives its recurrent
+layer a bias, and so computes form A exactly. nnx.RNN runs all 150 steps and picks each review's carry."""
 import jax
 import jax.numpy as jnp
 import numpy as np

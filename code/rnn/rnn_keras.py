@@ -78,7 +78,7 @@ def export_onnx(model, path):
     # The backend's exporter: tf2onnx (TensorFlow), jax2onnx (JAX), torch.onnx (torch).
     spec = keras.InputSpec(shape=(None, MAXLEN), dtype="int32", name="ids")  # None: any batch
     model.export(path, format="onnx", verbose=False, input_signature=[spec])
-    if keras.backend.backend() == "jax":  # jax2onnx wrote the weights (15 MB) to a second file beside it
+    if keras.backend.backend() == "jax":  # jax2onnx wrote each tensor over 1 MB (the embedding) beside it
         import os
         import onnx
         onnx.save(onnx.load(path), path)  # into the one file

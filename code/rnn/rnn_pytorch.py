@@ -1,5 +1,6 @@
 """PyTorch 2: nn.Embedding, nn.GRU (the reset gate after the recurrent product, form A, on the CPU as
-with cuDNN) and nn.Linear, with each review read at its own last step; Adam."""
+with cuDNN) and nn.Linear, with each review read at its own last step; Adam. The GRU runs every step:
+pack_padded_sequence would skip the padding, but torch.export, which export_onnx uses, refuses it."""
 import numpy as np
 import torch
 import torch.nn as nn

@@ -49,7 +49,8 @@ def create_model():
 
 
 def init_model(model):
-    # Adam as PyTorch and Optax step it: epsilon added to the bias-corrected root.
+    # Adam as PyTorch and Optax step it: epsilon added to the bias-corrected root (TensorFlow's Adam
+    # below Keras, tf.compat.v1.train.AdamOptimizer, adds epsilon hat, as Keras does).
     moments = [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in model.trainable_variables]
     return model, moments, tf.Variable(0.0)
 
