@@ -72,6 +72,32 @@ class Run:
         return {r["framework"]: "its module changed since" for r in self.results if digest.older_code(r, purpose)}
 
 
+def trained(found, end=""):
+    """What a run's rows trained on: '3 epochs of 3,200 images' (each epoch's whole batches: the
+    harness drops a last partial one), from their results, or from their profile where a result does
+    not record it (a scale-out run's), then `end`; '' where the rows disagree or none trained."""
+    done = set()
+    for r in found:
+        model = common.ROWS.get(r.get("framework"), {}).get("model")
+        if r.get("status") != "ok" or model not in common.MODELS:
+            continue
+        prof = common.profile(r["profile"], model) if r.get("profile") in common.PROFILES else {}
+        done.add((r.get("epochs") or prof.get("epochs"), r.get("n_train") or prof.get("n_train"),
+                  r.get("batch_size") or common.BATCH_SIZE, common.MODELS[model]["inputs"]))
+    if len(done) != 1:
+        return ""
+    epochs, n, batch, inputs = done.pop()
+    if not epochs or not n:
+        return ""
+    return "{} epoch{} of {:,} {}{}".format(epochs, "s" if epochs != 1 else "", n - n % batch, inputs, end)
+
+
+def trained_line(run):
+    """A chart's subtitle line: what each row of the run trained on, or none."""
+    found = trained(run.results)
+    return ["Each row trained {}.".format(found)] if found else []
+
+
 def reference_note(run, remeasure="<code>make html</code> measures every row here",
                    rerun="<code>make html</code> reruns {} first"):
     """A sentence under a reference run: what it is, what measures it here, and which of its rows
@@ -117,8 +143,9 @@ def run_header(path, reference, target):
     """(Run, its caption and reference note as HTML) of a run that `make <target>` makes."""
     run = Run(path, "reference" if reference else "this machine", reference)
     m = run.meta
-    caption = "Run {}: {} dataset, {} profile, {}, {}.".format(
-        os.path.basename(path), m.get("dataset"), m.get("profile"), describe_machine(m), (m.get("started") or "")[:10])
+    caption = "Run {}: {}{} dataset, {} profile, {}, {}.".format(
+        os.path.basename(path), trained(run.results, ", "), m.get("dataset"), m.get("profile"), describe_machine(m),
+        (m.get("started") or "")[:10])
     note = reference_note(run, "<code>make {}</code> measures it here".format(target),
                           "<code>make {}</code> measures {{}} again".format(target))
     return run, "<p>{}</p>{}".format(html.escape(caption), note)

@@ -6,7 +6,7 @@ import os
 
 import common
 from lab import envs, results
-from pages.base import Run, _fmt, _order, describe_machine, html_table, reference_note, where
+from pages.base import Run, _fmt, _order, describe_machine, html_table, reference_note, trained, where
 
 TABLES = "book-tables"  # the purpose of a reference run that holds the defaults and parity tables
 
@@ -173,8 +173,8 @@ def init_cost_html(results_dir=None):
         if name in common.implemented_frameworks():
             body.append(([name, "Glorot-uniform", "-", "-", "-"], [("", why)], []))
     where_ = sorted({"{} profile, {}".format(*where(r)) for r in run.results if where(r)[1]})
-    caption = "{} dataset, {}: runs {} and {}".format(
-        run.meta.get("dataset"), "; ".join(where_) or "not run", os.path.basename(own), os.path.basename(glorot_run))
+    caption = "{}{} dataset, {}: runs {} and {}".format(
+        trained(run.results, ", "), run.meta.get("dataset"), "; ".join(where_) or "not run", os.path.basename(own), os.path.basename(glorot_run))
     note = reference_note(run, "<code>make bench-defaults</code> measures the pair here (<code>make html</code> does not)",
                           "<code>make bench-defaults</code> measures {} again")
     return "<p>{}</p>{}{}".format(html.escape(caption), note, html_table(head, body, "rosetta-init-cost"))

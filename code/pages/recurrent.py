@@ -10,26 +10,40 @@ import common
 from lab import envs, onnx_check, parity, results
 from pages import export
 from pages.base import (Run, WIDTH, _fmt, apart, embed, flags_note, html_table, load_seed, purpose_run,
-                        reference_note, rows, shared_selection)
+                        reference_note, rows, shared_selection, trained_line)
 from pages.defaults import reused
 from pages.results import table as results_table
 
 MODEL = "rnn"
 
-# How each module feeds the GRU and reads each review's last step, and how its weights are laid out:
-# what its code does (code/rnn/), which the parity run proves by computing the reference's logits.
+# How each module feeds the GRU and reads each review's last step, how its weights are laid out, and
+# what its GRU's weights start from: what its code does (code/rnn/), which the parity run proves by
+# computing the reference's logits. The initial weights are each framework's defaults, read from its
+# installed source (tests/test_book_claims.py checks the main environment's), or the module's own
+# where the module writes the GRU or sets an initializer.
 HOW = {
-    "pytorch": ("nn.GRU, batch first", "r, z, n; (3H, in); two biases", "every step, then the state at each review's length - 1"),
-    "tensorflow": ("tf.scan over a written-out step", "r, z, n; (in, 3H); two biases", "every step, then gather_nd at length - 1"),
-    "keras": ("layers.GRU(reset_after=True)", "z, r, h; (in, 3H); bias (2, 3H)", "Embedding(mask_zero=True): masked steps keep the state"),
-    "jax": ("nnx.RNN over nnx.GRUCell + the recurrent bias", "r, z, n; (in, 3H); two biases", "nnx.RNN(seq_lengths=...) returns each review's last carry"),
-    "mxnet": ("gluon.rnn.GRU, layout NTC", "r, z, n; (3H, in); two biases", "every step, then SequenceLast with the lengths"),
-    "chainer": ("L.NStepGRU", "r, z, n as six blocks w0-w5, b0-b5", "a list of unpadded reviews: each one's last state"),
-    "cntk": ("Recurrence of a written-out step", "r, z, n; (in, 3H); two biases", "sequences of their own length (dynamic axis), sequence.last"),
+    "pytorch": ("nn.GRU, batch first", "r, z, n; (3H, in); two biases", "every step, then the state at each review's length - 1",
+                "nn.GRU's default: every weight and bias uniform within ±1/√H"),
+    "tensorflow": ("tf.scan over a written-out step", "r, z, n; (in, 3H); two biases", "every step, then gather_nd at length - 1",
+                   "no GRU below Keras; the module's: Glorot-uniform kernels, zero biases"),
+    "keras": ("layers.GRU(reset_after=True)", "z, r, h; (in, 3H); bias (2, 3H)", "Embedding(mask_zero=True): masked steps keep the state",
+              "GRU's defaults: Glorot-uniform kernel, orthogonal recurrent kernel, zero biases"),
+    "jax": ("nnx.RNN over nnx.GRUCell + the recurrent bias", "r, z, n; (in, 3H); two biases",
+            "nnx.RNN(seq_lengths=...): every step, then each review's carry at its length",
+            "GRUCell's defaults: LeCun-normal input kernel, orthogonal recurrent kernel, zero bias; the added bias zero"),
+    "mxnet": ("gluon.rnn.GRU, layout NTC", "r, z, n; (3H, in); two biases", "every step, then SequenceLast with the lengths",
+              "rnn.GRU's: zero biases, weights from initialize() (by default uniform within ±0.07); the module's "
+              "Xavier: Glorot-uniform over each stacked array"),
+    "chainer": ("L.NStepGRU", "r, z, n as six blocks w0-w5, b0-b5", "a list of unpadded reviews: each one's last state",
+                "NStepGRU's defaults: LeCun-normal weights, zero biases"),
+    "cntk": ("Recurrence of a written-out step", "r, z, n; (in, 3H); two biases", "sequences of their own length (dynamic axis), sequence.last",
+             "layers.GRU's defaults, which the written-out step keeps: Glorot-uniform, zero biases"),
     "keras2": ("layers.GRU(reset_after=True, recurrent_activation='sigmoid')", "z, r, h; (in, 3H); bias (2, 3H)",
-               "Embedding(mask_zero=True) at a fixed length of 150"),
+               "Embedding(mask_zero=True) at a fixed length of 150",
+               "GRU's defaults, as Keras 3's: Glorot-uniform kernel, orthogonal recurrent kernel, zero biases"),
     "caffe2": ("gru_cell.GRU(linear_before_reset=True), time-major", "r, z, n; i2h (3H, in), one FC (H, H) per gate",
-               "seq_lengths: past its length a state stays"),
+               "seq_lengths: every step, and past its length a state stays",
+               "every FC's default: XavierFill, uniform within ±√(3 / fan in), and zero biases"),
 }
 
 
@@ -88,7 +102,7 @@ def label_of(name):
 
 def translation_html():
     """What each module calls and how its weights and lengths go in: read off its code in code/rnn/."""
-    head = ["framework", "its GRU", "weights: gates, layout", "each review's last step"]
+    head = ["framework", "its GRU", "weights: gates, layout", "each review's last step", "its GRU's initial weights"]
     body = [([label_of(name)] + list(HOW[common.tab(name)]), [], []) for name in rows_of_model()]
     return html_table(head, body, "rosetta-translation")
 
@@ -154,7 +168,7 @@ def chart(run, baseline):
     with shared_selection():
         return alt.vconcat(bars("train_seconds", "Training time, all epochs", "seconds"),
                            bars("steady_epoch", "Steady epoch (the fastest after the first)", "seconds"),
-                           accuracy).properties(title=alt.Title(run.caption, anchor="start"))
+                           accuracy).properties(title=alt.Title(run.caption, subtitle=trained_line(run), anchor="start"))
 
 
 def baseline_html(baseline, dataset, accuracies=()):

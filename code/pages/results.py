@@ -8,7 +8,7 @@ import altair as alt
 
 import common
 from pages.base import (shared_selection, reference_note, wall_time, split, load_runs, rows, flags_note, WIDTH, embed, html_table, _fmt, load_seed,
-                        apart)
+                        apart, trained_line)
 
 
 PHASES = ["import", "data", "build", "init", "train", "predict"]
@@ -56,7 +56,7 @@ def charts(run):
         order=alt.Order("phase_order:Q"), opacity=fade,
         tooltip=["framework:N", "phase:N", alt.Tooltip("seconds:Q", format=".2f")],
     ).transform_calculate(phase_order="indexof({}, datum.phase)".format(json.dumps(PHASES))).properties(title="Time per phase: import, data, build, init, train, predict", width=WIDTH)
-    subtitle = "Click a bar to highlight a framework in every chart; double-click to clear."
+    subtitle = trained_line(run) + ["Click a bar to highlight a framework in every chart; double-click to clear."]
     with shared_selection():
         step = common.model_module("cnn", "reference").flops(common.BATCH_SIZE)["train"]
         share = [bars("share_of_peak", alt.Title("Share of the machine's measured peak", subtitle=[
@@ -159,7 +159,15 @@ def breakdown_html(results_dir=None):
             if rate else ""))
         body[-len(b["parts"])] = (body[-len(b["parts"])][0], [("measured by", b["by"])], [])
     sentence = "<p>The largest part of each step: {}.</p>".format(html.escape("; ".join(largest))) if largest else ""
-    return header + sentence + html_table(head, body, "rosetta-breakdown")
+    return header + peak_sentence(peak) + sentence + html_table(head, body, "rosetta-breakdown")
+
+
+def peak_sentence(peak):
+    """Which peak the breakdown's shares are over: its own run's, not the charted runs'."""
+    if not peak:
+        return "<p>This run recorded no peak, so no part has a share of one.</p>"
+    return ("<p>Each share of peak is over this run's own float32 peak, {:.0f} GFLOP/s, measured when it "
+            "started: not the peak of the runs charted above, each measured when that run started.</p>").format(peak / 1e9)
 
 
 def show_breakdown():
