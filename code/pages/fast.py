@@ -2,13 +2,15 @@
 same run, and what each change alone costs or saves (make bench-tuning)."""
 import html
 import os
+import re
 
 import altair as alt
 
 import common
-from lab import results, runs
-from pages.base import (WIDTH, _fmt, _order, embed, flags_note, html_table, load_runs, reference_note, rows,
-                        run_header, split, steady)
+import tuning
+from lab import digest, results
+from pages.base import (WIDTH, _fmt, _order, describe_machine, embed, flags_note, html_table, load_runs,
+                        reference_note, rows, run_header, split, steady, trained_line)
 
 
 def tuned_pairs(run):
@@ -42,24 +44,110 @@ def tuned_chart(run):
         tooltip=["framework:N", "row:N", "epoch:N", alt.Tooltip("seconds:Q", format=".2f")],
     ).resolve_scale(x="independent").properties(width=WIDTH // 2 - 20, title=alt.Title(
         "Faithful against tuned: " + run.caption, anchor="start",
-        subtitle=["Steady epoch (the fastest after the first) and first epoch (tracing, compiling).",
+        subtitle=trained_line(run) + ["Steady epoch (the fastest after the first) and first epoch (tracing, compiling).",
                   "Speed-up of the steady epoch, faithful / tuned:"]  # three a line: a title does not wrap
                  + [", ".join(ratios[i:i + 3]) for i in range(0, len(ratios), 3)]))
 
 
-def _changes(tuning, on):
-    return "; ".join("{} ({})".format(c["change"], c["why"]) for c in tuning if c["on"] == on) or "none"
+OLDER = "measured by older code of the row: make bench-tuning on such a machine measures it again"
+CITED = re.compile(r"\(ablation ([\w-]+)\)")  # how tuning.change cites the ablation that keeps a change off
+
+
+def tuning_runs(root, kind=None):
+    """[(run, path, meta)] of the complete ablations (make bench-tuning) here and committed, newest
+    first; only those made on a machine of `kind` ((CPU features, GPU)) where it is given."""
+    found = []
+    for where in ("runs", "reference"):
+        for path, meta in results.local_runs(root, where):
+            made_on = meta.get("machine") or {}
+            if meta.get("purpose") == "tuning" and meta.get("status") == "complete" and (
+                    kind is None or (made_on.get("features"), made_on.get("gpu")) == kind):
+                found.append((meta["run"], path, meta))
+    return sorted(found, key=lambda found: found[0], reverse=True)
+
+
+def ablation(row, root, machine):
+    """{change: dict(speedup, run, older, kept)} for each change of tuned `row`: its steady epoch
+    without the change over with it, from the ablations made on a machine of `machine`'s kind (a
+    run.json's: its CPU features and GPU). The newest that today's code of the row measured wins
+    (lab.digest.row_code), else the newest, with older True; the harness's lookup (lab.runs.ablation)
+    matches the machine only. kept: the change was on in the ablation's row, or kept off by an ablation."""
+    out = {}
+    for run, path, _ in tuning_runs(root, (machine.get("features"), machine.get("gpu"))):
+        docs = {r.get("flipped"): r for r in results.load_run(path)[1] if r["framework"] == row}
+        base = docs.get(None)
+        older = bool(base) and digest.older_code(base, "tuning")
+        for change in (base or {}).get("tuning") or []:
+            flipped, known = docs.get(change["change"]), out.get(change["change"])
+            if flipped and steady(base) and steady(flipped) and (known is None or (known["older"] and not older)):
+                with_, without = (base, flipped) if change["on"] else (flipped, base)
+                out[change["change"]] = dict(speedup=steady(without) / steady(with_), run=run, older=older,
+                                             kept=change["on"] or bool(CITED.search(change["why"])))
+    return out
+
+
+def cited_older(row, why, root):
+    """Whether the ablation a change's reason cites ("... (ablation RUN): off", tuning.change) was
+    measured by older code of the row than today's."""
+    cited = CITED.search(why or "")
+    for run, path, _ in tuning_runs(root) if cited else []:
+        if run == cited.group(1):
+            base = next((r for r in results.load_run(path)[1] if r["framework"] == row and not r.get("flipped")), None)
+            return bool(base) and digest.older_code(base, "tuning")
+    return False
+
+
+def _changes(tuned, on, root):
+    return "; ".join("{} ({}{})".format(c["change"], c["why"], "; that ablation was " + OLDER if not on and cited_older(
+        tuned["framework"], c["why"], root) else "") for c in tuned["tuning"] if c["on"] == on) or "none"
 
 
 def measured(tuned, run):
-    """What each change that is on in a tuned row saved or cost alone, in the newest ablation made on
-    a machine of the run's kind (runs.ablation): which change lost where the row is slower."""
+    """What each change that is on in a tuned row saved or cost alone, in the ablation made on a
+    machine of the run's kind by the row's code (ablation): which change lost where the row is slower."""
     if not run.meta.get("machine"):
         return ""
-    root = os.path.dirname(os.path.dirname(run.path))  # the results folder the run is in
-    found = runs.ablation(tuned["framework"], root, run.meta["machine"])
-    return "; ".join("{} {:.2f}x ({})".format(c["change"], *found[c["change"]])
-                     for c in tuned["tuning"] or [] if c["on"] and c["change"] in found)
+    found = ablation(tuned["framework"], results_root(run), run.meta["machine"])
+    shown = [(c["change"], found[c["change"]]) for c in tuned["tuning"] or [] if c["on"] and c["change"] in found]
+    older = sorted({got["run"] for _, got in shown if got["older"]})
+    return "; ".join(["{} {:.2f}x ({})".format(change, got["speedup"], got["run"]) for change, got in shown] + [
+        "ablation {} {}".format(" and ".join(older), OLDER)] * bool(older))
+
+
+def results_root(run):
+    return os.path.dirname(os.path.dirname(run.path))  # the results folder the run is in
+
+
+def kept_off(results_dir=None):
+    """[(machine, row, change, found)] for each change that the ablations of a kind of machine measured
+    a loss (tuning.LOSS) where the row would have it on, so the row keeps it off there (found: ablation's)."""
+    root = results_dir or common.RESULTS_DIR
+    kinds = {}
+    for _, _, meta in tuning_runs(root):
+        made_on = meta.get("machine") or {}
+        kinds.setdefault((tuple(made_on.get("features") or ()), made_on.get("gpu")), meta)
+    out = []
+    for meta in kinds.values():
+        for row in [n for n in common.TUNED if n in common.ROWS]:
+            for change, found in sorted(ablation(row, root, meta.get("machine") or {}).items()):
+                if found["kept"] and found["speedup"] < tuning.LOSS:
+                    out.append((describe_machine(meta), row, change, found))
+    return out
+
+
+def kept_off_html(results_dir=None):
+    found = kept_off(results_dir)
+    if not found:
+        return '<p class="rosetta-empty">No ablation here or committed keeps a change off.</p>'
+    items = "".join("<li>{}: {} in <code>{}</code>, {:.2f}x (ablation {}{})</li>".format(
+        html.escape(machine), html.escape(change), html.escape(row), got["speedup"], html.escape(got["run"]),
+        ", " + html.escape(OLDER) if got["older"] else "") for machine, row, change, got in found)
+    return '<ul class="rosetta-kept-off">{}</ul>'.format(items)
+
+
+def show_kept_off():
+    from IPython.display import HTML, display
+    display(HTML(kept_off_html()))
 
 
 def speedup_cell(ratio, tuned):
@@ -89,8 +177,8 @@ def tuned_table(run):
         cells += [" → ".join("{:.0%} of {}".format(d["share_of_peak"], d["compute"]) if d["share_of_peak"] else "-"
                              for d in (f, t))] * shares
         flags = "; ".join("{}: {}".format(d["framework"], d["flag"]) for d in (f, t) if d["flag"])
-        notes = [("not measured", t["error"] or f["error"]), ("changes on here", _changes(t["tuning"], True)),
-                 ("changes off here", _changes(t["tuning"], False)),
+        notes = [("not measured", t["error"] or f["error"]), ("changes on here", _changes(t, True, results_root(run))),
+                 ("changes off here", _changes(t, False, results_root(run))),
                  ("each change on here, alone, in the ablation of a machine of this kind", measured(t, run)),
                  ("compiled ahead of time, timed by the row around lower().compile()",
                   "{:.2f} s".format(t["compile_seconds"]) if t["compile_seconds"] else ""),
