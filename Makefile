@@ -67,8 +67,9 @@ bench-defaults: $(SETUP)
 	$(PY) code/bench.py --resume --init-cost $(INIT_ARGS)
 
 # The reference runs a fresh clone's book shows, into data/results/reference/ to be committed: every
-# row's quick run (about 30 min on 2 cores), the defaults and parity tables (5 min), the own-init
-# pair (fidelity, about 1 h) and the tuning ablation (1 to 2 h). Each part can be run alone.
+# row's quick run (about 30 min on 2 cores), the defaults, parity, ONNX and scale-out equivalence
+# tables, the own-init pair (fidelity, about 1 h), the tuning ablation (1 to 2 h), inference, the
+# scale-out runs, part II's rows and tables, and the breakdown. Each part can be run alone.
 reference: reference-rows reference-tables reference-defaults reference-tuning reference-inference reference-scale-out reference-rnn \
 	reference-breakdown
 
