@@ -45,20 +45,21 @@ PROFILES = OrderedDict([
 # latest, else the purpose its runs record; book_tables: the page module that writes its committed
 # tables; book_checks: the check tables its pages measure when the book is built (where none made by
 # this code on a machine of this kind is cached or committed); other_form: the other function its
-# reference computes, whose distance parity records;
+# reference computes, whose distance parity records; dropout: the rate of each dropout, in the
+# order the model applies them (parity reads each framework's);
 # has: what it has beyond its rows and their checks: bench.py's other runs (tuning, init-cost, own-init,
 # inference, scale-out, breakdown) and a training step's FLOPs counted (flops, in its reference module).
 MODELS = OrderedDict([
     ("cnn", dict(folder="cnn", label="the VGG-style CNN on CIFAR-10", data="datasets", weights="weights",
                 reference="reference", inputs="images", prefix="",
                 reference_data=("cifar_for_library", dict(channel_first=True)), init="glorot", purpose="",
-                book_tables="weights", book_checks=("parity", "onnx", "scale-out"),
+                book_tables="weights", book_checks=("parity", "onnx", "scale-out"), dropout=(0.25, 0.25, 0.5),
                 has=("tuning", "init-cost", "own-init", "inference", "scale-out", "breakdown", "flops"))),
     # Part II (book/rnn.md): its own datasets, profiles (in reviews) and baseline beside its rows.
     ("rnn", dict(folder="rnn", label="the GRU on IMDB reviews", data="reviews", weights="rnn_weights",
                 reference="rnn_reference", baseline="rnn_baseline", inputs="reviews", prefix="rnn-",
                 reference_data=("reviews_for_library", {}), init="own", purpose="rnn", book_tables="recurrent",
-                book_checks=("parity",), other_form="B", has=(), dataset_names=("auto", "imdb", "synthetic"), profiles=dict(
+                book_checks=("parity",), other_form="B", dropout=(), has=(), dataset_names=("auto", "imdb", "synthetic"), profiles=dict(
                     # The seed's RNN: 3 epochs over the 25,000 training reviews, all 25,000 test ones.
                     full=dict(epochs=3, n_train=25000, n_test=25000, timeout=3600),
                     quick=dict(epochs=3, n_train=1920, n_test=1280, timeout=900,

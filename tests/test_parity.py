@@ -62,6 +62,37 @@ def test_weights_from_every_framework_give_the_same_logits(table, framework):
     assert worst[1] < parity.TOLERANCE, "{}'s own logits differ by {:.2e}".format(*worst)
 
 
+@pytest.mark.parametrize("framework", common.implemented_frameworks(tuned=True))
+def test_the_rows_own_predict_gives_the_references_classes(table, framework):
+    """Its predict as the book's program calls it, after a training step, dropout untouched: a predict
+    that leaves the model in training mode drops activations and gets other classes."""
+    wrong, compared = row_of(table, framework)["predicted"]
+    assert compared > 32 and wrong == 0, "{} of {} images classed otherwise than the reference".format(wrong, compared)
+
+
+@pytest.mark.parametrize("framework", common.implemented_frameworks(tuned=True))
+def test_each_dropout_has_the_models_rate(table, framework):
+    row = row_of(table, framework)
+    assert row["dropout_as_declared"], "rates given: {}, the model's: {}".format(
+        row["dropout_rates"], common.MODELS["cnn"]["dropout"])
+
+
+@pytest.mark.parametrize("framework", [f for f in common.implemented_frameworks(tuned=True) if "twin" in common.ROWS[f]])
+def test_a_tuned_row_in_bf16_stays_near_the_reference(table, framework):
+    """bf16 forced on, whether or not this CPU computes it in hardware: the row's own training steps and predict."""
+    bf16 = row_of(table, framework)["bf16"]
+    assert "error" not in bf16, bf16.get("error")
+    assert bf16["on"] and bf16["losses"] < parity.BF16_TOLERANCE, bf16["losses_seen"]
+    assert bf16["predicted"][0] == 0, bf16["predicted"]
+
+
+def test_dropout_rates_are_read_once_per_pass_in_the_models_order():
+    assert parity.rates_as_declared([0.25, 0.25, 0.5] * 3, (0.25, 0.25, 0.5))
+    assert not parity.rates_as_declared([0.25, 0.25, 0.75] * 3, (0.25, 0.25, 0.5))  # keep_prob for rate
+    assert not parity.rates_as_declared([], (0.25, 0.25, 0.5)) and parity.rates_as_declared([], ())
+    assert parity.mismatches([1, 0], np.array([[0.0, 1.0], [0.0, 1e-6]])) == [0, 1]  # a near-tie is not compared
+
+
 def test_reference_gradients_match_finite_differences():
     rng = np.random.RandomState(3)
     w = weights.random_weights(1)

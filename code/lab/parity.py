@@ -33,6 +33,11 @@ STEPS = 3
 WEIGHT_SEED = 7
 PROFILE = dict(epochs=1, n_train=STEPS * common.BATCH_SIZE, n_test=common.BATCH_SIZE)
 TOLERANCE = 1e-4  # logits, losses and weights, absolute, float32 against float64
+PREDICT_MARGIN = 1e-3  # a row's predicted class must be the reference's where its top two logits are this far apart
+# A tuned row's losses with bf16 forced on: about 1e-4 from the float32 reference's, measured on a CPU with
+# AMX (bf16's 8 bits of mantissa round each product by up to 0.4%, the loss is summed in float32); a
+# step lost or taken twice moves them by the 0.02 to 0.04 one step changes the loss here.
+BF16_TOLERANCE = 2e-3
 UPDATE_TOLERANCE = 1e-2  # each array's change over the steps, relative to the reference's change:
 # float32 rounding alone is about 0.001% of it; what reaches a few tenths of a percent is a near-tie
 # in a max-pooling window that float32 resolves the other way (the weights chapter explains it).
@@ -41,32 +46,48 @@ UPDATE_TOLERANCE = 1e-2  # each array's change over the steps, relative to the r
 
 # --- In the framework's environment -----------------------------------------------------------
 
+RATES = []  # the rate each dropout was given, as its framework defines it (the rate dropped), in call order
+
+
 def no_dropout(tab):
-    """Replace the framework's dropout with the identity, before the model is built or traced."""
+    """Replace the framework's dropout with the identity, before the model is built or traced, noting
+    the rate each dropout is given (RATES: where a framework calls it at every step, over and over)."""
+    def rate(value):
+        RATES.append(None if value is None else float(value))
     if tab == "pytorch":
         import torch.nn
-        torch.nn.Dropout.forward = lambda self, x: x
+        torch.nn.Dropout.forward = lambda self, x: rate(self.p) or x
     elif tab == "tensorflow":
         import tensorflow as tf
-        tf.nn.dropout = lambda x, rate=None, **kw: x
+        tf.nn.dropout = lambda x, *args, **kw: rate(args[0] if args else kw.get("rate")) or x
     elif tab in ("keras", "keras2"):
         import keras
-        keras.layers.Dropout.call = lambda self, inputs, training=None: inputs
+        keras.layers.Dropout.call = lambda self, inputs, training=None: rate(self.rate) or inputs
     elif tab == "jax":
         from flax import nnx
-        nnx.Dropout.__call__ = lambda self, x, **kw: x
+        nnx.Dropout.__call__ = lambda self, x, **kw: rate(self.rate) or x
     elif tab == "mxnet":
         from mxnet.gluon import nn
-        nn.Dropout.hybrid_forward = lambda self, F, x: F.identity(x)
+        nn.Dropout.hybrid_forward = lambda self, F, x: rate(self._rate) or F.identity(x)
     elif tab == "chainer":
         import chainer.functions
-        chainer.functions.dropout = lambda x, ratio=0.5, **kw: x
+        chainer.functions.dropout = lambda x, ratio=0.5, **kw: rate(ratio) or x
     elif tab == "cntk":
         import cntk
-        cntk.layers.Dropout = lambda *a, **kw: cntk.layers.identity
+        cntk.layers.Dropout = lambda dropout_rate=None, keep_prob=None, **kw: rate(
+            1 - keep_prob if keep_prob is not None else dropout_rate) or cntk.layers.identity
     elif tab == "caffe2":
         from caffe2.python import brew
-        brew.dropout = lambda model, blob_in, blob_out, **kw: blob_in
+        brew.dropout = lambda model, blob_in, blob_out, ratio=0.5, **kw: rate(ratio) or blob_in
+
+
+def rates_as_declared(rates, declared):
+    """Whether the rates noted are the model's, once per forward pass (as many passes as were run)."""
+    declared, n = list(declared), len(declared)
+    if not n:
+        return not rates
+    return bool(rates) and len(rates) % n == 0 and all(
+        rates[i:i + n] == declared for i in range(0, len(rates), n))
 
 
 def logits(tab, module, trainer, x):
@@ -105,32 +126,44 @@ def oracle(model):
     return common.model_module(model, "weights"), common.model_module(model, "reference")
 
 
-def framework_run(framework, out_dir, import_from=None):
+def framework_run(framework, out_dir, import_from=None, bf16=False):
     spec = common.ROWS[framework]
     tab = common.tab(framework)
     neutral = oracle(spec["model"])[0]
     for key, value in spec.get("vars", {}).items():
         os.environ[key] = value
-    if "twin" in spec:  # a tuned row: parity is float32's; what bf16 costs shows in its run's accuracy
-        os.environ.setdefault("ROSETTA_TUNING", "bf16=0")
+    if "twin" in spec:  # a tuned row: parity is float32's, and a pass of its own checks bf16, loosely
+        os.environ["ROSETTA_TUNING"] = "bf16=1" if bf16 else os.environ.get("ROSETTA_TUNING", "bf16=0")
     common.model_module(spec["model"], "data").prepare("synthetic")
-    no_dropout(tab)
+    if not import_from:  # the import pass keeps dropout, as the book's programs run it
+        no_dropout(tab)
     module = common.model_module(spec["model"], spec["module"])
     x_train, _, y_train, _ = module.load_data("synthetic", PROFILE)
     batches = list(islice(datasets.minibatches(x_train, y_train), STEPS))
     model = module.create_model()
     trainer = module.init_model(model)
+    shared = neutral.random_weights(WEIGHT_SEED)
+    if bf16:  # the row's own bf16 paths: its predict and its training steps
+        module.set_weights(model, shared)
+        classes = module.predict(trainer, iter([batches[0][0]]))
+        losses = [module.train_epoch(trainer, (b for b in [batch])) for batch in batches]
+        import tuning
+        return dict(predicted=np.asarray(classes).tolist(), losses=[float(v) for v in losses],
+                    bf16=[c["on"] for c in tuning.report() if c["change"] == "bf16"] == [True])
     if import_from:
         found = {}
         for path in sorted(glob.glob(os.path.join(import_from, "*.own.npz"))):
             module.set_weights(model, neutral.load(path))
             found[os.path.basename(path)[:-len(".own.npz")]] = logits(tab, module, trainer, batches[0][0])
         np.savez(os.path.join(out_dir, framework + ".imported.npz"), **found)
-        return dict(imported=sorted(found))
+        # The row's own predict, dropout untouched, after a training step has put the model in training mode.
+        module.train_epoch(trainer, (b for b in batches[:1]))
+        module.set_weights(model, shared)
+        classes = module.predict(trainer, iter([batches[0][0]]))
+        return dict(imported=sorted(found), predicted=np.asarray(classes).tolist())
     own = module.get_weights(model)
     neutral.save(os.path.join(out_dir, framework + ".own.npz"), own)
     out = dict(logits_own=logits(tab, module, trainer, batches[0][0]))
-    shared = neutral.random_weights(WEIGHT_SEED)
     module.set_weights(model, shared)
     back = module.get_weights(model)
     exact = all(np.array_equal(a, b) and np.asarray(b).dtype == np.float32  # the same values and type
@@ -149,7 +182,7 @@ def framework_run(framework, out_dir, import_from=None):
     module.set_weights(model, shared)
     module.train_epoch(trainer, (b for b in batches[:1]))
     neutral.save(os.path.join(out_dir, framework + ".clean.npz"), module.get_weights(model))
-    return dict(round_trip_exact=bool(exact), info=module.runtime_info())
+    return dict(round_trip_exact=bool(exact), info=module.runtime_info(), dropout_rates=RATES)
 
 
 # --- In the main environment: the reference, and the frameworks run in theirs -----------------
@@ -176,6 +209,11 @@ def run_all(frameworks, out_dir, timeout=600):
             got = envs.run_script(name, "parity", [name, import_dir, "--import-from", own_dir], timeout)
             if not isinstance(got, dict):
                 found[name] = "importing the others' weights failed: " + got
+            else:
+                found[name]["predicted"] = got["predicted"]
+    for name in frameworks:  # a tuned row's bf16, forced on: every kind of CPU can run it (emulated where it must)
+        if isinstance(found[name], dict) and "twin" in common.ROWS[name]:
+            found[name]["bf16"] = envs.run_script(name, "parity", [name, out_dir, "--bf16"], timeout)
     return found
 
 
@@ -262,8 +300,33 @@ def compare(frameworks, out_dir, found):
                 row["imported"] = {src: max_diff(f[src], own_logits[src]) for src in f.files if src in own_logits}
                 # ... and against the logits the source framework itself computed for them
                 row["as_source"] = {src: max_diff(f[src], source_logits(own_dir, src)) for src in row["imported"]}
+        declared = common.MODELS[model]["dropout"]
+        row.update(dropout_rates=found[name]["dropout_rates"][:len(declared) or None],
+                   dropout_as_declared=rates_as_declared(found[name]["dropout_rates"], declared),
+                   predicted=mismatches(found[name]["predicted"], ref_logits))
+        if "bf16" in found[name]:
+            row["bf16"] = bf16_row(found[name]["bf16"], ref_logits, ref_losses)
         table[name] = row
     return table
+
+
+def bf16_row(got, ref_logits, ref_losses):
+    """A tuned row with bf16 forced on, against the float32 reference: its losses and its predict."""
+    if not isinstance(got, dict):
+        return dict(error=got)
+    return dict(on=got["bf16"], losses=max_diff(got["losses"], ref_losses), losses_seen=got["losses"],
+                predicted=mismatches(got["predicted"], ref_logits, 10 * BF16_TOLERANCE))
+
+
+def mismatches(predicted, ref_logits, margin=PREDICT_MARGIN):
+    """[classes predicted otherwise than the reference, images compared]: those whose reference logits
+    separate the top two by `margin` or more (float32 may break a closer tie either way)."""
+    top2 = np.sort(ref_logits, axis=1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0]) >= margin
+    predicted = np.asarray(predicted).reshape(-1)
+    if len(predicted) != len(ref_logits):
+        return [len(ref_logits), len(ref_logits)]
+    return [int(np.sum((predicted != ref_logits.argmax(1)) & clear)), int(np.sum(clear))]
 
 
 def passes(row):
@@ -271,13 +334,19 @@ def passes(row):
     return ("error" not in row and row["round_trip_exact"] and row["update"] < UPDATE_TOLERANCE
             and max(row["logits"], row["own_logits"], row["losses"], row["weights"]) < TOLERANCE
             and bool(row.get("imported")) and max(row["imported"].values()) < TOLERANCE
-            and max(row["as_source"].values()) < TOLERANCE)
+            and max(row["as_source"].values()) < TOLERANCE
+            and row["dropout_as_declared"] and row["predicted"][0] == 0
+            and ("bf16" not in row or bf16_passes(row["bf16"])))
+
+
+def bf16_passes(row):
+    return "error" not in row and row["on"] and row["losses"] < BF16_TOLERANCE and row["predicted"][0] == 0
 
 
 def main(argv):
     framework, out_dir = argv[0], argv[1]
     import_from = argv[3] if len(argv) > 3 and argv[2] == "--import-from" else None
-    print(json.dumps(framework_run(framework, out_dir, import_from)))
+    print(json.dumps(framework_run(framework, out_dir, import_from, bf16="--bf16" in argv)))
 
 
 if __name__ == "__main__":
