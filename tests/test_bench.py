@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import CODE, ROOT
-from lab import digest, envs, modes, plan, runner, runs
+from lab import breakdown, digest, envs, modes, plan, runner, runs
 import common
 import datasets
 from lab import harness
@@ -314,7 +314,8 @@ def test_the_machines_peak_is_the_fastest_matrix_product_per_precision():
 def test_pytorchs_profile_splits_a_step_into_parts_that_add_up_to_it():
     got = envs.run_script("pytorch", "breakdown", ["pytorch"], timeout=300)
     assert isinstance(got, dict), got
-    assert sum(got["parts"].values()) == pytest.approx(got["step"], rel=0.01)
+    # The last part is the step less the others: what can fail is the profiler's parts, which must lie within the step.
+    assert breakdown.within_bounds("pytorch", got), got
     assert got["parts"]["convolutions"] > got["parts"]["matrix products"] > 0  # most FLOPs are the convolutions'
 
 

@@ -14,6 +14,10 @@ import common
 
 ROWS = ("pytorch", "jax", "jax-tuned")  # the rows whose profile splits a step by operator
 STEPS = 8
+# What each row's measured parts (all but the last, the rest of the step) may add up to, over the step:
+# the profiler's self times lie within the step's time, and on a CPU cover most of it; JAX's parts, each
+# timed alone without what XLA fuses into it, may add up to more than the step, not to twice it.
+BOUNDS = {"pytorch": (0.5, 1.02), "jax": (0.3, 2.0), "jax-tuned": (0.3, 2.0)}
 PIXELS = dict(conv1=32 * 32, conv2=32 * 32, conv3=16 * 16, conv4=16 * 16, dense1=1, dense2=1)
 
 
@@ -103,6 +107,13 @@ def jax_parts(module):
                 by="each part compiled by jax.jit and timed alone at the step's shapes, the fastest of {}: alone, a "
                    "part misses what XLA fuses into it inside the step, so the parts can add up to more than "
                    "the step".format(STEPS))
+
+
+def within_bounds(row, found):
+    """Whether a breakdown's measured parts are each above 0 and add up to within BOUNDS of its step."""
+    measured = list(found["parts"].values())[:-1]
+    low, high = BOUNDS[row]
+    return all(p > 0 for p in measured) and low * found["step"] <= sum(measured) <= high * found["step"]
 
 
 def measure(row):
