@@ -29,7 +29,7 @@ LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
 .PHONY: html plan book bench bench-rnn reference-rnn bench-defaults bench-tuning bench-inference bench-breakdown reference-breakdown reference reference-rows reference-tables reference-defaults \
-	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets test-gpu-tools \
+	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets test-gpu-tools test-cpu-kinds \
 	gpu-builds envs test test-slow test-onnx-rnn test-programs-rnn test-fidelity serve clean
 .DELETE_ON_ERROR:
 
@@ -156,6 +156,16 @@ test: $(SETUP)
 
 test-slow: $(SETUP)
 	$(PYTEST) -m "slow and not fidelity and not registry and not gpu_tools" $(PYTEST_ARGS)
+
+# Not in CI: the tests whose outcome depends on the CPU (which tuned changes are on, which references
+# apply, the peak) with the CPU read as each kind of machine this project runs on (tests/cpuinfo/, by
+# ROSETTA_CPUINFO; the frameworks themselves still see this one). Run it when such a test changes.
+CPU_KINDS := $(notdir $(wildcard tests/cpuinfo/*))
+CPU_KIND_TESTS := tests/test_tuned.py tests/test_reference.py tests/test_bench.py tests/test_report.py tests/test_defaults.py
+test-cpu-kinds: $(SETUP)
+	@start=$$(date +%s); for kind in $(CPU_KINDS); do echo "== the CPU read as $$kind"; \
+		ROSETTA_CPUINFO=tests/cpuinfo/$$kind $(PYTEST) -m "not slow and not onnx_rnn and not programs_rnn" \
+		$(CPU_KIND_TESTS) $(PYTEST_ARGS) || exit 1; done; echo "make test-cpu-kinds took $$(( $$(date +%s) - start )) s"
 
 # Not in CI: tools/gpu-reference.sh, the GPU machine's command, tried here on the CPU with the smoke
 # profile (about 2 min). Run it before a GPU session and when the script changes.

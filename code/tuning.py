@@ -60,11 +60,12 @@ def report():
 
 
 def cpu_bf16():
-    """(on, why): bf16 arithmetic in this CPU's hardware, as /proc/cpuinfo lists it: AMX (a matrix
-    unit) or AVX512-BF16 (SIMD dot-product instructions). Without either, bf16 is emulated."""
+    """(on, why): bf16 arithmetic in this CPU's hardware, as /proc/cpuinfo (or the file ROSETTA_CPUINFO
+    names, as lab.results reads it) lists it: AMX (a matrix unit) or AVX512-BF16 (SIMD dot-product
+    instructions). Without either, bf16 is emulated."""
     flags = set()
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(os.environ.get("ROSETTA_CPUINFO") or "/proc/cpuinfo") as f:
             flags = set(next((line for line in f if line.startswith("flags")), ":").split(":", 1)[1].split())
     except OSError:
         pass

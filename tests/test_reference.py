@@ -26,6 +26,20 @@ def test_a_reference_run_is_what_the_code_wrote(path):
         assert doc["framework"] in common.ROWS and doc.get("code"), doc["framework"]
 
 
+def test_the_tests_can_read_the_cpu_as_every_kind_of_machine_a_reference_ran_on(monkeypatch):
+    """make test-cpu-kinds runs the tests that depend on the CPU as each kind (tests/cpuinfo/): every
+    kind a committed reference records must be one of them, with the name and features it recorded."""
+    kinds = {}
+    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "cpuinfo", "*"))):
+        monkeypatch.setenv("ROSETTA_CPUINFO", path)
+        kinds[(results.cpu_name(), tuple(results.cpu_features()))] = os.path.basename(path)
+    assert len(kinds) >= 4  # AMD EPYC with AVX2 only and with AVX512-BF16, Intel Xeon with AVX-512 and with AMX
+    for path in RUNS:
+        machine = results.load_run(path)[0]["machine"]
+        if "features" in machine and not machine.get("gpu"):
+            assert (machine["cpu"], tuple(machine["features"])) in kinds, (path, machine)
+
+
 def rows_runs():
     """Every committed quick run of the book's rows, newest first (each its own machine's)."""
     return [path for path, meta in results.local_runs(os.path.dirname(REFERENCE), "reference")

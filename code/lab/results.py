@@ -28,9 +28,15 @@ def now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def cpuinfo():
+    """Where this machine's CPU is described: /proc/cpuinfo, or the file ROSETTA_CPUINFO names (the
+    tests read the CPU as each kind of machine this project runs on: tests/artifacts/cpuinfo/)."""
+    return os.environ.get("ROSETTA_CPUINFO") or "/proc/cpuinfo"
+
+
 def cpu_name():
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(cpuinfo()) as f:
             for line in f:
                 if line.startswith("model name"):
                     return line.split(":", 1)[1].strip()
@@ -46,7 +52,7 @@ FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf
 
 def cpu_features():
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(cpuinfo()) as f:
             flags = next((line for line in f if line.startswith("flags")), ":").split(":", 1)[1].split()
     except OSError:
         flags = []
