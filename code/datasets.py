@@ -93,13 +93,23 @@ def read_cifar_archive(path, size=CIFAR_SIZE, sha256=CIFAR_SHA256):
             test[0][0], test[0][1])
 
 
-def download(url, dest, timeout=30, verify=verify_archive):
-    """Download to dest.part and move it into place only once it verifies (`verify` raises if not)."""
+INSTEAD = '"fashion-mnist" (Debian\'s package dataset-fashion-mnist) or "synthetic" (made here)'
+
+
+def download(url, dest, timeout=30, verify=verify_archive, instead=INSTEAD):
+    """Download to dest.part and move it into place only once it verifies (`verify` raises if not).
+    Where the host does not answer, or the connection breaks, a DatasetError says what to set `instead`."""
     part = dest + ".part"
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as f:
-        for block in iter(lambda: response.read(1 << 20), b""):
-            f.write(block)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as f:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                f.write(block)
+    except OSError as e:  # URLError (no such host, refused, a proxy's error), a time-out, a reset
+        if os.path.exists(part):
+            os.remove(part)
+        raise DatasetError("{} could not be downloaded ({}): set DATASET to {} instead, or put the file at {}".format(
+            url, getattr(e, "reason", None) or e, instead, dest))
     verify(part)
     os.replace(part, dest)
 

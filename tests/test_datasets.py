@@ -120,9 +120,9 @@ def test_half_written_download_never_passes(tmp_path, monkeypatch):
             return False
 
     monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda url, timeout: Broken(b"x" * 4096))
-    with pytest.raises(OSError):
+    with pytest.raises(datasets.DatasetError, match=r"cifar could not be downloaded \(connection reset\): set DATASET to"):
         datasets.download("https://example.invalid/cifar", dest)
-    assert not os.path.exists(dest)
+    assert not os.path.exists(dest) and not os.path.exists(dest + ".part")
 
 
 def write_idx(path, magic, array):

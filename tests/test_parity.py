@@ -77,7 +77,8 @@ def test_each_dropout_has_the_models_rate(table, framework):
         row["dropout_rates"], common.MODELS["cnn"]["dropout"])
 
 
-@pytest.mark.parametrize("framework", [f for f in common.implemented_frameworks(tuned=True) if "twin" in common.ROWS[f]])
+@pytest.mark.parametrize("framework", [f for f in common.implemented_frameworks(tuned=True)
+                                       if "twin" in common.ROWS[f]])
 def test_a_tuned_row_in_bf16_stays_near_the_reference(table, framework):
     """bf16 forced on, whether or not this CPU computes it in hardware: the row's own training steps and predict."""
     bf16 = row_of(table, framework)["bf16"]

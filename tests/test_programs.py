@@ -91,6 +91,24 @@ def test_the_script_is_the_notebook_cell_by_cell():
     assert notebook.cells[1].metadata["tags"] == ["parameters"]
 
 
+@pytest.mark.parametrize("model, tab", [("cnn", "pytorch"), ("rnn", "jax")])
+def test_a_program_whose_dataset_host_does_not_answer_says_what_to_set_and_stops(model, tab, tmp_path):
+    """A reader's copy, as it comes (CIFAR-10, IMDB), where no host answers (a proxy that refuses every
+    connection): one sentence that names the download and what to set instead, exit status 1, no traceback."""
+    import subprocess
+    program = tmp_path / "program.py"
+    program.write_text(programs.script(tab, model=model))
+    refused = "http://127.0.0.1:9"
+    env = dict(os.environ, https_proxy=refused, HTTPS_PROXY=refused, no_proxy="", NO_PROXY="")
+    out = subprocess.run([env_python(programs.tab_frameworks(model)[tab]), str(program)], cwd=str(tmp_path), env=env,
+                         capture_output=True, text=True, timeout=300)
+    last = out.stderr.strip().splitlines()[-1]
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert re.match(r"https://\S+ could not be downloaded \(.+\): set DATASET to \".+ instead, or put the file at ",
+                    last), last
+    assert not list(tmp_path.glob("data/cache/*.part"))
+
+
 def kernel_spec(folder, framework):
     """A Jupyter kernel that runs the framework's own environment's Python."""
     name = "rosetta-" + common.ROWS[framework]["env"]

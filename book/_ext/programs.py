@@ -48,7 +48,10 @@ PARAMETERS = ("DATASET = \"{dataset}\"  # {others}\n"
 # The calls of each step, keyed by chapter (part II: by section): written once for every framework.
 CALLS = {
     "book/01-load-data": (
-        "prepare(DATASET)  # downloads (CIFAR-10) and decodes once; later runs read the cache\n"
+        "try:\n"
+        "    prepare(DATASET)  # downloads (CIFAR-10) and decodes once; later runs read the cache\n"
+        "except DatasetError as e:  # no answer from the host, or a file that is not the dataset: what to do\n"
+        "    sys.exit(str(e))\n"
         "x_train, x_test, y_train, y_test = load_data(DATASET, PROFILE)\n"
         "print(\"train:\", x_train.shape, \"test:\", x_test.shape)"),
     "book/02-model": "model = create_model()",
@@ -73,7 +76,10 @@ CALLS = {
         "except ImportError as e:  # the exporter's packages are not installed: the rest ran without them\n"
         "    print(\"not exported: {} (the book's envs/<env>/requirements-onnx.txt lists them)\".format(e))"),
     "Load the data": (
-        "prepare(DATASET)  # downloads (IMDB) or makes (synthetic) the reviews once; later runs read the cache\n"
+        "try:\n"
+        "    prepare(DATASET)  # downloads (IMDB) or makes (synthetic) the reviews once; later runs read the cache\n"
+        "except DatasetError as e:  # no answer from the host, or a file that is not the dataset: what to do\n"
+        "    sys.exit(str(e))\n"
         "x_train, x_test, y_train, y_test = load_data(DATASET, PROFILE)\n"
         "print(\"train:\", x_train.shape, \"test:\", x_test.shape)"),
     "Define the model": "model = create_model()",
@@ -94,7 +100,7 @@ CALLS["Export"] = (
     "    print(\"rnn.onnx: {:,} bytes\".format(os.path.getsize(\"rnn.onnx\")))\n"
     "except Exception as e:  # its packages missing, or an exporter that cannot (the chapter's table says which)\n"
     "    print(\"not exported: {}: {}\".format(type(e).__name__, str(e).strip().splitlines()[0]))")
-DRIVER_NAMES = {"prepare", "minibatches", "evaluate"}  # the calls above use these from code/
+DRIVER_NAMES = {"prepare", "minibatches", "evaluate", "DatasetError"}  # the calls above use these from code/
 
 
 DEFS = (ast.FunctionDef, ast.ClassDef)
@@ -236,7 +242,7 @@ def cells(tab, dataset=None, profile="full", model=framework_tabs.MODEL):
     part = PARTS[model]
     lib_imports, lib_code = closure([Source(name, model) for name in part["library"]], wanted)
     needed = set().union(*[uses(s) for _, s in lib_code])
-    imports = ["import os", "import time"] + [import_text(src, s, needed) for src, s in lib_imports]
+    imports = ["import os", "import sys", "import time"] + [import_text(src, s, needed) for src, s in lib_imports]
     imports = list(dict.fromkeys(line for line in imports if not line.endswith(" import ")))
     setup = []  # a local module's setup (imports, module-level code and the functions it calls) ...
     for src in local:

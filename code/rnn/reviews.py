@@ -154,7 +154,7 @@ def prepare(name):
     if name == "imdb":
         archive = os.path.join(datasets.CACHE_DIR, "imdb.npz")
         if not os.path.exists(archive):
-            datasets.download(IMDB_URL, archive, timeout=60, verify=verify_imdb)
+            datasets.download(IMDB_URL, archive, timeout=60, verify=verify_imdb, instead='"synthetic" (made here)')
         corpus = read_imdb(archive)
     else:
         corpus = make_synthetic()
