@@ -32,9 +32,10 @@ JIT = tuning.change("jit_compile", BACKEND == "torch" and bool(GPU), {
              "`make bench-tuning` measures torch.compile on this CPU",
     "tensorflow": "Keras' default, \"auto\", compiles with XLA where TensorFlow has a GPU, and not on a CPU-only machine",
     "jax": "Keras' default, \"auto\", always compiles with XLA on JAX"}[BACKEND])
-WEIGHT_GRAD = tuning.change("weight_grad", BACKEND == "jax" and not GPU, "each convolution's kernel gradient is one "
-                            "matrix product of the shifted inputs and the output's gradient, where XLA's CPU backend "
-                            "computes it as a convolution over the batch, far slower" if BACKEND == "jax" and not GPU
+JAX_CPU = BACKEND == "jax" and not GPU
+WEIGHT_GRAD = tuning.change("weight_grad", JAX_CPU, "each convolution's kernel gradient is one matrix product of the "
+                            "shifted inputs and the output's gradient, where XLA's CPU backend computes it as a "
+                            "convolution over the batch, far slower" if JAX_CPU
                             else "for JAX's CPU backend only: the slow kernel gradient is XLA's on a CPU")
 BF16 = tuning.change("bf16", *(tuning.gpu_bf16(gpu_capability()) if GPU else tuning.cpu_bf16()))
 if BF16:  # before create_model: each layer computes in bf16 and keeps float32 weights
