@@ -181,3 +181,14 @@ def test_set_weights_keeps_the_optimizers_momentum_and_a_new_init_model_starts_c
     assert row["restart_clean"] < parity.TOLERANCE, "built anew: {:.2e}".format(row["restart_clean"])
     assert row["restart_stale"] > max(parity.TOLERANCE, 100 * row["restart_clean"]), (
         "the old optimizer's step is the clean one: {:.2e}".format(row["restart_stale"]))
+
+
+def test_the_weights_chapter_shows_each_rows_predict_dropout_and_bf16():
+    from pages import weights as report_weights
+    row = dict(device="cpu", logits=1e-7, own_logits=1e-7, losses=1e-7, weights=1e-7, update=1e-5, round_trip_exact=True,
+               imported={"pytorch": 1e-7}, as_source={"pytorch": 1e-7}, predicted=[0, 64],
+               dropout_rates=[0.25, 0.25, 0.75], dropout_as_declared=False,
+               bf16=dict(on=True, losses=1e-4, losses_seen=[2.3] * 3, predicted=[2, 49]))
+    page = report_weights.parity_table({"pytorch-tuned": row, "pytorch": dict(row, bf16=None, predicted=None)})
+    assert "the same 64 classes" in page and "0.25, 0.25, 0.75 (NOT the model&#x27;s)" in page
+    assert "losses 1.0e-04, 2 of 49 classes differ" in page and page.count(">NO<") == 2

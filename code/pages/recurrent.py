@@ -8,6 +8,7 @@ import altair as alt
 
 import common
 from lab import envs, onnx_check, parity, results
+from pages.weights import predicted
 from pages import export
 from pages.base import (Run, WIDTH, _fmt, apart, embed, flags_note, html_table, load_seed, purpose_run,
                         reference_note, rows, shared_selection, trained_line)
@@ -110,17 +111,19 @@ def translation_html():
 def parity_html(measured):
     """Each row against the reference: its logits, the other GRU's distance, the Adam its weights
     landed on, and the weights of every other row moved into it."""
-    head = ["framework", "logits vs reference", "vs form B", "Adam (measured)", "update off", "weights from all"]
+    head = ["framework", "logits vs reference", "vs form B", "Adam (measured)", "update off", "weights from all",
+            "its own predict"]
     body = []
     for name in rows_of_model():
         row = (measured or {}).get("table", {}).get(name)
         if not row or "error" in row:
             why = (row or {}).get("error") or envs.python_for(name)[1] or "not measured"
-            body.append(([label_of(name), "-", "-", "-", "-", "-"], [("not measured", why)], []))
+            body.append(([label_of(name)] + ["-"] * (len(head) - 1), [("not measured", why)], []))
             continue
         moved = max(list(row["imported"].values()) + list(row["as_source"].values()))
         cells = [label_of(name), "{:.1e}".format(row["logits"]), "{:.2f}".format(row["logits_form_b"]),
-                 row["optimizer_form"], "{:.2%}".format(row["update"]), "{:.1e} ({})".format(moved, len(row["imported"]))]
+                 row["optimizer_form"], "{:.2%}".format(row["update"]), "{:.1e} ({})".format(moved, len(row["imported"])),
+                 predicted(row.get("predicted"))]
         notes = [] if parity.passes(row) else [("outside the tolerances", "the largest differences are above")]
         others = "; ".join("{}: {:.0%}".format(k, v) for k, v in row["other_forms"].items())
         body.append((cells, notes, [("device", row["device"]), ("update off the other forms of Adam", others)]))

@@ -13,18 +13,20 @@ from pages.defaults import committed_table, reused
 def parity_table(table, measured=None, machine=None, source=""):
     """One row per framework: its largest differences from the reference, and whether they pass."""
     head = ["row", "device", "logits", "losses", "weights after {} steps".format(parity.STEPS), "update, relative",
-            "round trip", "weights from every framework", "within tolerance"]
+            "round trip", "weights from every framework", "its own predict", "dropout rates", "bf16 forced on",
+            "within tolerance"]
     body = []
     order = common.implemented_frameworks(tuned=True)  # each tuned row after its twin; a cached table is by name
     for name, row in sorted(table.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)):
         if "error" in row:
-            body.append(([name, "-", "-", "-", "-", "-", "-", "-", "not measured"], [("why", str(row["error"]))], []))
+            body.append(([name] + ["-"] * (len(head) - 2) + ["not measured"], [("why", str(row["error"]))], []))
             continue
         moved = max(list(row.get("imported", {}).values()) + list(row.get("as_source", {}).values()) or [float("nan")])
         cells = [name, row["device"], "{:.1e}".format(row["logits"]), "{:.1e}".format(row["losses"]),
                  "{:.1e}".format(row["weights"]), "{:.2%}".format(row["update"]),
                  "exact" if row["round_trip_exact"] else "NOT exact",
                  "{:.1e} ({} sources)".format(moved, len(row.get("imported", {}))),
+                 predicted(row.get("predicted")), dropout(row), bf16(row.get("bf16")),
                  "yes" if parity.passes(row) else "NO"]
         body.append((cells, [], []))
     caption = ("Measured {} on {}{} (the device column says where each framework ran): the synthetic "
@@ -32,6 +34,29 @@ def parity_table(table, measured=None, machine=None, source=""):
                "the reference.").format((measured or results.now())[:10], machine or results.cpu_name(), source,
                                         parity.STEPS, common.BATCH_SIZE)
     return "<p>{}</p>{}".format(html.escape(caption), html_table(head, body, "rosetta-parity"))
+
+
+def predicted(found):
+    """[wrong, compared] as a cell: the row's own predict against the reference's classes."""
+    if not found:
+        return "-"  # a table measured before this check
+    wrong, compared = found
+    return "{} of {} classes differ".format(wrong, compared) if wrong else "the same {} classes".format(compared)
+
+
+def dropout(row):
+    if "dropout_rates" not in row:
+        return "-"
+    rates = ", ".join("{:g}".format(r) if r is not None else "none" for r in row["dropout_rates"]) or "none"
+    return rates if row["dropout_as_declared"] else rates + " (NOT the model's)"
+
+
+def bf16(found):
+    if not found:
+        return "-"  # not a tuned row (or a table measured before this check)
+    if "error" in found:
+        return "failed: " + found["error"]
+    return "losses {:.1e}, {}".format(found["losses"], predicted(found["predicted"]))
 
 
 def measured_table(results_dir=None):
