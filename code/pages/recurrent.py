@@ -102,9 +102,11 @@ def label_of(name):
 
 
 def translation_html():
-    """What each module calls and how its weights and lengths go in: read off its code in code/rnn/."""
-    head = ["framework", "its GRU", "weights: gates, layout", "each review's last step", "its GRU's initial weights"]
-    body = [([label_of(name)] + list(HOW[common.tab(name)]), [], []) for name in rows_of_model()]
+    """What each module calls, how its weights and lengths go in, and what its GRU starts from: read off
+    its code in code/rnn/ and its framework's defaults."""
+    head = ["framework", "its GRU", "weights: gates, layout", "each review's last step"]
+    body = [([label_of(name)] + list(HOW[common.tab(name)][:3]), [("initial weights", HOW[common.tab(name)][3])], [])
+            for name in rows_of_model()]
     return html_table(head, body, "rosetta-translation")
 
 
