@@ -105,12 +105,12 @@ def test_the_page_takes_the_ablation_todays_code_of_the_row_measured_and_says_wh
     assert fast.ablation("jax-tuned", root, other) == {}  # another kind of machine: none
 
 
-def test_part_twos_initial_weights_are_the_installed_frameworks_defaults():
-    """The translation table's column for the main environment's frameworks, against their code."""
+def test_part_twos_initial_weights_are_the_installed_frameworks_defaults(monkeypatch):
+    """The translation table's initial weights for the main environment's frameworks, against them."""
     import math
     import torch
     from flax import nnx
-    os.environ.setdefault("KERAS_BACKEND", "jax")
+    monkeypatch.setenv("KERAS_BACKEND", os.environ.get("KERAS_BACKEND", "jax"))  # read once, at import
     import keras
     table = {name: recurrent.HOW[name][3] for name in recurrent.HOW}
     gru = torch.nn.GRU(125, 100)
