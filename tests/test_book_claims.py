@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT
 import common
-from lab import digest, envs, results
+from lab import digest, envs, results, runs
 from pages import base, fast, recurrent, results as results_page
 
 
@@ -87,7 +87,9 @@ def test_the_page_takes_the_ablation_todays_code_of_the_row_measured_and_says_wh
     assert (found["run"], found["older"], found["kept"]) == ("20260102-000000-quick-tuning", True, True)
     assert found["speedup"] == pytest.approx(0.5)
     listed = fast.kept_off_html(root)
-    assert "bf16 in <code>jax-tuned</code>, 0.50x (ablation 20260102-000000-quick-tuning, " + fast.OLDER in listed
+    assert ("bf16 in <code>jax-tuned</code>, 0.50x (ablation 20260102-000000-quick-tuning, " + fast.OLDER
+            + ", so it is not kept off") in listed
+    assert runs.ablation("jax-tuned", root, machine) == {}  # the harness applies no ablation of older code
     tuned = dict(framework="jax-tuned", tuning=[dict(change="bf16", on=True, why="bf16 units")])
     run = run_of([])
     run.path, run.meta["machine"] = os.path.join(root, "runs", "20260103-000000-quick"), machine

@@ -11,7 +11,7 @@ from conftest import ROOT, env_python, run
 import common
 from pages import base, results as results_page
 from pages import fast as report_fast
-from lab import envs, results, runs
+from lab import digest, envs, results, runs
 import tuning
 from test_report import make_run, ok
 
@@ -160,7 +160,7 @@ def write_ablation(tmp_path):
         run="20260101-000000-quick-tuning", purpose="tuning", status="complete", profile="quick",
         dataset="synthetic", machine=dict(results.machine(), gpu=envs.gpu_name())))
     for name, doc in [("pytorch-tuned", base), ("pytorch-tuned@channels_last", no_cl), ("pytorch-tuned@bf16", with_bf16)]:
-        results.write_json(os.path.join(path, name + ".json"), doc)
+        results.write_json(os.path.join(path, name + ".json"), dict(doc, code=digest.row_code("pytorch-tuned")))
     return path
 
 
@@ -202,7 +202,7 @@ def test_a_tuned_rows_probe_switches_off_what_its_ablation_here_measured_a_loss(
     slow = tuned_doc("jax-tuned", 10.0, 0.3, grad)
     slow["flipped"] = "weight_grad"
     for name, doc in [("jax-tuned", tuned_doc("jax-tuned", 20.0, 0.3, grad)), ("jax-tuned@weight_grad", slow)]:
-        results.write_json(os.path.join(path, name + ".json"), doc)
+        results.write_json(os.path.join(path, name + ".json"), dict(doc, code=digest.row_code("jax-tuned")))
     why = {c["change"]: c for c in plan.probe("jax-tuned")}["weight_grad"]  # measured 0.50x: off
     assert not why["on"] and why["why"].endswith("it measured 0.50x (ablation 20260101-000000-quick-tuning): off")
 

@@ -123,28 +123,47 @@ def checked_table(check, key, measure, fresh=False, cached_only=False, root=None
     return measured
 
 
-def ablation(row, root=None, machine=None):
-    """{change: (speed-up, run)} for each change of tuned `row`, steady epoch without it / with it,
-    from the newest complete ablation (`make bench-tuning`, committed or local) that measured it on
-    a machine of this kind: the same CPU features and GPU as `machine` (a run.json's; default this
-    one). What tuning.change reads, through the harness, to keep a measured loss off."""
-    kind = (machine.get("features"), machine.get("gpu")) if machine else (results.cpu_features(), gpu_name())
+def tuning_runs(root=None, kind=None):
+    """[(run, path, meta)] of the complete ablations (make bench-tuning) here and committed, newest
+    first; only those made on a machine of `kind` ((CPU features, GPU)) where it is given."""
     found = []
     for where in ("runs", "reference"):
         for path, meta in results.local_runs(root or common.RESULTS_DIR, where):
             made_on = meta.get("machine") or {}
             if meta.get("purpose") == "tuning" and meta.get("status") == "complete" and (
-                    made_on.get("features"), made_on.get("gpu")) == kind:
-                found.append((meta["run"], path))
+                    kind is None or (made_on.get("features"), made_on.get("gpu")) == kind):
+                found.append((meta["run"], path, meta))
+    return sorted(found, key=lambda found: found[0], reverse=True)
+
+
+def ablations(row, root=None, machine=None):
+    """{change: dict(speedup, run, older, on, why)} for each change of tuned `row`: steady epoch without
+    it over with it, from the ablations made on a machine of this kind (the same CPU features and GPU
+    as `machine`, a run.json's; default this one). The newest that today's code of the row measured
+    wins (lab.digest.row_code); else the newest, with older True. on, why: the change in its base row."""
+    from lab import digest
+    kind = (machine.get("features"), machine.get("gpu")) if machine else (results.cpu_features(), gpu_name())
     out = {}
-    for run, path in sorted(found, reverse=True):  # the newest first: it wins
+    for run, path, _ in tuning_runs(root, kind):
         docs = {r.get("flipped"): r for r in results.load_run(path)[1] if r["framework"] == row}
-        for change in (docs.get(None) or {}).get("tuning") or []:
-            base, flipped = docs[None], docs.get(change["change"])
-            if change["change"] not in out and flipped and results.steady(base) and results.steady(flipped):
+        base = docs.get(None)
+        older = bool(base) and digest.older_code(base, "tuning")
+        for change in (base or {}).get("tuning") or []:
+            flipped, known = docs.get(change["change"]), out.get(change["change"])
+            if flipped and results.steady(base) and results.steady(flipped) and (
+                    known is None or (known["older"] and not older)):
                 with_, without = (base, flipped) if change["on"] else (flipped, base)
-                out[change["change"]] = (results.steady(without) / results.steady(with_), run)
+                out[change["change"]] = dict(speedup=results.steady(without) / results.steady(with_), run=run,
+                                             older=older, on=change["on"], why=change["why"])
     return out
+
+
+def ablation(row, root=None, machine=None):
+    """{change: (speed-up, run)} from the newest ablation that today's code of the row measured on a
+    machine of this kind: what tuning.change reads, through the harness, to keep a measured loss off.
+    An ablation of older code of the row keeps nothing off (the pages say where one measured a loss)."""
+    return {change: (found["speedup"], found["run"]) for change, found in ablations(row, root, machine).items()
+            if not found["older"]}
 
 
 def find_resumable(profile, dataset, init="glorot", purpose="", kind="runs"):

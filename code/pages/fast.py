@@ -8,7 +8,7 @@ import altair as alt
 
 import common
 import tuning
-from lab import digest, results
+from lab import digest, results, runs
 from pages.base import (WIDTH, _fmt, _order, describe_machine, embed, flags_note, html_table, load_runs,
                         reference_note, rows, run_header, split, steady, trained_line)
 
@@ -53,44 +53,18 @@ OLDER = "measured by older code of the row: make bench-tuning on such a machine 
 CITED = re.compile(r"\(ablation ([\w-]+)\)")  # how tuning.change cites the ablation that keeps a change off
 
 
-def tuning_runs(root, kind=None):
-    """[(run, path, meta)] of the complete ablations (make bench-tuning) here and committed, newest
-    first; only those made on a machine of `kind` ((CPU features, GPU)) where it is given."""
-    found = []
-    for where in ("runs", "reference"):
-        for path, meta in results.local_runs(root, where):
-            made_on = meta.get("machine") or {}
-            if meta.get("purpose") == "tuning" and meta.get("status") == "complete" and (
-                    kind is None or (made_on.get("features"), made_on.get("gpu")) == kind):
-                found.append((meta["run"], path, meta))
-    return sorted(found, key=lambda found: found[0], reverse=True)
-
-
 def ablation(row, root, machine):
-    """{change: dict(speedup, run, older, kept)} for each change of tuned `row`: its steady epoch
-    without the change over with it, from the ablations made on a machine of `machine`'s kind (a
-    run.json's: its CPU features and GPU). The newest that today's code of the row measured wins
-    (lab.digest.row_code), else the newest, with older True; the harness's lookup (lab.runs.ablation)
-    matches the machine only. kept: the change was on in the ablation's row, or kept off by an ablation."""
-    out = {}
-    for run, path, _ in tuning_runs(root, (machine.get("features"), machine.get("gpu"))):
-        docs = {r.get("flipped"): r for r in results.load_run(path)[1] if r["framework"] == row}
-        base = docs.get(None)
-        older = bool(base) and digest.older_code(base, "tuning")
-        for change in (base or {}).get("tuning") or []:
-            flipped, known = docs.get(change["change"]), out.get(change["change"])
-            if flipped and steady(base) and steady(flipped) and (known is None or (known["older"] and not older)):
-                with_, without = (base, flipped) if change["on"] else (flipped, base)
-                out[change["change"]] = dict(speedup=steady(without) / steady(with_), run=run, older=older,
-                                             kept=change["on"] or bool(CITED.search(change["why"])))
-    return out
+    """runs.ablations (today's code of the row first, else older) with kept: the change was on in the
+    ablation's row, or kept off by an ablation."""
+    return {change: dict(found, kept=found["on"] or bool(CITED.search(found["why"])))
+            for change, found in runs.ablations(row, root, machine).items()}
 
 
 def cited_older(row, why, root):
     """Whether the ablation a change's reason cites ("... (ablation RUN): off", tuning.change) was
     measured by older code of the row than today's."""
     cited = CITED.search(why or "")
-    for run, path, _ in tuning_runs(root) if cited else []:
+    for run, path, _ in runs.tuning_runs(root) if cited else []:
         if run == cited.group(1):
             base = next((r for r in results.load_run(path)[1] if r["framework"] == row and not r.get("flipped")), None)
             return bool(base) and digest.older_code(base, "tuning")
@@ -120,10 +94,11 @@ def results_root(run):
 
 def kept_off(results_dir=None):
     """[(machine, row, change, found)] for each change that the ablations of a kind of machine measured
-    a loss (tuning.LOSS) where the row would have it on, so the row keeps it off there (found: ablation's)."""
+    a loss (tuning.LOSS) where the row would have it on: the row keeps it off there, unless found["older"]
+    (older code of the row measured it, and the harness applies only today's code's ablations)."""
     root = results_dir or common.RESULTS_DIR
     kinds = {}
-    for _, _, meta in tuning_runs(root):
+    for _, _, meta in runs.tuning_runs(root):
         made_on = meta.get("machine") or {}
         kinds.setdefault((tuple(made_on.get("features") or ()), made_on.get("gpu")), meta)
     out = []
@@ -138,10 +113,11 @@ def kept_off(results_dir=None):
 def kept_off_html(results_dir=None):
     found = kept_off(results_dir)
     if not found:
-        return '<p class="rosetta-empty">No ablation here or committed keeps a change off.</p>'
+        return '<p class="rosetta-empty">No ablation here or committed measured a loss for a change.</p>'
     items = "".join("<li>{}: {} in <code>{}</code>, {:.2f}x (ablation {}{})</li>".format(
         html.escape(machine), html.escape(change), html.escape(row), got["speedup"], html.escape(got["run"]),
-        ", " + html.escape(OLDER) if got["older"] else "") for machine, row, change, got in found)
+        ", " + html.escape(OLDER) + ", so it is not kept off" if got["older"] else ": kept off")
+        for machine, row, change, got in found)
     return '<ul class="rosetta-kept-off">{}</ul>'.format(items)
 
 
