@@ -13,11 +13,9 @@ from pages.defaults import committed_table, reused
 def parity_table(table, measured=None, machine=None, source=""):
     """One row per framework: its largest differences from the reference, and whether they pass."""
     head = ["row", "device", "logits", "losses", "weights after {} steps".format(parity.STEPS), "update, relative",
-            "round trip", "weights from every framework", "its own predict", "dropout rates", "bf16 forced on",
-            "within tolerance"]
+            "round trip", "weights from every framework", "within tolerance"]
     body = []
-    order = common.implemented_frameworks(tuned=True)  # each tuned row after its twin; a cached table is by name
-    for name, row in sorted(table.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)):
+    for name, row in ordered(table):
         if "error" in row:
             body.append(([name] + ["-"] * (len(head) - 2) + ["not measured"], [("why", str(row["error"]))], []))
             continue
@@ -26,14 +24,27 @@ def parity_table(table, measured=None, machine=None, source=""):
                  "{:.1e}".format(row["weights"]), "{:.2%}".format(row["update"]),
                  "exact" if row["round_trip_exact"] else "NOT exact",
                  "{:.1e} ({} sources)".format(moved, len(row.get("imported", {}))),
-                 predicted(row.get("predicted")), dropout(row), bf16(row.get("bf16")),
                  "yes" if parity.passes(row) else "NO"]
         body.append((cells, [], []))
     caption = ("Measured {} on {}{} (the device column says where each framework ran): the synthetic "
                "dataset's first {} shuffled batches of {} images, float32 in the frameworks, float64 in "
                "the reference.").format((measured or results.now())[:10], machine or results.cpu_name(), source,
                                         parity.STEPS, common.BATCH_SIZE)
-    return "<p>{}</p>{}".format(html.escape(caption), html_table(head, body, "rosetta-parity"))
+    return "<p>{}</p>{}{}".format(html.escape(caption), html_table(head, body, "rosetta-parity"), own_paths(table))
+
+
+def ordered(table):
+    """The table's rows, each tuned row after its twin (a cached table is by name)."""
+    order = common.implemented_frameworks(tuned=True)
+    return sorted(table.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+
+
+def own_paths(table):
+    """The second table: what each row's own code does where the first one's checks go around it."""
+    head = ["row", "its own predict", "dropout rates", "bf16 forced on"]
+    body = [([name, predicted(row.get("predicted")), dropout(row), bf16(row.get("bf16"))], [], [])
+            for name, row in ordered(table) if "error" not in row]
+    return html_table(head, body, "rosetta-parity rosetta-own-paths")
 
 
 def predicted(found):
