@@ -30,7 +30,7 @@ def now():
 
 def cpuinfo():
     """Where this machine's CPU is described: /proc/cpuinfo, or the file ROSETTA_CPUINFO names (the
-    tests read the CPU as each kind of machine this project runs on: tests/artifacts/cpuinfo/)."""
+    tests read the CPU as each kind of machine this project runs on: tests/cpuinfo/)."""
     return os.environ.get("ROSETTA_CPUINFO") or "/proc/cpuinfo"
 
 

@@ -133,7 +133,7 @@ def tuning_runs(root=None, kind=None):
             if meta.get("purpose") == "tuning" and meta.get("status") == "complete" and (
                     kind is None or (made_on.get("features"), made_on.get("gpu")) == kind):
                 found.append((meta["run"], path, meta))
-    return sorted(found, key=lambda found: found[0], reverse=True)
+    return sorted(found, key=lambda item: item[0], reverse=True)  # by run name: its start time
 
 
 def ablations(row, root=None, machine=None):

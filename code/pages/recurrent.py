@@ -125,7 +125,7 @@ def parity_html(measured):
         moved = max(list(row["imported"].values()) + list(row["as_source"].values()))
         cells = [label_of(name), "{:.1e}".format(row["logits"]), "{:.2f}".format(row["logits_form_b"]),
                  row["optimizer_form"], "{:.2%}".format(row["update"]), "{:.1e} ({})".format(moved, len(row["imported"])),
-                 predicted(row.get("predicted"))]
+                 predicted(row["predicted"])]
         notes = [] if parity.passes(row) else [("outside the tolerances", "the largest differences are above")]
         others = "; ".join("{}: {:.0%}".format(k, v) for k, v in row["other_forms"].items())
         body.append((cells, notes, [("device", row["device"]), ("update off the other forms of Adam", others)]))

@@ -42,29 +42,25 @@ def ordered(table):
 def own_paths(table):
     """The second table: what each row's own code does where the first one's checks go around it."""
     head = ["row", "its own predict", "dropout rates", "bf16 forced on"]
-    body = [([name, predicted(row.get("predicted")), dropout(row), bf16(row.get("bf16"))], [], [])
+    body = [([name, predicted(row["predicted"]), dropout(row), bf16(row.get("bf16"))], [], [])
             for name, row in ordered(table) if "error" not in row]
     return html_table(head, body, "rosetta-parity rosetta-own-paths")
 
 
 def predicted(found):
     """[wrong, compared] as a cell: the row's own predict against the reference's classes."""
-    if not found:
-        return "-"  # a table measured before this check
     wrong, compared = found
     return "{} of {} classes differ".format(wrong, compared) if wrong else "the same {} classes".format(compared)
 
 
 def dropout(row):
-    if "dropout_rates" not in row:
-        return "-"
     rates = ", ".join("{:g}".format(r) if r is not None else "none" for r in row["dropout_rates"]) or "none"
     return rates if row["dropout_as_declared"] else rates + " (NOT the model's)"
 
 
 def bf16(found):
     if not found:
-        return "-"  # not a tuned row (or a table measured before this check)
+        return "-"  # not a tuned row
     if "error" in found:
         return "failed: " + found["error"]
     return "losses {:.1e}, {}".format(found["losses"], predicted(found["predicted"]))
