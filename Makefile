@@ -28,14 +28,14 @@ export FRESH
 LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
-.PHONY: html plan book bench bench-rnn reference-rnn bench-defaults bench-tuning bench-inference bench-breakdown reference-breakdown reference reference-rows reference-tables reference-defaults \
+.PHONY: html plan book bench bench-rnn reference-rnn bench-resnet reference-resnet bench-defaults bench-tuning bench-inference bench-breakdown reference-breakdown reference reference-rows reference-tables reference-defaults \
 	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets test-gpu-tools test-cpu-kinds \
 	gpu-builds envs test test-slow test-onnx-rnn test-programs-rnn test-fidelity serve clean
 .DELETE_ON_ERROR:
 
 # Ends with its own duration: what a build costs on this machine (the README asks for a GPU's).
 html:
-	@start=$$(date +%s); $(MAKE) --no-print-directory plan bench bench-rnn book; echo "make html took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) --no-print-directory plan bench bench-rnn bench-resnet book; echo "make html took $$(( $$(date +%s) - start )) s"
 
 # What make html will run: every part's rows with their estimates, and the book's check tables.
 plan: $(SETUP)
@@ -60,6 +60,15 @@ reference-rnn: $(SETUP)
 	$(PY) code/bench.py --model rnn --reference --resume --profile quick --dataset $(RNN_DATASET)
 	$(PY) code/bench.py --model rnn --reference --book-tables
 
+# Part III's rows, ResNet-50 features (code/resnet/): each zoo's model on 224x224 images made from the
+# CNN's dataset, timed per 1,000 images beside ONNX Runtime on the PyTorch row's file.
+bench-resnet: $(SETUP)
+	$(PY) code/bench.py --model resnet --resume $(BENCH_ARGS)
+
+reference-resnet: $(SETUP)
+	$(PY) code/bench.py --model resnet --reference --resume --profile quick --dataset $(DATASET)
+	$(PY) code/bench.py --model resnet --reference --book-tables
+
 # What the frameworks' own weight init costs (defaults chapter): the frameworks whose default is not
 # Glorot-uniform, trained with each, on INIT_PROFILE (fidelity: 4 epochs of 6,400 images, about
 # 90 min on 2 cores); a pair made by the same code and environments is kept, not run again.
@@ -70,7 +79,7 @@ bench-defaults: $(SETUP)
 # row's quick run (about 30 min on 2 cores), the defaults, parity, ONNX and scale-out equivalence
 # tables, the own-init pair (fidelity, about 1 h), the tuning ablation (1 to 2 h), inference, the
 # scale-out runs, part II's rows and tables, and the breakdown. Each part can be run alone.
-reference: reference-rows reference-tables reference-defaults reference-tuning reference-inference reference-scale-out reference-rnn \
+reference: reference-rows reference-tables reference-defaults reference-tuning reference-inference reference-scale-out reference-rnn reference-resnet \
 	reference-breakdown
 
 reference-tables: $(SETUP)
@@ -139,7 +148,7 @@ envs: $(SETUP)
 .envs/builds-%:
 	@mkdir -p .envs && rm -f .envs/builds-* && touch $@
 
-.envs/main/.installed: envs/main/requirements.txt envs/main/requirements-gpu.txt envs/main/requirements-onnx.txt .envs/system.installed .envs/builds-$(GPU)
+.envs/main/.installed: envs/main/requirements.txt envs/main/requirements-gpu.txt envs/main/requirements-onnx.txt envs/main/requirements-zoo.txt .envs/system.installed .envs/builds-$(GPU)
 	tools/make-env.sh main
 
 book/_static/vendor/VERSIONS: tools/vendor-js.sh

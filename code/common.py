@@ -67,6 +67,21 @@ MODELS = OrderedDict([
                     fidelity=dict(epochs=3, n_train=25000, n_test=5000, timeout=3600,
                                   about="the seed's training set: 3 epochs over the 25,000 training reviews"),
                     smoke=dict(epochs=2, n_train=128, n_test=128, timeout=300)))),
+    # Part III (book/resnet.md): inference only (task "features"): each zoo's ResNet-50 cut after its
+    # average pooling, run on n_test images (images.py), timed per 1,000 as the seed measured it.
+    ("resnet", dict(folder="resnet", label="ResNet-50 features", data="images", weights="resnet_weights",
+                   reference="resnet_reference", inputs="images", prefix="resnet-", task="features",
+                   env_files=("requirements-zoo.txt",), baseline="resnet_onnxruntime",
+                   reference_data=("images_for_library", dict(channel_first=True)), init="own", purpose="resnet",
+                   book_tables="resnet", book_checks=("features",), dropout=(), has=(), profiles=dict(
+                       full=dict(epochs=0, n_train=0, n_test=1024, timeout=1800,
+                                 about="1,024 images, batches of 32"),
+                       quick=dict(epochs=0, n_train=0, n_test=128, timeout=600,
+                                  about="a CPU-sized run: 128 images, batches of 32, scaled to 1,000"),
+                       fidelity=dict(epochs=0, n_train=0, n_test=512, timeout=1200,
+                                     about="512 images, batches of 32"),
+                       smoke=dict(epochs=0, n_train=0, n_test=64, timeout=300,
+                                  about="two batches of 32, for tests")))),
 ])
 
 # name -> model, its module in the model's folder, environment (envs/<env>/), tab label, extra
@@ -105,7 +120,11 @@ TUNED = OrderedDict((name + "-tuned", dict(FRAMEWORKS[name], module=FRAMEWORKS[n
 # Part II's rows, the GRU: each CNN row's twin in code/rnn/, in the same environment and tab.
 RECURRENT = OrderedDict(("rnn-" + name, dict(spec, model="rnn", module="rnn" + spec["module"][len("cnn"):]))
                         for name, spec in FRAMEWORKS.items())
-ROWS = OrderedDict(list(FRAMEWORKS.items()) + list(TUNED.items()) + list(RECURRENT.items()))  # every row
+# Part III's rows, ResNet-50's features: one per framework again, in code/resnet/.
+FEATURES = OrderedDict(("resnet-" + name, dict(spec, model="resnet", module="resnet" + spec["module"][len("cnn"):]))
+                       for name, spec in FRAMEWORKS.items())
+ROWS = OrderedDict(list(FRAMEWORKS.items()) + list(TUNED.items()) + list(RECURRENT.items())
+                   + list(FEATURES.items()))  # every row
 
 # The data-parallel rows ("Scale out"): each framework's module on its own distributed engine, in its
 # model's folder (only the functions that change), and the launcher that starts its processes.

@@ -4,7 +4,8 @@
 # (envs/NAME/setup.sh, if any, instead of the requirements). With GPU=1 (the Makefile's default
 # where nvidia-smi lists a GPU) it installs requirements-gpu.txt, the CUDA builds, where there is one;
 # requirements-onnx.txt (the exporters, and ONNX Runtime in main) goes in with either, and so does
-# requirements-scale.txt where there is one (the scale-out rows' packages: mpi4py for ChainerMN);
+# requirements-scale.txt where there is one (the scale-out rows' packages: mpi4py for ChainerMN), and
+# requirements-zoo.txt (part III's model zoo: torchvision in main);
 # with GPU=1, requirements-cuda.txt too (the CUDA libraries a CUDA build does not bring itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,7 @@ if [ -f "$spec/setup.sh" ]; then
 else  # the ONNX packages and the scale-out ones with the rest, so that pip keeps every pin
   scale=()
   [ ! -f "$spec/requirements-scale.txt" ] || scale=(-r "$spec/requirements-scale.txt")
+  [ ! -f "$spec/requirements-zoo.txt" ] || scale+=(-r "$spec/requirements-zoo.txt")
   "$dir/bin/python" -m pip install -q -r "$requirements" -r "$spec/requirements-onnx.txt" "${scale[@]}" "${cuda[@]}"
 fi
 # A CUDA build that expects the CUDA libraries on the system (MXNet's, CuPy's) gets them from the

@@ -21,13 +21,15 @@ CODE = os.path.join(common.ROOT, "code")
 UNTIMED = ("set_weights", "export_onnx")
 # ... and the functions of the lab's modules that only the book's check tables run, never a run whose
 # results record the module's digest (inference, scale-out).
-NOT_RUN = {"onnx_check": ("code_digest", "table"), "scale_out": ("table",), "parity": ("table",)}
+NOT_RUN = {"onnx_check": ("code_digest", "table"), "scale_out": ("table",), "parity": ("table",),
+           "features": ("table",)}
 # What each check's table proves things about, beyond the rows' code and environments: the modules
 # that run it (without their NOT_RUN functions), the rows' modules whole where it exports them, and
 # the data-parallel modules where it launches them.
 CHECKS = {"parity": dict(code=("parity", "reference", "tuning")),
           "onnx": dict(code=("onnx_check", "onnx_graph", "parity"), whole=True),
-          "scale-out": dict(code=("launch", "parity", "reference", "scale_out"), parallel=True)}
+          "scale-out": dict(code=("launch", "parity", "reference", "scale_out"), parallel=True),
+          "features": dict(code=("features", "reference"), whole=True)}
 
 
 def source_path(name, model=None):
@@ -143,10 +145,11 @@ def machine_kind():
     return dict(features=results.cpu_features(), gpu=gpu_name())
 
 
-def env_files(envs):
-    """{name: path} of what pins each environment: its Python version and requirements."""
+def env_files(envs, more=()):
+    """{name: path} of what pins each environment: its Python version and requirements (and the files
+    `more` names: a model's own, as part III's model zoo)."""
     names = ("python-version", "requirements.txt", "requirements-gpu.txt", "requirements-onnx.txt",
-             "requirements-scale.txt", "requirements-cuda.txt")
+             "requirements-scale.txt", "requirements-cuda.txt") + tuple(more)
     return {"envs/{}/{}".format(e, n): os.path.join(common.ROOT, "envs", e, n) for e in envs for n in names}
 
 
@@ -157,7 +160,7 @@ def fingerprint(frameworks, profile, dataset, code=("harness", "introspect", "ow
     model = common.model_of(frameworks)
     roles = ("common", "datasets", "data", "weights") + tuple(code)  # a model's own by its name
     files = {n: source_path(n, model) for n in (common.MODELS[model].get(r, r) for r in roles)}
-    files.update(env_files({common.ROWS[f]["env"] for f in frameworks}))
+    files.update(env_files({common.ROWS[f]["env"] for f in frameworks}, common.MODELS[model].get("env_files", ())))
     gpu = gpu_name()
     gpu_set = os.environ.get("GPU") or ("1" if gpu else "0")  # the Makefile's default, outside make too
     digest = hashlib.sha256(json.dumps([frameworks, profile, dataset, machine or gpu or results.machine(), gpu_set]

@@ -19,7 +19,7 @@ import numpy as np
 
 import common
 import datasets
-from lab import introspect, own_init, results
+from lab import features, introspect, own_init, results
 
 
 def progress(**fields):
@@ -93,6 +93,8 @@ def run(framework, profile_name, dataset, result, init="glorot", cpu_profile=Non
         result.update(lr=module.ADAM["lr"], momentum=None, adam=dict(module.ADAM))
     if why_cpu:
         result["device_note"] = why_cpu
+    if common.MODELS[spec["model"]].get("task") == "features":  # part III: inference only
+        return features.run(framework, profile_name, dataset, result, module, phases)
     tuning = sys.modules.get("tuning")  # a tuned row: which of its changes are on here, and why
     if tuning:
         result.update(twin=spec["twin"], tuning=tuning.report())
