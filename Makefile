@@ -157,7 +157,7 @@ book/_static/vendor/VERSIONS: tools/vendor-js.sh
 # A legacy environment may fail on its own (no Python 3.6 here, say): the make goes on, and its
 # frameworks are reported as skipped, with the reason, until a later make creates it.
 .SECONDEXPANSION:
-.envs/%/.installed: envs/%/requirements.txt envs/%/requirements-gpu.txt envs/%/requirements-onnx.txt $$(wildcard envs/$$*/requirements-scale.txt envs/$$*/requirements-cuda.txt) .envs/system.installed .envs/builds-$(GPU)
+.envs/%/.installed: envs/%/requirements.txt envs/%/requirements-gpu.txt envs/%/requirements-onnx.txt $$(wildcard envs/$$*/requirements-scale.txt envs/$$*/requirements-cuda.txt envs/$$*/requirements-zoo.txt) .envs/system.installed .envs/builds-$(GPU)
 	tools/make-env.sh $* || echo "environment $* was not created: its frameworks will be reported as skipped"
 
 test: $(SETUP)
