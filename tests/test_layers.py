@@ -14,9 +14,9 @@ from conftest import CODE, env_python, run
 FLOORS = {"common": 0, "datasets": 0, "tuning": 0, "onnx_graph": 0,
           "lab.results": 1, "lab.envs": 1, "lab.runs": 1, "lab.digest": 1,
           "lab.harness": 2, "lab.introspect": 2, "lab.own_init": 2, "lab.runner": 2, "lab.plan": 2,
-          "lab.modes": 2, "lab.parity": 2, "lab.onnx_check": 2, "lab.launch": 2, "lab.scale_out": 2, "lab.breakdown": 2,
+          "lab.modes": 2, "lab.parity": 2, "lab.features": 2, "lab.onnx_check": 2, "lab.launch": 2, "lab.scale_out": 2, "lab.breakdown": 2,
           "bench": 3}
-MODEL_FOLDERS = ["cnn", "rnn"]
+MODEL_FOLDERS = ["cnn", "rnn", "resnet"]
 LONGEST = 420  # "about 400 lines"
 
 

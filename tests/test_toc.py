@@ -14,6 +14,7 @@ PARTS = {  # caption: its chapters, in the book's order
                                       "book/04-train", "book/05-predict", "book/06-evaluate"],
     "What the CNN shows further": ["book/07-weights", "book/08-export", "book/09-scale-out"],
     "Part II: the GRU": ["book/rnn", "book/rnn-compare"],
+    "Part III: ResNet-50 features": ["book/resnet", "book/resnet-compare"],
     "Across the book": ["book/compare", "book/results", "book/fast", "book/defaults"],
 }
 

@@ -57,13 +57,7 @@ def run(framework, profile_name, dataset, result, module, phases):
                                             seconds=steady[-1])), flush=True)
     result["batch_seconds"] = steady
     phases["features"] = result["first_batch_seconds"] + sum(steady)
-    result["seconds_per_1000"] = per_1000(steady)
-
-
-def per_1000(batch_seconds, batch=32):
-    """Seconds per 1,000 images, the seed's measure, from the steady batches (their median: one slow
-    batch of a busy machine does not move it)."""
-    return float(np.median(batch_seconds)) * 1000.0 / batch if batch_seconds else None
+    result["seconds_per_1000"] = images.per_1000(steady)
 
 
 def _timed(phases, name, fn, *args):
@@ -121,7 +115,8 @@ def check_row(framework, out_dir):
             return module.features(module.other_variant(m), [xr])
         arrays["other"] = attempt("other", other)
     if hasattr(module, "export_onnx"):
-        attempt("export", lambda: module.export_onnx(model, os.path.join(out_dir, framework + ".onnx")))  # with the shared weights
+        path = os.path.join(out_dir, framework + ".onnx")
+        attempt("export", lambda: module.export_onnx(model, path))  # the shared weights, as features
     fresh = module.create_model()  # the framework's own initial weights, out through get_weights
     own = module.get_weights(fresh)
     arrays["own"] = module.features(fresh, [xr])
@@ -202,7 +197,9 @@ def onnx_features(path, x, want, export_error):
         return dict(error="the exporter wrote no file")
     try:
         import onnxruntime as ort
-        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # CNTK's file lists its weights as inputs too: a warning for each
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         got = session.run(None, {session.get_inputs()[0].name: x})[0]
     except Exception as e:
         return dict(error="ONNX Runtime: " + str(e).strip().splitlines()[0][:300])

@@ -1,7 +1,7 @@
 """Part III's input: 224x224 RGB images made once from the CNN's dataset, the same bytes for every row.
 
 The CNN's test images (CIFAR-10 where it is cached or its host answers, else Fashion-MNIST from
-Debian, else the synthetic set: datasets.resolve) are resized from 32x32 to 224x224 by bilinear
+Debian, else the synthetic set: datasets.resolve, which the lab reaches as images.resolve) are resized from 32x32 to 224x224 by bilinear
 interpolation and cached as uint8 (N, 224, 224, 3). Every row gets them preprocessed alike, as
 torchvision's ImageNet models expect (RGB in [0, 1], less the mean, over the standard deviation of
 each channel), batches of 32, in its own layout: one function for all rows, whatever each zoo's
@@ -11,26 +11,16 @@ import os
 
 import numpy as np
 
-import datasets
 from common import UsageError
+from datasets import CACHE_DIR, load_cached, prepare, resolve, save_arrays  # prepare, resolve: the CNN's
 
 SIZE, BATCH = 224, 32
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # torchvision's ImageNet statistics, RGB
 STD = np.array([0.229, 0.224, 0.225], np.float32)
-# The seed's measure: seconds per 1,000 images; a profile of fewer is scaled, and says so.
-PER = 1000
 
 
 class ImageError(ValueError):
     """Images that are not (N, 224, 224, 3) uint8 RGB: the message says what to do."""
-
-
-def resolve(name):
-    return datasets.resolve(name)
-
-
-def prepare(name):
-    datasets.prepare(name)
 
 
 def resize_matrix(n_in, n_out):
@@ -66,7 +56,7 @@ def check(images):
 
 
 def cache_path(dataset, n):
-    return os.path.join(datasets.CACHE_DIR, dataset, "resnet-{}x{}-{}.npy".format(SIZE, SIZE, n))
+    return os.path.join(CACHE_DIR, dataset, "resnet-{}x{}-{}.npy".format(SIZE, SIZE, n))
 
 
 def make(dataset, n):
@@ -78,11 +68,11 @@ def make(dataset, n):
         except (ValueError, OSError, EOFError) as e:
             raise ImageError("cached images {} are corrupt or of another shape ({}): delete the file and run "
                              "again to make them anew".format(path, e))
-    x_test = datasets.load_cached(dataset)[2]
+    x_test = load_cached(dataset)[2]
     if len(x_test) < n:
         raise UsageError("{} has {} test images; part III's profile asks for {}".format(dataset, len(x_test), n))
     images = check(resize(x_test[:n]))
-    datasets.save_arrays(os.path.dirname(path), [(os.path.basename(path)[:-4], images)])
+    save_arrays(os.path.dirname(path), [(os.path.basename(path)[:-4], images)])
     return images
 
 
@@ -100,3 +90,9 @@ def batches(x, batch=BATCH):
 def images_for_library(dataset, profile, channel_first=True):
     """The profile's images (its n_test), preprocessed, in the row's layout, as batches of 32."""
     return batches(preprocess(make(dataset, profile["n_test"]), channel_first))
+
+
+def per_1000(batch_seconds, batch=BATCH):
+    """Seconds per 1,000 images, the seed's measure, from the steady batches' times (their median: one
+    slow batch on a busy machine does not move it); a run of fewer images is scaled."""
+    return float(np.median(batch_seconds)) * 1000.0 / batch if batch_seconds else None

@@ -9,14 +9,13 @@ import numpy as np
 import onnxruntime as ort
 
 import resnet_pytorch
-from images import images_for_library
+from images import images_for_library, per_1000
 from resnet_reference import flops
 from resnet_weights import random_weights
 
 
 def baseline(dataset, profile):
     """ONNX Runtime's first batch and seconds per 1,000 images, as a result the page reads."""
-    from lab.features import per_1000
     batches = images_for_library(dataset, profile, channel_first=True)
     model = resnet_pytorch.create_model()
     resnet_pytorch.set_weights(model, random_weights(0))
