@@ -145,11 +145,10 @@ def save(path, weights):
 def load(path):
     """The weights of an .npz file in the layout's order; a corrupt or foreign file is a WeightsError
     that says what to do."""
-    import zipfile
     try:
         with np.load(path, allow_pickle=False) as f:
             found = OrderedDict((name, f[name]) for name in f.files)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except Exception as e:  # numpy raises what its parser meets: BadZipFile, ValueError, TokenError, ...
         raise WeightsError("{} is not a readable weights file ({}): delete it and write it again with "
                            "resnet_weights.save()".format(path, e))
     return check(found)
