@@ -144,8 +144,11 @@ def describe(model):
                     type(pool).__name__, *(pool.pool_size + pool.strides[:1] + (pool.padding, pool_pad.padding[0][0]))),
                 layout="NCHW" if K.image_data_format() == "channels_first" else "NHWC",
                 preprocessing=preprocessing(),
-                conv_bias="every convolution" if all(model.get_layer(zoo_names(c)[0]).use_bias for c, _, _, _, _ in convs())
-                else ", ".join(c for c, _, _, _, _ in convs() if model.get_layer(zoo_names(c)[0]).use_bias))
+                conv_bias=biased([c for c, _, _, _, _ in convs() if model.get_layer(zoo_names(c)[0]).use_bias]))
+
+
+def biased(names):
+    return "every convolution" if len(names) == len(convs()) else ", ".join(names) or "none"
 
 
 def runtime_info():
