@@ -47,7 +47,11 @@ def conv_bn(x, conv, bn, filters, kernel, stride=1, relu=True):
     # pad=True centres the window: for these odd kernels, (kernel - 1) / 2 zeros on each side.
     x = C.layers.Convolution2D(kernel, filters, strides=stride, pad=kernel > 1, bias=False, name=conv)(x)
     # map_rank=1: one mean and variance per channel (spatial batch norm); epsilon is on the variance.
-    x = C.layers.BatchNormalization(map_rank=1, epsilon=BOOK_EPS, name=bn)(x)
+    norm = C.layers.BatchNormalization(map_rank=1, epsilon=BOOK_EPS, name=bn)
+    x = norm(x)
+    # CNTK starts the running variance at 0 ("no statistics yet": training replaces it); at 1, as other
+    # frameworks start it, a fresh model's features stay finite (0 divides by sqrt(epsilon) 53 times).
+    norm.aggregate_variance.value = np.ones(filters, np.float32)
     return C.relu(x) if relu else x
 
 
