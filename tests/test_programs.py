@@ -54,7 +54,7 @@ def test_program_is_the_whole_module_and_imports_nothing_of_the_book(model, tab)
             assert not any(a.name in programs.LIBRARY or a.name.startswith(model + "_") for a in node.names)
     modules = {"common", "datasets"}  # what code/ imports whole (reviews and weights also name variables)
     assert not [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and getattr(n.value, "id", None) in modules]
-    assert not re.search(r"\b(cnn|rnn)_\w+\.(?!py\b)\w", text) and "ROOT" not in text  # nothing of code/ is referenced
+    assert not re.search(r"\b(cnn|rnn|resnet)_\w+\.(?!py\b)\w", text) and "ROOT" not in text  # nothing of code/ is referenced
     titles = re.findall(r"^# ## (.+)$", text, re.M)
     assert titles[:len(framework_tabs.steps(model))] == [s["title"] for s in framework_tabs.steps(model)]
 

@@ -78,7 +78,7 @@ def parse_notes(lines):
     return notes
 
 
-COMPARE = {"cnn": "book/compare", "rnn": "book/rnn-compare"}  # the pages of book/_ext/compare.py
+COMPARE = {"cnn": "book/compare", "rnn": "book/rnn-compare", "resnet": "book/resnet-compare"}  # the pages of book/_ext/compare.py
 LINKS = ("```{{container}} rosetta-tab-links\n"
          "The whole program: {{download}}`{module}.py <{program}.py>` · "
          "{{download}}`{module}.ipynb <{program}.ipynb>` · "
@@ -115,7 +115,7 @@ def steps(model=MODEL):
 
 class FrameworkTabs(SphinxDirective):
     required_arguments = 1
-    optional_arguments = 8
+    optional_arguments = 16
     has_content = True
     option_spec = {"missing": directives.unchanged, "model": directives.unchanged}
 

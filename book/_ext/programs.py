@@ -38,6 +38,35 @@ PARTS = {
                 sizes="the epochs and reviews (the seed's run: 3 epochs of 25,000)",
                 shared="the tokenizer and loader of the reviews (`code/rnn/reviews.py`), the check of a weight list "
                        "(`code/rnn/rnn_weights.py`), the minibatches"),
+    "resnet": dict(library=["common", "images", "resnet_weights", "datasets", "onnx_graph"], dataset="cifar10",
+                   others="or \"fashion-mnist\" (Debian's dataset-fashion-mnist), or \"synthetic\"",
+                   title=" (part III, ResNet-50 features)", what="The Rosetta Stone's ResNet-50 features (part III)",
+                   sizes="how many images (n_test; the seed timed 1,000)",
+                   shared="the images, made once from the CNN's dataset (`code/resnet/images.py`), the check of the "
+                          "weights (`code/resnet/resnet_weights.py`)",
+                   calls={"Load the images": (
+                       "try:\n"
+                       "    prepare(DATASET)  # downloads (CIFAR-10) and decodes once; later runs read the cache\n"
+                       "except DatasetError as e:  # no answer from the host, or a file that is not the dataset: what to do\n"
+                       "    sys.exit(str(e))\n"
+                       "batches = load_data(DATASET, PROFILE)\n"
+                       "print(len(batches), \"batches of\", batches[0].shape)"),
+                       "Build the model": "model = create_model()\nprint(describe(model))",
+                       "Extract features": (
+                           "start = time.perf_counter()\n"
+                           "found = features(model, batches)\n"
+                           "print(\"features {} in {:.1f} s\".format(found.shape, time.perf_counter() - start))"),
+                       "Move weights": (
+                           "print(\"{:,} parameters\".format(count_params(model)))\n"
+                           "weights = get_weights(model)\n"
+                           "set_weights(model, weights)  # and back: a round trip\n"
+                           "print(len(weights), \"arrays in the neutral layout\")"),
+                       "Export": (
+                           "try:\n"
+                           "    export_onnx(model, \"resnet50.onnx\")\n"
+                           "    print(\"resnet50.onnx: {:,} bytes\".format(os.path.getsize(\"resnet50.onnx\")))\n"
+                           "except Exception as e:  # its packages missing, or an exporter that cannot (the chapter's table says which)\n"
+                           "    print(\"not exported: {}: {}\".format(type(e).__name__, str(e).strip().splitlines()[0]))")}),
 }
 LIBRARY = sorted(set().union(*[part["library"] for part in PARTS.values()]))
 NESTED = re.compile(r"^[ \t]+from ({}) import [^\n]*\n".format("|".join(LIBRARY)), re.M)  # in a function: copied in
@@ -279,7 +308,7 @@ def cells(tab, dataset=None, profile="full", model=framework_tabs.MODEL):
         defs = [(module, s) for s in functions.values() if cell_of[s.name] == i]
         if defs:
             out.append(code(defs))
-        calls = CALLS.get(step["doc"] if model == framework_tabs.MODEL else step["title"])
+        calls = part.get("calls", {}).get(step["title"]) or CALLS.get(step["doc"] if model == framework_tabs.MODEL else step["title"])
         if calls:
             out.append(("code", calls, []))
     rest = [(module, s) for s in functions.values() if cell_of[s.name] == len(steps) + 1]

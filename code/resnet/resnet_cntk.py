@@ -128,7 +128,8 @@ def load_pretrained(model):
     """CNTK's own pre-trained ResNet-50 is a file of its model zoo, a graph of its own (trained from
     BrainScript, v1: the stride on the first 1x1; BGR pixels in [0, 255] less ImageNet's mean): it is
     loaded and cut as CNTK's transfer-learning example cuts a model, from its input ("features") to the
-    node before the classifier ("z.x", the average pooling). The hand-written model is not used."""
+    node before the classifier ("z.x" in that example, a ResNet-18; not checked against this file, which
+    no machine of this book can download). The hand-written model is not used."""
     from urllib.request import urlretrieve
     path, _ = urlretrieve("https://www.cntk.ai/Models/CNTK_Pretrained/ResNet50_ImageNet_CNTK.model",
                           "ResNet50_ImageNet_CNTK.model")
