@@ -148,7 +148,7 @@ def describe(model):
     """What the installed model does, read from its layers and from Keras' preprocess_input run on a probe."""
     stem_pad, stem = model.get_layer("conv1_pad").padding, model.get_layer("conv1_conv")
     pool_pad, pool = model.get_layer("pool1_pad").padding, model.get_layer("pool1_pool")
-    conv_layers = [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    biased = [conv for conv, _, _, _, _ in convs() if model.get_layer(keras_name(conv) + "_conv").use_bias]
     return dict(
         variant="v1" if model.get_layer("conv3_block1_1_conv").strides == (2, 2) else "v1.5",
         bn_eps=model.get_layer("conv1_bn").epsilon,
@@ -159,7 +159,7 @@ def describe(model):
              "the ReLU".format(*pool.pool_size, pool.strides[0], pool.padding, pool_pad[0][0]),
         layout="NHWC" if model.input_shape[-1] == 3 else "NCHW",
         preprocessing=preprocessing(),
-        conv_bias="{} of {} convolutions".format(sum(layer.use_bias for layer in conv_layers), len(conv_layers)))
+        conv_bias="every convolution" if len(biased) == len(convs()) else ", ".join(biased) or "none")
 
 
 def preprocessing():
