@@ -30,7 +30,7 @@ SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
 .PHONY: html plan book bench bench-rnn reference-rnn bench-resnet reference-resnet bench-defaults bench-tuning bench-inference bench-breakdown reference-breakdown reference reference-rows reference-tables reference-defaults \
 	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets test-gpu-tools test-cpu-kinds \
-	gpu-builds envs test test-slow test-onnx-rnn test-programs-rnn test-fidelity serve clean
+	gpu-builds envs test test-slow test-onnx-rnn test-programs-rnn test-programs-resnet test-fidelity serve clean
 .DELETE_ON_ERROR:
 
 # Ends with its own duration: what a build costs on this machine (the README asks for a GPU's).
@@ -161,10 +161,10 @@ book/_static/vendor/VERSIONS: tools/vendor-js.sh
 	tools/make-env.sh $* || echo "environment $* was not created: its frameworks will be reported as skipped"
 
 test: $(SETUP)
-	$(PYTEST) -m "not slow and not onnx_rnn and not programs_rnn" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow and not onnx_rnn and not programs_rnn and not programs_resnet" $(PYTEST_ARGS)
 
 test-slow: $(SETUP)
-	$(PYTEST) -m "slow and not fidelity and not registry and not gpu_tools" $(PYTEST_ARGS)
+	$(PYTEST) -m "slow and not fidelity and not registry and not gpu_tools and not programs_resnet" $(PYTEST_ARGS)
 
 # Not in CI: the tests whose outcome depends on the CPU (which tuned changes are on, which references
 # apply, the peak) with the CPU read as each kind of machine this project runs on (tests/cpuinfo/, by
@@ -173,7 +173,7 @@ CPU_KINDS := $(notdir $(wildcard tests/cpuinfo/*))
 CPU_KIND_TESTS := tests/test_tuned.py tests/test_reference.py tests/test_bench.py tests/test_report.py tests/test_defaults.py
 test-cpu-kinds: $(SETUP)
 	@start=$$(date +%s); for kind in $(CPU_KINDS); do echo "== the CPU read as $$kind"; \
-		ROSETTA_CPUINFO=tests/cpuinfo/$$kind $(PYTEST) -m "not slow and not onnx_rnn and not programs_rnn" \
+		ROSETTA_CPUINFO=tests/cpuinfo/$$kind $(PYTEST) -m "not slow and not onnx_rnn and not programs_rnn and not programs_resnet" \
 		$(CPU_KIND_TESTS) $(PYTEST_ARGS) || exit 1; done; echo "make test-cpu-kinds took $$(( $$(date +%s) - start )) s"
 
 # Not in CI: tools/gpu-reference.sh, the GPU machine's command, tried here on the CPU with the smoke
@@ -190,6 +190,11 @@ test-onnx-rnn: $(SETUP)
 # generator writes, and checks part II's programs statically. Run it when programs.py or code/rnn/ change.
 test-programs-rnn: $(SETUP)
 	$(PYTEST) -m programs_rnn $(PYTEST_ARGS)
+
+# Not in CI: part III's notebooks but PyTorch's (which make test-slow runs), each extracting the features
+# of 64 images outside the repository. Run it when programs.py or code/resnet/ change.
+test-programs-resnet: $(SETUP)
+	$(PYTEST) -m programs_resnet $(PYTEST_ARGS)
 
 # Not in CI: the parity tests of `make test` prove the rows equal in seconds; this proves they learn.
 test-fidelity: $(SETUP)

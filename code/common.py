@@ -48,7 +48,10 @@ PROFILES = OrderedDict([
 # reference computes, whose distance parity records; dropout: the rate of each dropout, in the
 # order the model applies them (parity reads each framework's);
 # has: what it has beyond its rows and their checks: bench.py's other runs (tuning, init-cost, own-init,
-# inference, scale-out, breakdown) and a training step's FLOPs counted (flops, in its reference module).
+# inference, scale-out, breakdown) and a training step's FLOPs counted (flops, in its reference module);
+# task: "features" where its rows train nothing (the harness runs lab/features.py's steps instead);
+# baseline: a module beside its rows, run once per run (part II's bag of words, part III's ONNX Runtime);
+# env_files: requirement files of its own (envs/<env>/...) that its checks' keys read beside the others.
 MODELS = OrderedDict([
     ("cnn", dict(folder="cnn", label="the VGG-style CNN on CIFAR-10", data="datasets", weights="weights",
                 reference="reference", inputs="images", prefix="",

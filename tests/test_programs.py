@@ -170,3 +170,27 @@ def test_downloaded_rnn_notebook_trains_and_prints_an_accuracy(tab, tmp_path, mo
     accuracy = float(re.search(r"^accuracy: ([0-9.]+) on 128 test reviews$", out, re.M).group(1))
     assert 0 <= accuracy <= 1 and "3,818,302 parameters" in out, out
     assert (cache / "x_train.npy").exists()
+
+
+RESNET_TABS = programs.tab_frameworks("resnet")
+
+
+@pytest.mark.parametrize("tab", [pytest.param(t, marks=pytest.mark.slow if t == "pytorch" else pytest.mark.programs_resnet)
+                                 for t in RESNET_TABS])
+def test_downloaded_resnet_notebook_extracts_features(tab, tmp_path, monkeypatch):
+    """Part III's programs: PyTorch's in CI (make test-slow), the others in make test-programs-resnet.
+    Each makes its 224x224 images from the synthetic set itself, outside the repository."""
+    nbclient = pytest.importorskip("nbclient")
+    framework = RESNET_TABS[tab]
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    name = kernel_spec(str(tmp_path / "jupyter"), framework)
+    notebook = programs.notebook(tab, dataset="synthetic", profile="smoke", model="resnet")
+    work = tmp_path / "outside"
+    work.mkdir()
+    nbclient.NotebookClient(notebook, kernel_name=name, timeout=600,
+                            resources={"metadata": {"path": str(work)}}).execute()
+    out = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    assert "2 batches of (32, " in out and re.search(r"^features \(64, 2048\) in [0-9.]+ s$", out, re.M), out
+    params = int(re.search(r"^([0-9,]+) parameters$", out, re.M).group(1).replace(",", ""))
+    assert params >= 23508032 and "'variant': 'v1" in out, out
+    assert list(work.glob("data/cache/synthetic/resnet-224x224-64.npy"))

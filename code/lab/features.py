@@ -53,8 +53,8 @@ def run(framework, profile_name, dataset, result, module, phases):
         start = time.perf_counter()
         module.features(model, [batch])
         steady.append(time.perf_counter() - start)
-        print("PROGRESS " + json.dumps(dict(epoch=len(steady), epochs=len(batches) - 1, loss=0.0,
-                                            seconds=steady[-1])), flush=True)
+        print("PROGRESS " + json.dumps(dict(batch=len(steady) + 1, batches=len(batches), seconds=steady[-1])),
+              flush=True)
     result["batch_seconds"] = steady
     phases["features"] = result["first_batch_seconds"] + sum(steady)
     result["seconds_per_1000"] = images.per_1000(steady)

@@ -129,7 +129,8 @@ class Progress:
         elif not self.tty:
             return
         f = self.last.get(framework, {})
-        epoch = "epoch {}/{} loss {:.3f}".format(f["epoch"], f["epochs"], f["loss"]) if f else "starting"
+        epoch = ("batch {}/{} {:.2f} s".format(f["batch"], f["batches"], f["seconds"]) if "batch" in f else
+                 "epoch {}/{} loss {:.3f}".format(f["epoch"], f["epochs"], f["loss"]) if f else "starting")
         left = self.left(framework, elapsed)
         line = "[{} done, {} left{}] {:<17} {:<28} elapsed {:5.0f} s".format(
             len(self.finished), len(self.names) - len(self.finished),
@@ -144,7 +145,9 @@ class Progress:
             self.took[result["framework"]] = (self.estimates[result["framework"]], taken)
         acc = "{:.1%}".format(result["accuracy"]) if result.get("accuracy") is not None else "-"
         train = "{:.1f} s".format(result["train_seconds"]) if result.get("train_seconds") else "-"
-        self.stream.write("{}{:<17} {:<8} train {:>9}  accuracy {:>6}{}\n".format(
-            "\r\033[K" if self.tty else "", result["framework"], result["status"], train, acc,
+        figures = ("train {:>9}  accuracy {:>6}".format(train, acc) if "seconds_per_1000" not in result else
+                   "{:.1f} s per 1,000 images".format(result["seconds_per_1000"] or 0))
+        self.stream.write("{}{:<17} {:<8} {}{}\n".format(
+            "\r\033[K" if self.tty else "", result["framework"], result["status"], figures,
             "  " + result["error"].splitlines()[0] if result.get("error") else ""))
         self.stream.flush()

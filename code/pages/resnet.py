@@ -77,7 +77,7 @@ def variants_html(measured):
     """What each zoo's ResNet-50 is, read from the installed model, and how far its defaults are from
     the book's function of its variant."""
     head = ["framework", "variant: stride", "batch-norm epsilon", "stem and pooling pad", "layout",
-            "its zoo's defaults vs the book's"]
+            "as shipped vs the book's"]
     body = []
     for name in rows_of_model():
         row = (measured or {}).get("table", {}).get(name)
@@ -85,7 +85,7 @@ def variants_html(measured):
             body.append(not_measured(name, row, len(head)))
             continue
         d = row["described"]
-        zoo = "{} (kept as shipped)".format(_rel(row.get("zoo"))) if "zoo" in row else "written here: no zoo model"
+        zoo = _rel(row.get("zoo")) if "zoo" in row else "no zoo model: written here"
         cells = [label_of(name), "{} ({})".format(d["variant"], common.model_module(MODEL, "weights").VARIANTS[d["variant"]]),
                  "{:g}".format(d["bn_eps"]), "{}; {}".format(d["stem"], d["pool"]), d["layout"], zoo]
         notes = [("its pre-trained weights expect", d.get("preprocessing") or "-")]
@@ -130,7 +130,8 @@ def run_rows(run, peer):
     its share of the run's measured float32 peak."""
     peak = ((run.meta.get("peak_flops") or {}).get("float32") or {}).get("flops")
     out = []
-    for r in run.results + ([dict(peer, status="ok", framework_version=peer["version"])] if peer else []):
+    ordered = sorted(run.results, key=lambda r: list(common.ROWS).index(r["framework"]) if r["framework"] in common.ROWS else 0)
+    for r in ordered + ([dict(peer, status="ok", framework_version=peer["version"])] if peer else []):
         if r.get("status") != "ok" or not r.get("seconds_per_1000"):
             continue
         flops = r["flops_per_image"] * 1000.0 / r["seconds_per_1000"]

@@ -110,9 +110,9 @@ def set_weights(model, weights):
 
 
 def load_pretrained(model):
-    """ImageNet weights: pretrained_model="auto" converts $CHAINER_DATASET_ROOT/pfnet/chainer/models/
-    ResNet-50-model.caffemodel (downloaded by hand from github.com/KaimingHe/deep-residual-networks)
-    with CaffeFunction into ResNet-50-model.npz next to it, once, and loads that."""
+    """ImageNet weights: pretrained_model="auto" converts ResNet-50-model.caffemodel, put by hand (from
+    github.com/KaimingHe/deep-residual-networks) into pfnet/chainer/models/ of Chainer's dataset
+    directory, with CaffeFunction into ResNet-50-model.npz next to it, once, and loads that."""
     zoo = L.ResNet50Layers(pretrained_model="auto")
     zoo.to_device(DEVICE)
     model.copyparams(zoo)  # the parameters and the batch norms' statistics
