@@ -87,6 +87,19 @@ def test_the_reference_has_every_part_two_row_ok_beside_its_baseline_and_made_by
     assert baseline and baseline["n_test"] == common.profile("quick", "rnn")["n_test"]
 
 
+def test_the_reference_has_every_part_three_row_ok_beside_onnx_runtime_and_made_by_todays_code():
+    path = purpose_reference("resnet")
+    assert path, "no reference run of part III: make reference-resnet makes one"
+    found = {r["framework"]: r for r in results.load_run(path)[1]}
+    assert sorted(found) == sorted(common.implemented_frameworks(model="resnet"))
+    for name, r in found.items():
+        assert r["status"] == "ok" and r["profile"] == "quick", (name, r["error"])
+        assert r["n_images"] == common.profile("quick", "resnet")["n_test"] and r["seconds_per_1000"] > 0
+        assert not digest.older_code(r), "{}: its module changed since: make reference-resnet".format(name)
+    peer = results.read_object(os.path.join(path, results.BASELINE))[0]
+    assert peer and peer["framework"] == "onnxruntime" and peer["n_images"] == found["resnet-pytorch"]["n_images"]
+
+
 def test_the_reference_has_part_twos_onnx_table_by_todays_exporters():
     """make test-onnx-rnn measures it (four minutes); the committed one must be today's."""
     from lab import onnx_check
@@ -178,22 +191,23 @@ def key_of(check, table_of, frameworks, machine, monkeypatch):
 
 
 @pytest.mark.parametrize("model,check", [("cnn", "parity"), ("cnn", "onnx"), ("cnn", "scale-out"),
-                                         ("rnn", "parity"), ("rnn", "onnx")])
+                                         ("rnn", "parity"), ("rnn", "onnx"), ("resnet", "features")])
 def test_the_committed_check_tables_are_keyed_by_todays_code(model, check, monkeypatch):
     """A fresh clone on a machine of the reference's kind shows these instead of measuring them (the
     book's build spends its time on the benchmarks); a change to what they prove makes them stale:
     make reference-tables (part I) or make reference-rnn (part II) measures them again."""
-    from lab import onnx_check, parity, scale_out
+    from lab import features, onnx_check, parity, scale_out
     from pages import defaults as report_defaults
     path, meta = (report_defaults.reference_tables(os.path.dirname(REFERENCE)) if model == "cnn"
-                  else (purpose_reference("rnn"), None))
+                  else (purpose_reference(model), None))
     meta = meta or results.read_object(os.path.join(path, "run.json"))[0]
     table_of, names = {"parity": (parity.table, common.implemented_frameworks(tuned=True, model=model)),
                        "onnx": (onnx_check.table, common.implemented_frameworks(model=model)),
-                       "scale-out": (scale_out.table, list(common.PARALLEL))}[check]
+                       "scale-out": (scale_out.table, list(common.PARALLEL)),
+                       "features": (features.table, common.implemented_frameworks(model=model))}[check]
     committed = results.read_object(os.path.join(path, check + ".json"))[0]
     assert committed and sorted(committed["table"]) == sorted(names)
     machine = committed.get("kind") or meta["machine"]  # a table added to a run of another machine says its own
     assert committed.get("key") == key_of(check, table_of, names, machine, monkeypatch), \
         "{}'s {} table was measured by older code: make {}".format(
-            model, check, "reference-tables" if model == "cnn" else "reference-rnn")
+            model, check, "reference-tables" if model == "cnn" else "reference-" + model)

@@ -170,8 +170,9 @@ def steady(result):
 # The files of a run folder that are not results: the run, its manifest, and the book's tables of a
 # reference (pages.weights.write_reference, pages.recurrent.write_reference).
 MANIFEST = "manifest.json"
-BASELINE = "baseline.json"  # part II's bag-of-words baseline, beside its rows
-NOT_RESULTS = ("run.json", MANIFEST, "defaults.json", "parity.json", "onnx.json", "scale-out.json", BASELINE)
+BASELINE = "baseline.json"  # beside a model's rows: part II's bag of words, part III's ONNX Runtime
+NOT_RESULTS = ("run.json", MANIFEST, "defaults.json", "parity.json", "onnx.json", "scale-out.json", "features.json",
+               BASELINE)
 
 
 def load_run(path):
