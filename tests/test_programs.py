@@ -25,7 +25,8 @@ import programs  # noqa: E402
 TABS = programs.tab_frameworks()
 PAIRS = [(model, tab) for model in programs.PARTS for tab in programs.tab_frameworks(model)]
 # Functions the chapters do not show: where a module finds its device and what it reports.
-UNSHOWN = {"runtime_info", "gpu_or_why_not", "probe", "no_gpu_reason", "_backend", "backend_device"}
+UNSHOWN = {"runtime_info", "gpu_or_why_not", "probe", "no_gpu_reason", "_backend", "backend_device",
+           "import_torchvision"}  # the setup: module-level code calls them, so the program has them first
 
 
 def module_functions(framework):

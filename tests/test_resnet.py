@@ -87,11 +87,11 @@ def test_weights_of_another_layout_or_a_corrupt_file_get_an_error_that_says_what
 
 def test_images_of_the_wrong_size_channels_or_type_get_an_error_that_says_what_to_do():
     with pytest.raises(images.ImageError, match=r"\(2, 32, 32, 3\).*resize yours to 224x224"):
-        images.check(np.zeros((2, 32, 32, 3), np.uint8))
+        images.check_images(np.zeros((2, 32, 32, 3), np.uint8))
     with pytest.raises(images.ImageError, match="grey image its channel three times"):
-        images.check(np.zeros((2, 224, 224, 1), np.uint8))
+        images.check_images(np.zeros((2, 224, 224, 1), np.uint8))
     with pytest.raises(images.ImageError, match="dtype float32: give uint8"):
-        images.check(np.zeros((2, 224, 224, 3), np.float32))
+        images.check_images(np.zeros((2, 224, 224, 3), np.float32))
 
 
 def test_the_images_are_the_cnn_datasets_resized_once_and_the_same_bytes_for_every_layout():
@@ -103,12 +103,12 @@ def test_the_images_are_the_cnn_datasets_resized_once_and_the_same_bytes_for_eve
     assert (images.resize(flat) == 200).all()  # bilinear keeps a flat image flat, edges included
     nchw, nhwc = images.preprocess(made[:2]), images.preprocess(made[:2], channel_first=False)
     assert np.array_equal(nchw.transpose(0, 2, 3, 1), nhwc)
-    assert len(images.batches(nchw.repeat(40, axis=0))) == 2  # whole batches of 32 only
+    assert len(images.in_batches(nchw.repeat(40, axis=0))) == 2  # whole batches of 32 only
 
 
 def test_a_cached_image_file_that_is_corrupt_is_refused_with_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "CACHE_DIR", str(tmp_path))
-    path = images.cache_path("synthetic", 64)
+    path = images.images_path("synthetic", 64)
     os.makedirs(os.path.dirname(path))
     with open(path, "wb") as f:
         f.write(b"not an array")

@@ -51,7 +51,8 @@ PARTS = {
                        "    sys.exit(str(e))\n"
                        "batches = load_data(DATASET, PROFILE)\n"
                        "print(len(batches), \"batches of\", batches[0].shape)"),
-                       "Build the model": "model = create_model()\nprint(describe(model))",
+                       "Build the model": "model = create_model()",
+                       "Read what the zoo built": "print(describe(model))",
                        "Extract features": (
                            "start = time.perf_counter()\n"
                            "found = features(model, batches)\n"

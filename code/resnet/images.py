@@ -42,7 +42,7 @@ def resize(images, size=SIZE):
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def check(images):
+def check_images(images):
     """The images unchanged, or an ImageError that names what is wrong and what to do."""
     shape = np.shape(images)
     if len(shape) != 4 or shape[1:] != (SIZE, SIZE, 3):
@@ -55,41 +55,41 @@ def check(images):
     return np.asarray(images)
 
 
-def cache_path(dataset, n):
+def images_path(dataset, n):
     return os.path.join(CACHE_DIR, dataset, "resnet-{}x{}-{}.npy".format(SIZE, SIZE, n))
 
 
 def make(dataset, n):
     """The first n test images of `dataset`, 224x224 RGB uint8, made once and cached (atomically)."""
-    path = cache_path(dataset, n)
+    path = images_path(dataset, n)
     if os.path.exists(path):
         try:
-            return check(np.load(path, allow_pickle=False))
+            return check_images(np.load(path, allow_pickle=False))
         except (ValueError, OSError, EOFError) as e:
             raise ImageError("cached images {} are corrupt or of another shape ({}): delete the file and run "
                              "again to make them anew".format(path, e))
     x_test = load_cached(dataset)[2]
     if len(x_test) < n:
         raise UsageError("{} has {} test images; part III's profile asks for {}".format(dataset, len(x_test), n))
-    images = check(resize(x_test[:n]))
+    images = check_images(resize(x_test[:n]))
     save_arrays(os.path.dirname(path), [(os.path.basename(path)[:-4], images)])
     return images
 
 
 def preprocess(images, channel_first=True):
     """uint8 RGB (N, 224, 224, 3) -> float32, normalized per channel, NCHW or NHWC."""
-    x = (check(images).astype(np.float32) / np.float32(255) - MEAN) / STD
+    x = (check_images(images).astype(np.float32) / np.float32(255) - MEAN) / STD
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if channel_first else x)
 
 
-def batches(x, batch=BATCH):
+def in_batches(x, batch=BATCH):
     """Whole batches of `batch` (the seed's 32), in order."""
     return [x[i:i + batch] for i in range(0, len(x) - batch + 1, batch)]
 
 
 def images_for_library(dataset, profile, channel_first=True):
     """The profile's images (its n_test), preprocessed, in the row's layout, as batches of 32."""
-    return batches(preprocess(make(dataset, profile["n_test"]), channel_first))
+    return in_batches(preprocess(make(dataset, profile["n_test"]), channel_first))
 
 
 def per_1000(batch_seconds, batch=BATCH):

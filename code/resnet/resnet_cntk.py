@@ -6,7 +6,7 @@ import numpy as np
 
 from common import nvidia_tf32
 from images import images_for_library
-from resnet_weights import BOOK_EPS, EXPANSION, FEATURES, STAGES, check, check_variant, convs
+from resnet_weights import BOOK_EPS, EXPANSION, N_FEATURES, STAGES, check, check_variant, convs
 
 
 def probe(device):
@@ -75,7 +75,7 @@ def create_model(variant="v1.5"):
         for block in range(blocks):
             x = bottleneck(x, "layer{}.{}.".format(stage + 1, block), width,
                            2 if stage > 0 and block == 0 else 1, check_variant(variant))
-    return C.reshape(C.layers.GlobalAveragePooling()(x), FEATURES, name="features")  # (2048, 1, 1) -> (2048,)
+    return C.reshape(C.layers.GlobalAveragePooling()(x), N_FEATURES, name="features")  # (2048, 1, 1) -> (2048,)
 
 
 def variant_of(model):
@@ -136,7 +136,7 @@ def load_pretrained(model):
     zoo = C.load_model(path)
     cut = C.combine([zoo.find_by_name("z.x").owner]).clone(
         C.CloneMethod.freeze, {zoo.find_by_name("features"): C.placeholder(name="features")})
-    return C.reshape(cut(C.input_variable((3, 224, 224), np.float32, name="images")), FEATURES, name="features")
+    return C.reshape(cut(C.input_variable((3, 224, 224), np.float32, name="images")), N_FEATURES, name="features")
 
 
 def export_onnx(model, path):

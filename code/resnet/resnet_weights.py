@@ -19,7 +19,7 @@ import numpy as np
 
 STAGES = [(3, 64), (4, 128), (6, 256), (3, 512)]  # (blocks, bottleneck width); the output is 4x wider
 EXPANSION = 4
-FEATURES = 2048
+N_FEATURES = 2048
 BN = ("weight", "bias", "running_mean", "running_var")
 # Where a downsampling block (each stage's first but the first stage's) puts its stride of 2:
 # on the first 1x1 convolution (the 2015 paper, Caffe's model) or on the 3x3 one (fb.resnet.torch,
@@ -76,7 +76,7 @@ def check(weights):
     missing, extra = [n for n in want if n not in weights], [n for n in weights if n not in want]
     if missing or extra:
         raise WeightsError("not ResNet-50's weights in the neutral layout: {}{}. Make them with "
-                           "resnet_weights.random_weights() or a module's get_weights(), or convert "
+                           "random_weights() or a module's get_weights(), or convert "
                            "yours to torchvision's names (without fc)".format(
                                "missing " + ", ".join(missing[:3]) if missing else "",
                                ("; " if missing else "") + "extra " + ", ".join(extra[:3]) if extra else ""))
