@@ -17,8 +17,10 @@ import weights
 
 @pytest.fixture(scope="module")
 def table():
-    """Measured now, never from the cache; stored there for the book (base.show_parity)."""
-    return parity.table(common.implemented_frameworks(tuned=True), fresh=True)["table"]
+    """The table that today's code and environments give on a machine of this kind: measured now unless
+    one is cached here or committed (runs.checked_table: a changed row, check or environment changes its
+    key); FRESH=all measures it anyway. The book shows the same one (base.show_parity)."""
+    return parity.table(common.implemented_frameworks(tuned=True))["table"]
 
 
 def row_of(table, framework):
