@@ -31,7 +31,7 @@ SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
 .PHONY: html plan book bench bench-rnn reference-rnn bench-resnet reference-resnet bench-defaults bench-tuning bench-inference bench-breakdown reference-breakdown reference reference-rows reference-tables reference-defaults \
 	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets test-gpu-tools test-cpu-kinds \
-	gpu-builds envs test test-slow test-onnx-rnn test-programs-rnn test-programs-resnet test-fidelity serve clean
+	gpu-builds envs test test-slow test-onnx-rnn test-programs-cnn test-programs-rnn test-programs-resnet test-fidelity serve clean
 .DELETE_ON_ERROR:
 
 # Ends with its own duration: what a build costs on this machine (the README asks for a GPU's).
@@ -162,10 +162,10 @@ book/_static/vendor/VERSIONS: tools/vendor-js.sh
 	tools/make-env.sh $* || echo "environment $* was not created: its frameworks will be reported as skipped"
 
 test: $(SETUP)
-	$(PYTEST) -m "not slow and not onnx_rnn and not programs_rnn and not programs_resnet" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow and not onnx_rnn and not programs_cnn and not programs_rnn and not programs_resnet" $(PYTEST_ARGS)
 
 test-slow: $(SETUP)
-	$(PYTEST) -m "slow and not fidelity and not registry and not gpu_tools and not programs_resnet" $(PYTEST_ARGS)
+	$(PYTEST) -m "slow and not fidelity and not registry and not gpu_tools and not programs_cnn and not programs_rnn and not programs_resnet" $(PYTEST_ARGS)
 
 # Not in CI: the tests whose outcome depends on the CPU (which tuned changes are on, which references
 # apply, the peak) with the CPU read as each kind of machine this project runs on (tests/cpuinfo/, by
@@ -174,7 +174,7 @@ CPU_KINDS := $(notdir $(wildcard tests/cpuinfo/*))
 CPU_KIND_TESTS := tests/test_tuned.py tests/test_reference.py tests/test_bench.py tests/test_report.py tests/test_defaults.py
 test-cpu-kinds: $(SETUP)
 	@start=$$(date +%s); for kind in $(CPU_KINDS); do echo "== the CPU read as $$kind"; \
-		ROSETTA_CPUINFO=tests/cpuinfo/$$kind $(PYTEST) -m "not slow and not onnx_rnn and not programs_rnn and not programs_resnet" \
+		ROSETTA_CPUINFO=tests/cpuinfo/$$kind $(PYTEST) -m "not slow and not onnx_rnn and not programs_cnn and not programs_rnn and not programs_resnet" \
 		$(CPU_KIND_TESTS) $(PYTEST_ARGS) || exit 1; done; echo "make test-cpu-kinds took $$(( $$(date +%s) - start )) s"
 
 # Not in CI: tools/gpu-reference.sh, the GPU machine's command, tried here on the CPU with the smoke
@@ -187,8 +187,13 @@ test-gpu-tools: $(SETUP)
 test-onnx-rnn: $(SETUP)
 	$(PYTEST) -m onnx_rnn $(PYTEST_ARGS)
 
-# Not in CI: part II's nine notebooks run by nbclient (about 2.5 min); CI runs part I's, which the same
-# generator writes, and checks part II's programs statically. Run it when programs.py or code/rnn/ change.
+# Not in CI: part I's notebooks but PyTorch's (which make test-slow runs), each training the smoke profile
+# outside the repository. Run it when programs.py or a module of code/cnn/ changes.
+test-programs-cnn: $(SETUP)
+	$(PYTEST) -m programs_cnn $(PYTEST_ARGS)
+
+# Not in CI: part II's notebooks but PyTorch's (which make test-slow runs, as it runs PyTorch's of every part;
+# every program is checked statically). Run it when programs.py or code/rnn/ change.
 test-programs-rnn: $(SETUP)
 	$(PYTEST) -m programs_rnn $(PYTEST_ARGS)
 

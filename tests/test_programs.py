@@ -121,9 +121,11 @@ def kernel_spec(folder, framework):
     return name
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("tab", list(TABS))
+@pytest.mark.parametrize("tab", [pytest.param(t, marks=pytest.mark.slow if t == "pytorch" else pytest.mark.programs_cnn)
+                                 for t in TABS])
 def test_downloaded_notebook_trains_and_prints_an_accuracy(tab, tmp_path, monkeypatch):
+    """Part I's programs: PyTorch's in CI (make test-slow), the others in make test-programs-cnn; one
+    notebook of each part runs in CI, and every program is checked statically above."""
     nbclient = pytest.importorskip("nbclient")
     framework = TABS[tab]
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
@@ -144,12 +146,12 @@ def test_downloaded_notebook_trains_and_prints_an_accuracy(tab, tmp_path, monkey
 RNN_TABS = programs.tab_frameworks("rnn")
 
 
-@pytest.mark.programs_rnn
-@pytest.mark.parametrize("tab", list(RNN_TABS))
+@pytest.mark.parametrize("tab", [pytest.param(t, marks=pytest.mark.slow if t == "pytorch" else pytest.mark.programs_rnn)
+                                 for t in RNN_TABS])
 def test_downloaded_rnn_notebook_trains_and_prints_an_accuracy(tab, tmp_path, monkeypatch):
-    """Part II's programs (make test-programs-rnn, 2.5 min; CI runs part I's notebooks, made by the
-    same generator, and part II's static checks above). PyTorch's makes the synthetic corpus
-    itself; the others are given its cache, which they would make the same way (20 s each)."""
+    """Part II's programs: PyTorch's in CI (make test-slow), the others in make test-programs-rnn (2.5
+    min). PyTorch's makes the synthetic corpus itself; the others are given its cache, which they
+    would make the same way (20 s each)."""
     nbclient = pytest.importorskip("nbclient")
     reviews = common.model_module("rnn", "data")
     framework = RNN_TABS[tab]
