@@ -275,6 +275,40 @@ def test_a_digest_reads_what_a_module_does_not_how_it_is_written(tmp_path, monke
         assert changed != source and all(a != b for a, b in zip(row_code_of(changed), today))
 
 
+def test_a_check_key_reads_only_its_own_models_entries_of_the_registry(tmp_path, monkeypatch):
+    """A fourth part registered in common.py leaves the other parts' committed check tables current; a
+    change to a model's own entry, or to a function of common.py, makes its tables stale."""
+    from collections import OrderedDict
+    import common
+    from lab import digest
+    real, path = digest.source_path, tmp_path / "common.py"
+    with open(real("common")) as f:
+        source = f.read()
+    monkeypatch.setattr(digest, "source_path", lambda name, model=None: str(path) if name == "common" else real(name, model))
+    monkeypatch.setattr(digest, "python_for", lambda f: ("python", ""))
+
+    def keys(text, **registry):
+        path.write_text(text)
+        for name, value in registry.items():
+            monkeypatch.setattr(common, name, value, raising=False)
+        return [digest.check_key(common.implemented_frameworks(model=m), "parity") for m in ("cnn", "rnn")]
+
+    today = keys(source)
+    attention = OrderedDict(("attention-" + n, dict(s, model="attention")) for n, s in common.FRAMEWORKS.items())
+    added = source.replace("\n])\n\n# name -> model", "\n    (\"attention\", dict(folder=\"attention\")),\n])\n\n# name -> model", 1)
+    added = added.replace("ROWS = OrderedDict(", "ATTENTION = OrderedDict((\"attention-\" + n, dict(s, model=\"attention\")) "
+                          "for n, s in FRAMEWORKS.items())\nROWS = OrderedDict(list(ATTENTION.items()) + ", 1)
+    assert added.count("attention") > 3
+    assert keys(added, MODELS=OrderedDict(common.MODELS, attention=dict(folder="attention")), ATTENTION=attention,
+                ROWS=OrderedDict(list(common.ROWS.items()) + list(attention.items()))) == today
+    rnn = OrderedDict(common.MODELS, rnn=dict(common.MODELS["rnn"], other_form="A"))
+    assert keys(source.replace('other_form="B"', 'other_form="A"'), MODELS=rnn)[0] == today[0]
+    assert keys(source.replace('other_form="B"', 'other_form="A"'), MODELS=rnn)[1] != today[1]
+    monkeypatch.setattr(common, "MODELS", OrderedDict(common.MODELS, rnn=dict(common.MODELS["rnn"], other_form="B")))
+    changed = source.replace("def tab(framework):\n", "def tab(framework):\n    framework = framework.strip()\n", 1)
+    assert changed != source and all(a != b for a, b in zip(keys(changed), today))
+
+
 def test_a_manifest_catches_a_hand_edit_a_missing_file_and_an_added_one(tmp_path):
     path = reference_run(str(tmp_path), [ok("pytorch", 5.0, 0.2)])
     assert results.manifest_problems(path) == []

@@ -77,6 +77,36 @@ def meaning(source, skip=()):
     return _canonical(tree.body)
 
 
+def registry_entries(value, model):
+    """A table of common.py's registry cut to `model`: MODELS' entry, or the rows (name -> spec with a
+    "model") of that model; None for anything else."""
+    if value is common.MODELS:
+        return {model: value[model]}
+    if isinstance(value, dict) and value and all(isinstance(v, dict) and "model" in v for v in value.values()):
+        return {k: v for k, v in value.items() if v["model"] == model}
+    return None
+
+
+def common_text(model):
+    """common.py's meaning as a key for `model`'s tables reads it: the registry's tables (MODELS and each
+    table of rows) as the data of this model's entries alone, everything else as it is. A part added,
+    or another model's entry changed, leaves the other parts' tables current; a change to this model's
+    entries or to a function of common.py does not."""
+    with open(source_path("common")) as f:
+        tree = ast.parse(f.read())
+    body = []
+    for node in tree.body:
+        names = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        entries = registry_entries(getattr(common, names[0], None), model) if len(names) == 1 else None
+        if entries is None:
+            body.append(node)
+        elif entries:
+            data = json.dumps(entries, sort_keys=True, default=repr)
+            body.append(ast.Assign(targets=[ast.Name(id=names[0], ctx=ast.Store())], value=ast.Constant(data)))
+    tree.body = body
+    return meaning(ast.unparse(ast.fix_missing_locations(tree))).encode()
+
+
 def module_text(name, model=None, skip=None):
     """Module `name`'s meaning as bytes, without the functions `skip` names (default: its NOT_RUN):
     what every digest reads of a module."""
@@ -166,7 +196,7 @@ def fingerprint(frameworks, profile, dataset, code=("harness", "introspect", "ow
     digest = hashlib.sha256(json.dumps([frameworks, profile, dataset, machine or gpu or results.machine(), gpu_set]
                                        + [row_code(f) for f in frameworks] + list(also), sort_keys=True).encode())
     for name, path in sorted(files.items()):
-        digest.update(name.encode() + file_text(path))
+        digest.update(name.encode() + (common_text(model) if name == "common" else file_text(path)))
     return digest.hexdigest()[:16]
 
 
