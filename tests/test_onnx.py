@@ -7,6 +7,8 @@ import os
 import numpy as np
 import pytest
 
+from conftest import COMMITTED
+
 from lab import envs
 import common
 from lab import onnx_check
@@ -17,7 +19,7 @@ FRAMEWORKS = common.implemented_frameworks()
 @pytest.fixture(scope="module")
 def table():
     """Measured once per code and environments (the book's chapter reads the same cache)."""
-    return onnx_check.table(FRAMEWORKS)["table"]
+    return onnx_check.table(FRAMEWORKS, root=COMMITTED)["table"]
 
 
 def row_of(table, framework):

@@ -8,6 +8,8 @@ framework, give the logits the reference gives for them.
 import numpy as np
 import pytest
 
+from conftest import COMMITTED
+
 from lab import envs
 import common
 from lab import parity
@@ -20,7 +22,7 @@ def table():
     """The table that today's code and environments give on a machine of this kind: measured now unless
     one is cached here or committed (runs.checked_table: a changed row, check or environment changes its
     key); FRESH=all measures it anyway. The book shows the same one (base.show_parity)."""
-    return parity.table(common.implemented_frameworks(tuned=True))["table"]
+    return parity.table(common.implemented_frameworks(tuned=True), root=COMMITTED)["table"]
 
 
 def row_of(table, framework):

@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from conftest import COMMITTED
+
 import common
 from lab import envs, launch, parity, scale_out
 
@@ -17,7 +19,7 @@ LAUNCHERS = ["pytorch", "jax", "chainer"]  # the faults, one row per kind of lau
 def table():
     """Every row with an environment here, launched unless today's code made the table on a machine of
     this kind (as test_parity's); the book shows this one."""
-    return scale_out.table([f for f in FRAMEWORKS if envs.python_for(f)[0]])["table"]
+    return scale_out.table([f for f in FRAMEWORKS if envs.python_for(f)[0]], root=COMMITTED)["table"]
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -36,7 +36,7 @@ PARTS = {
                 others="Keras' imdb.npz, downloaded; or \"synthetic\", made here", title=" (part II, the GRU)",
                 what="The Rosetta Stone's GRU on IMDB reviews (part II)", about="the seed's: 3 epochs of 25,000",
                 sizes="the epochs and reviews (the seed's run: 3 epochs of 25,000)",
-                shared="the tokenizer and loader of the reviews (`code/rnn/reviews.py`), the check of a weight list "
+                shared="the tokenizer and loader of the reviews (`code/reviews.py`), the check of a weight list "
                        "(`code/rnn/rnn_weights.py`), the minibatches"),
     "resnet": dict(library=["common", "images", "resnet_weights", "datasets", "onnx_graph"], dataset="cifar10",
                    others="or \"fashion-mnist\" (Debian's dataset-fashion-mnist), or \"synthetic\"",

@@ -218,7 +218,7 @@ def run_all(frameworks, out_dir, timeout=600):
     return {name: envs.run_script(name, "features", [name, "--check", out_dir], timeout) for name in frameworks}
 
 
-def table(frameworks, fresh=False, timeout=600, cached_only=False):
+def table(frameworks, fresh=False, timeout=600, cached_only=False, root=None):
     """{"measured", "machine", "table"} for `frameworks`: measured now if `fresh`, else the one this code,
     these environments and a machine of this kind made (cached or committed: runs.checked_table)."""
     import tempfile
@@ -230,7 +230,7 @@ def table(frameworks, fresh=False, timeout=600, cached_only=False):
             measured = dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(),
                             table=compare(frameworks, out_dir, found))
         return measured, all("error" not in row for row in measured["table"].values())
-    return runs.checked_table("features", digest.check_key(frameworks, "features"), measure, fresh, cached_only)
+    return runs.checked_table("features", digest.check_key(frameworks, "features"), measure, fresh, cached_only, root)
 
 
 def main(argv=None):

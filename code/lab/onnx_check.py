@@ -284,7 +284,7 @@ def code_digest(frameworks):
     return whole.hexdigest()[:16]
 
 
-def table(frameworks, fresh=False, timeout=900, cached_only=False):
+def table(frameworks, fresh=False, timeout=900, cached_only=False, root=None):
     """{"measured": when, "machine": where, "source": which trained, "table": compare's}: measured now
     if `fresh`, else the one this code, these environments and a machine of this kind measured, cached
     or committed (runs.checked_table; with `cached_only`, None where there is none)."""
@@ -299,7 +299,7 @@ def table(frameworks, fresh=False, timeout=900, cached_only=False):
                             onnxruntime=ort.__version__, code=code_digest(frameworks),
                             table=compare(frameworks, out_dir, source, found))
         return measured, all(isinstance(got, dict) for got in found.values())  # one that did not run runs again
-    return runs.checked_table("onnx", digest.check_key(frameworks, "onnx"), measure, fresh, cached_only)
+    return runs.checked_table("onnx", digest.check_key(frameworks, "onnx"), measure, fresh, cached_only, root)
 
 
 def inference(frameworks, kind="runs", timeout=900):

@@ -217,7 +217,7 @@ def run_all(frameworks, out_dir, timeout=600):
     return found
 
 
-def table(frameworks, fresh=False, timeout=600):
+def table(frameworks, fresh=False, timeout=600, root=None):
     """{"measured": when, "machine": where, "table": compare's} for `frameworks`: measured now if
     `fresh`, else the one this code, these environments and a machine of this kind measured, cached
     (the parity tests store theirs) or committed (runs.checked_table)."""
@@ -230,7 +230,7 @@ def table(frameworks, fresh=False, timeout=600):
             measured = dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(),
                             table=compare(frameworks, out_dir, found))
         return measured, all("error" not in row for row in measured["table"].values())
-    return runs.checked_table("parity", digest.check_key(frameworks, "parity"), measure, fresh)
+    return runs.checked_table("parity", digest.check_key(frameworks, "parity"), measure, fresh, root=root)
 
 
 def max_diff(a, b):

@@ -109,7 +109,9 @@ def checked_table(check, key, measure, fresh=False, cached_only=False, root=None
     """A check's table (parity, onnx, scale-out: a proof about code, not a benchmark): the one cached
     here or committed in a reference run (its <check>.json) under the same `key` (digest.check_key),
     unless `fresh` or FRESH asks for it again; else measure() (with `cached_only`, None). One taken
-    from a reference says which in its "reference" field. A table with a failure is not cached."""
+    from a reference says which in its "reference" field. A table with a failure is not cached. `root`:
+    the results folder whose reference runs count (default common.RESULTS_DIR; the tests, which run
+    with a results folder of their own, name the repository's)."""
     from lab import digest
     found = None if fresh or fresh_wanted(check) else checked_found(check, key, root)
     if found or cached_only:

@@ -111,7 +111,7 @@ def equivalence(framework, timeout=300):
     return row
 
 
-def table(frameworks, fresh=False):
+def table(frameworks, fresh=False, root=None):
     """{"measured": when, "machine": where, "table": {framework: equivalence's row}}: measured now if
     `fresh` (the tests), else the one this code, these environments and a machine of this kind
     measured, cached or committed (runs.checked_table), so a book built after `make test` does not
@@ -122,7 +122,7 @@ def table(frameworks, fresh=False):
         measured = dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(),
                         table={f: equivalence(f) for f in frameworks})
         return measured, all("error" not in row for row in measured["table"].values())
-    return runs.checked_table("scale-out", digest.check_key(frameworks, "scale-out"), measure, fresh)
+    return runs.checked_table("scale-out", digest.check_key(frameworks, "scale-out"), measure, fresh, root=root)
 
 
 def train(framework, profile, dataset, world, timeout):
