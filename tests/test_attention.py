@@ -1,13 +1,14 @@
 """Part IV's foundations: the NumPy encoder (forward and backward, checked against finite differences),
 its padding, Adam, and the one neutral layout with its conversions (PyTorch's packed projections,
 Keras' and Flax's heads)."""
+import json
 import os
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import CODE
+from conftest import CODE, ROOT, run
 
 sys.path.insert(0, os.path.join(CODE, "attention"))
 import attention_reference as ref  # noqa: E402
@@ -99,48 +100,25 @@ def test_packed_and_per_head_projections_are_converted_in_one_place_and_compute_
     assert np.array_equal(aw.out_from_heads(out), block[8])
 
 
-def reviews_batch(n=6, length=150, seed=2):
-    rng = np.random.RandomState(seed)
-    ids = np.zeros((n, length), np.int32)
-    for i, words in enumerate(rng.randint(1, length + 1, n)):
-        ids[i, :words] = rng.randint(1, aw.VOCAB, words)
-    return ids, rng.randint(0, 2, n)
 
-
-def test_pytorchs_encoder_layers_asked_for_this_block_compute_the_reference():
-    """The first row, checked here until part IV's parity table exists: logits for the shared weights
-    and three Adam steps, dropout off, as part II's parity checks a row."""
-    torch = pytest.importorskip("torch")
-    import attention_pytorch as row
-    model = row.create_model()
-    assert row.count_params(model) == aw.N_PARAMS
-    own = row.get_weights(model)
-    assert np.abs(own[1][2]).max() <= np.sqrt(6 / (2 * aw.EMBED)) and own[1][3].max() == 0  # Glorot per projection
-    weights = aw.random_weights(7)
-    row.set_weights(model, weights)
-    back = row.get_weights(model)
-    assert all(np.array_equal(a, b) for g, h in zip(weights, back) for a, b in zip(g, h))
-    batches = [reviews_batch(seed=s) for s in range(3)]
-    model.eval()
-    with torch.no_grad():
-        logits = model(torch.from_numpy(batches[0][0]).long()).numpy()
-    assert np.max(np.abs(logits - ref.forward(weights, batches[0][0])[0])) < 1e-4
-    for block in model.blocks:  # dropout off, as the parity checks run every row
-        block.dropout1 = block.dropout2 = torch.nn.Identity()
-        block.self_attn.dropout = 0.0
-    trainer = row.init_model(model)
-    losses = [row.train_epoch(trainer, [batch]) for batch in batches]
-    ref_losses, ref_weights = ref.train(weights, batches)
-    assert np.max(np.abs(np.array(losses) - ref_losses)) < 1e-4, (losses, ref_losses)
-    trained = row.get_weights(model)
-    for g, (got, want, start) in enumerate(zip(trained, ref_weights, weights)):
-        for i, (a, b, w) in enumerate(zip(got, want, start)):
-            if 0 < g <= aw.BLOCKS and aw.BLOCK[i] == "key_bias":
-                # No gradient: a bias added to every key shifts a query's scores alike, which the softmax
-                # ignores. float64 leaves it; float32's rounding gives it a gradient of about 1e-9, which
-                # Adam, dividing by its root, turns into steps of up to lr. Found here; part IV's table to say.
-                assert np.max(np.abs(b - w)) < 1e-9 and np.max(np.abs(a - w)) <= 3 * ref.ADAM["lr"] + 1e-6
-                continue
-            # Adam scales float32's rounding up where a gradient is near zero too (a few of the token
-            # embedding's entries): each array's update, as a whole, within 1% of the reference's.
-            assert np.linalg.norm((a - w) - (b - w)) <= 1e-2 * np.linalg.norm(b - w), (g, i)
+@pytest.mark.parametrize("module, backend", [("attention_pytorch", None), ("attention_keras", "tensorflow"),
+                                             ("attention_keras", "jax"), ("attention_keras", "torch"),
+                                             ("attention_jax", None)])
+def test_a_row_computes_the_reference_and_takes_its_adam_steps(module, backend):
+    """Part IV's rows so far, each in a process of its own, checked here until part IV's parity table
+    exists: logits for the shared weights, three Adam steps' losses (in the form of Adam the row lands
+    on), each array's update within 1% of the reference's (Adam scales float32's rounding up where a
+    gradient is near zero, a few of the token embedding's entries), and the key bias, which has no
+    gradient (a bias added to every key shifts a query's scores alike, which the softmax ignores):
+    float64 leaves it, float32's rounding moves it by up to lr a step."""
+    env = dict(os.environ, **({"KERAS_BACKEND": backend} if backend else {}))
+    out = run([sys.executable, os.path.join(ROOT, "tests", "attention_check.py"), module], env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["params"] == aw.N_PARAMS and got["round_trip"]
+    assert max(got["own_limits"]) <= np.sqrt(6 / (2 * aw.EMBED)) + 1e-7  # Glorot per (EMBED, EMBED) projection
+    assert got["logits"] < 1e-4
+    form = min(got["forms"], key=lambda f: got["forms"][f]["update"])
+    assert got["forms"][form]["losses"] < 1e-4 and got["forms"][form]["update"] < 1e-2, (form, got["forms"])
+    for reference_moved, row_moved in got["forms"][form]["key_bias"]:
+        assert reference_moved < 1e-9 and row_moved <= 3 * ref.ADAM["lr"] + 1e-6

@@ -123,8 +123,9 @@ def loss_and_grad(logits, labels):
 
 
 def gradients(weights, ids, labels, rows_apart=False):
-    """(loss, gradients in the weights' layout). With rows_apart, also each embedding's gradient squared
-    per occurrence of a row, then summed (what Keras 3's Adam on TensorFlow squares)."""
+    """(loss, gradients in the weights' layout). With rows_apart, also the embeddings' gradients squared:
+    the token embedding's per occurrence of a word, then summed (what Keras 3's Adam on TensorFlow
+    squares, its gradient a row per occurrence), the position table's as it is (a table added whole)."""
     logits, (weights, words, counts, saved, final_norm, pooled) = forward(weights, ids)
     loss, d_logits = loss_and_grad(logits, labels)
     _, d_kernel, d_bias = linear_back(d_logits, pooled, weights[BLOCKS + 2][0])
@@ -148,9 +149,8 @@ def gradients(weights, ids, labels, rows_apart=False):
     d_position[:ids.shape[1]] = d_x.sum(axis=0)
     grads = [[d_token, d_position]] + grads
     if rows_apart:
-        squares = [np.zeros_like(token), np.zeros_like(position)]
+        squares = [np.zeros_like(token), d_position * d_position]
         np.add.at(squares[0], ids, d_x * d_x)
-        squares[1][:ids.shape[1]] = (d_x * d_x).sum(axis=0)
         return loss, grads, squares
     return loss, grads
 
