@@ -41,6 +41,8 @@ def logits_of(name, model, x):
     if name == "attention_jax":
         model.eval()
         return np.asarray(model(x))
+    if name == "attention_tensorflow":
+        return model(x).numpy()
     return np.asarray(model.predict_on_batch(x))
 
 
@@ -48,6 +50,9 @@ def main(name):
     if name == "attention_keras":
         import keras
         keras.layers.Dropout.call = lambda self, inputs, training=None: inputs
+    if name == "attention_tensorflow":
+        import tensorflow as tf
+        tf.nn.dropout = lambda x, *args, **kwargs: x
     if name == "attention_jax":
         from flax import nnx
         nnx.Dropout.__call__ = lambda self, x, **kw: x

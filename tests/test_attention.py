@@ -103,7 +103,7 @@ def test_packed_and_per_head_projections_are_converted_in_one_place_and_compute_
 
 @pytest.mark.parametrize("module, backend", [("attention_pytorch", None), ("attention_keras", "tensorflow"),
                                              ("attention_keras", "jax"), ("attention_keras", "torch"),
-                                             ("attention_jax", None)])
+                                             ("attention_jax", None), ("attention_tensorflow", None)])
 def test_a_row_computes_the_reference_and_takes_its_adam_steps(module, backend):
     """Part IV's rows so far, each in a process of its own, checked here until part IV's parity table
     exists: logits for the shared weights, three Adam steps' losses (in the form of Adam the row lands
