@@ -1,16 +1,15 @@
 """Part IV's foundations: the NumPy encoder (forward and backward, checked against finite differences),
 its padding, Adam, and the one neutral layout with its conversions (PyTorch's packed projections,
 Keras' and Flax's heads)."""
-import json
 import os
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import CODE, ROOT, run
+from conftest import CODE, ROOT, env_python, run
 
-sys.path.insert(0, os.path.join(CODE, "attention"))
+sys.path[:0] = [os.path.join(CODE, "attention"), os.path.join(ROOT, "tests")]
 import attention_reference as ref  # noqa: E402
 import attention_weights as aw  # noqa: E402
 
@@ -101,24 +100,45 @@ def test_packed_and_per_head_projections_are_converted_in_one_place_and_compute_
 
 
 
-@pytest.mark.parametrize("module, backend", [("attention_pytorch", None), ("attention_keras", "tensorflow"),
-                                             ("attention_keras", "jax"), ("attention_keras", "torch"),
-                                             ("attention_jax", None), ("attention_tensorflow", None)])
-def test_a_row_computes_the_reference_and_takes_its_adam_steps(module, backend):
-    """Part IV's rows so far, each in a process of its own, checked here until part IV's parity table
-    exists: logits for the shared weights, three Adam steps' losses (in the form of Adam the row lands
-    on), each array's update within 1% of the reference's (Adam scales float32's rounding up where a
-    gradient is near zero, a few of the token embedding's entries), and the key bias, which has no
+ROWS = [("attention_pytorch", "pytorch", None), ("attention_keras", "keras-tensorflow", "tensorflow"),
+        ("attention_keras", "keras-jax", "jax"), ("attention_keras", "keras-torch", "torch"),
+        ("attention_jax", "jax", None), ("attention_tensorflow", "tensorflow", None)]
+
+
+@pytest.mark.parametrize("module, framework, backend", ROWS)
+def test_a_row_computes_the_reference_and_takes_its_adam_steps(module, framework, backend, tmp_path):
+    """Part IV's rows so far, each in its framework's environment, checked here until part IV's parity
+    table exists: logits for the shared weights, three Adam steps' losses (in the form of Adam the row
+    lands on), each array's update within 1% of the reference's (Adam scales float32's rounding up where
+    a gradient is near zero, a few of the token embedding's entries), and the key bias, which has no
     gradient (a bias added to every key shifts a query's scores alike, which the softmax ignores):
     float64 leaves it, float32's rounding moves it by up to lr a step."""
+    import attention_check
     env = dict(os.environ, **({"KERAS_BACKEND": backend} if backend else {}))
-    out = run([sys.executable, os.path.join(ROOT, "tests", "attention_check.py"), module], env=env)
+    out = run([env_python(framework), os.path.join(ROOT, "tests", "attention_check.py"), module,
+               str(tmp_path / "row.npz")], env=env)
     assert out.returncode == 0, out.stderr[-3000:]
-    got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got["params"] == aw.N_PARAMS and got["round_trip"]
-    assert max(got["own_limits"]) <= np.sqrt(6 / (2 * aw.EMBED)) + 1e-7  # Glorot per (EMBED, EMBED) projection
-    assert got["logits"] < 1e-4
-    form = min(got["forms"], key=lambda f: got["forms"][f]["update"])
-    assert got["forms"][form]["losses"] < 1e-4 and got["forms"][form]["update"] < 1e-2, (form, got["forms"])
-    for reference_moved, row_moved in got["forms"][form]["key_bias"]:
+    with np.load(str(tmp_path / "row.npz")) as f:
+        got = dict(f)
+    assert int(got["params"]) == aw.N_PARAMS and bool(got["round_trip"])
+    assert max(np.abs(got["own_{}".format(i)]).max() for i in range(4)) <= np.sqrt(6 / (2 * aw.EMBED)) + 1e-7
+    weights = aw.random_weights(7)
+    batches = [attention_check.batch(s) for s in range(3)]
+    assert np.max(np.abs(got["logits"] - ref.forward(weights, batches[0][0])[0])) < 1e-4
+    trained = [[got["trained_{}_{}".format(g, i)] for i in range(len(s))] for g, s in enumerate(aw.SHAPES)]
+    found = {}
+    for form, kw in ref.OPTIMIZER_FORMS.items():
+        ref_losses, ref_weights = ref.train(weights, batches, **kw)
+        update, key_bias = 0.0, []
+        for g, (row, want, start) in enumerate(zip(trained, ref_weights, weights)):
+            for i, (a, b, w) in enumerate(zip(row, want, start)):
+                if 0 < g <= aw.BLOCKS and aw.BLOCK[i] == "key_bias":
+                    key_bias.append((np.max(np.abs(b - w)), np.max(np.abs(a - w))))
+                else:
+                    update = max(update, np.linalg.norm((a - w) - (b - w)) / np.linalg.norm(b - w))
+        found[form] = (np.max(np.abs(got["losses"] - ref_losses)), update, key_bias)
+    form = min(found, key=lambda f: found[f][1])
+    losses, update, key_bias = found[form]
+    assert losses < 1e-4 and update < 1e-2, (form, found)
+    for reference_moved, row_moved in key_bias:
         assert reference_moved < 1e-9 and row_moved <= 3 * ref.ADAM["lr"] + 1e-6
