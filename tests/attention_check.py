@@ -37,6 +37,9 @@ def no_dropout(name):
         nnx.Dropout.__call__ = lambda self, x, **kw: x
         call = nnx.MultiHeadAttention.__call__
         nnx.MultiHeadAttention.__call__ = lambda self, *a, **kw: call(self, *a, **dict(kw, deterministic=True))
+    if name == "attention_mxnet":
+        from mxnet.gluon import nn
+        nn.Dropout.hybrid_forward = lambda self, F, x: F.identity(x)
     if name == "attention_pytorch":
         import torch
         torch.nn.Dropout.forward = lambda self, x: x
@@ -59,6 +62,9 @@ def logits_of(name, model, trainer, x):
         return np.asarray(model(x))
     if name == "attention_tensorflow":
         return model(x).numpy()
+    if name == "attention_mxnet":
+        import mxnet as mx
+        return model(mx.nd.array(x)).asnumpy()
     return np.asarray(trainer.predict_on_batch(x))
 
 
