@@ -37,6 +37,9 @@ def no_dropout(name):
         nnx.Dropout.__call__ = lambda self, x, **kw: x
         call = nnx.MultiHeadAttention.__call__
         nnx.MultiHeadAttention.__call__ = lambda self, *a, **kw: call(self, *a, **dict(kw, deterministic=True))
+    if name == "attention_chainer":
+        import chainer.functions
+        chainer.functions.dropout = lambda x, ratio=0.5, **kw: x
     if name == "attention_mxnet":
         from mxnet.gluon import nn
         nn.Dropout.hybrid_forward = lambda self, F, x: F.identity(x)
@@ -65,6 +68,10 @@ def logits_of(name, model, trainer, x):
     if name == "attention_mxnet":
         import mxnet as mx
         return model(mx.nd.array(x)).asnumpy()
+    if name == "attention_chainer":
+        import chainer
+        with chainer.using_config("train", False), chainer.no_backprop_mode():
+            return model(x).array
     return np.asarray(trainer.predict_on_batch(x))
 
 
