@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import attention_weights as aw  # noqa: E402
 
 
-def batch(seed, n=6):
+def batch(seed, n=64):  # a minibatch of BATCH_SIZE: CNTK scales Adam's epsilon by it
     rng = np.random.RandomState(seed)
     ids = np.zeros((n, aw.MAXLEN), np.int32)
     for i, words in enumerate(rng.randint(1, aw.MAXLEN + 1, n)):
@@ -37,6 +37,9 @@ def no_dropout(name):
         nnx.Dropout.__call__ = lambda self, x, **kw: x
         call = nnx.MultiHeadAttention.__call__
         nnx.MultiHeadAttention.__call__ = lambda self, *a, **kw: call(self, *a, **dict(kw, deterministic=True))
+    if name == "attention_cntk":
+        import cntk
+        cntk.layers.Dropout = lambda dropout_rate=None, **kw: cntk.layers.identity
     if name == "attention_chainer":
         import chainer.functions
         chainer.functions.dropout = lambda x, ratio=0.5, **kw: x
@@ -54,6 +57,10 @@ def no_dropout(name):
         torch.nn.MultiheadAttention.forward = without
 
 
+def module_of(name):
+    return sys.modules[name]
+
+
 def logits_of(name, model, trainer, x):
     if name == "attention_pytorch":
         import torch
@@ -68,6 +75,8 @@ def logits_of(name, model, trainer, x):
     if name == "attention_mxnet":
         import mxnet as mx
         return model(mx.nd.array(x)).asnumpy()
+    if name == "attention_cntk":
+        return module_of(name).logits_of_batch(trainer, x)
     if name == "attention_chainer":
         import chainer
         with chainer.using_config("train", False), chainer.no_backprop_mode():

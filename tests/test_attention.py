@@ -103,18 +103,28 @@ def test_packed_and_per_head_projections_are_converted_in_one_place_and_compute_
 ROWS = [("attention_pytorch", "pytorch", None), ("attention_keras", "keras-tensorflow", "tensorflow"),
         ("attention_keras", "keras-jax", "jax"), ("attention_keras", "keras-torch", "torch"),
         ("attention_jax", "jax", None), ("attention_tensorflow", "tensorflow", None), ("attention_mxnet", "mxnet", None),
-        ("attention_chainer", "chainer", None)]
+        ("attention_chainer", "chainer", None), ("attention_cntk", "cntk", None)]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """What every row is compared with: the reference's logits for the shared weights on the first batch,
+    and its losses and weights after the three steps in each form of Adam."""
+    import attention_check
+    weights = aw.random_weights(7)
+    batches = [attention_check.batch(s) for s in range(3)]
+    return weights, ref.forward(weights, batches[0][0])[0], {
+        form: ref.train(weights, batches, **kw) for form, kw in ref.OPTIMIZER_FORMS.items()}
 
 
 @pytest.mark.parametrize("module, framework, backend", ROWS)
-def test_a_row_computes_the_reference_and_takes_its_adam_steps(module, framework, backend, tmp_path):
+def test_a_row_computes_the_reference_and_takes_its_adam_steps(module, framework, backend, reference, tmp_path):
     """Part IV's rows so far, each in its framework's environment, checked here until part IV's parity
     table exists: logits for the shared weights, three Adam steps' losses (in the form of Adam the row
     lands on), each array's update within 1% of the reference's (Adam scales float32's rounding up where
     a gradient is near zero, a few of the token embedding's entries), and the key bias, which has no
     gradient (a bias added to every key shifts a query's scores alike, which the softmax ignores):
     float64 leaves it, float32's rounding moves it by up to lr a step."""
-    import attention_check
     env = dict(os.environ, **({"KERAS_BACKEND": backend} if backend else {}))
     out = run([env_python(framework), os.path.join(ROOT, "tests", "attention_check.py"), module,
                str(tmp_path / "row.npz")], env=env)
@@ -123,13 +133,11 @@ def test_a_row_computes_the_reference_and_takes_its_adam_steps(module, framework
         got = dict(f)
     assert int(got["params"]) == aw.N_PARAMS and bool(got["round_trip"])
     assert max(np.abs(got["own_{}".format(i)]).max() for i in range(4)) <= np.sqrt(6 / (2 * aw.EMBED)) + 1e-7
-    weights = aw.random_weights(7)
-    batches = [attention_check.batch(s) for s in range(3)]
-    assert np.max(np.abs(got["logits"] - ref.forward(weights, batches[0][0])[0])) < 1e-4
+    weights, logits, forms = reference
+    assert np.max(np.abs(got["logits"] - logits)) < 1e-4
     trained = [[got["trained_{}_{}".format(g, i)] for i in range(len(s))] for g, s in enumerate(aw.SHAPES)]
     found = {}
-    for form, kw in ref.OPTIMIZER_FORMS.items():
-        ref_losses, ref_weights = ref.train(weights, batches, **kw)
+    for form, (ref_losses, ref_weights) in forms.items():
         update, key_bias = 0.0, []
         for g, (row, want, start) in enumerate(zip(trained, ref_weights, weights)):
             for i, (a, b, w) in enumerate(zip(row, want, start)):
