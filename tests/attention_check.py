@@ -26,7 +26,7 @@ def batch(seed, n=64):  # a minibatch of BATCH_SIZE: CNTK scales Adam's epsilon 
 
 
 def no_dropout(name):
-    if name == "attention_keras":
+    if name in ("attention_keras", "attention_keras2"):
         import keras
         keras.layers.Dropout.call = lambda self, inputs, training=None: inputs
     if name == "attention_tensorflow":

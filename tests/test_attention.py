@@ -103,7 +103,8 @@ def test_packed_and_per_head_projections_are_converted_in_one_place_and_compute_
 ROWS = [("attention_pytorch", "pytorch", None), ("attention_keras", "keras-tensorflow", "tensorflow"),
         ("attention_keras", "keras-jax", "jax"), ("attention_keras", "keras-torch", "torch"),
         ("attention_jax", "jax", None), ("attention_tensorflow", "tensorflow", None), ("attention_mxnet", "mxnet", None),
-        ("attention_chainer", "chainer", None), ("attention_cntk", "cntk", None)]
+        ("attention_chainer", "chainer", None), ("attention_cntk", "cntk", None),
+        ("attention_keras2", "keras-cntk", "cntk")]
 
 
 @pytest.fixture(scope="module")
