@@ -37,6 +37,9 @@ def no_dropout(name):
         nnx.Dropout.__call__ = lambda self, x, **kw: x
         call = nnx.MultiHeadAttention.__call__
         nnx.MultiHeadAttention.__call__ = lambda self, *a, **kw: call(self, *a, **dict(kw, deterministic=True))
+    if name == "attention_caffe2":
+        from caffe2.python import brew
+        brew.dropout = lambda model, blob_in, blob_out, ratio=0.5, **kw: blob_in
     if name == "attention_cntk":
         import cntk
         cntk.layers.Dropout = lambda dropout_rate=None, **kw: cntk.layers.identity
@@ -75,7 +78,7 @@ def logits_of(name, model, trainer, x):
     if name == "attention_mxnet":
         import mxnet as mx
         return model(mx.nd.array(x)).asnumpy()
-    if name == "attention_cntk":
+    if name in ("attention_cntk", "attention_caffe2"):
         return module_of(name).logits_of_batch(trainer, x)
     if name == "attention_chainer":
         import chainer
@@ -88,9 +91,9 @@ def main(name, out):
     no_dropout(name)
     module = __import__(name)
     model = module.create_model()
+    trainer = module.init_model(model)
     own = module.get_weights(model)
     weights = aw.random_weights(7)
-    trainer = module.init_model(model)
     module.set_weights(model, weights)
     back = module.get_weights(model)
     batches = [batch(s) for s in range(3)]

@@ -104,7 +104,7 @@ ROWS = [("attention_pytorch", "pytorch", None), ("attention_keras", "keras-tenso
         ("attention_keras", "keras-jax", "jax"), ("attention_keras", "keras-torch", "torch"),
         ("attention_jax", "jax", None), ("attention_tensorflow", "tensorflow", None), ("attention_mxnet", "mxnet", None),
         ("attention_chainer", "chainer", None), ("attention_cntk", "cntk", None),
-        ("attention_keras2", "keras-cntk", "cntk")]
+        ("attention_keras2", "keras-cntk", "cntk"), ("attention_caffe2", "caffe2", None)]
 
 
 @pytest.fixture(scope="module")
