@@ -15,6 +15,7 @@ sys.path[:0] = [CODE, os.path.join(CODE, "attention")]
 import numpy as np  # noqa: E402
 
 import attention_weights as aw  # noqa: E402
+from lab import parity  # noqa: E402
 
 
 def batch(seed, n=64):  # a minibatch of BATCH_SIZE: CNTK scales Adam's epsilon by it
@@ -25,70 +26,28 @@ def batch(seed, n=64):  # a minibatch of BATCH_SIZE: CNTK scales Adam's epsilon 
     return ids, rng.randint(0, 2, n)
 
 
-def no_dropout(name):
-    if name in ("attention_keras", "attention_keras2"):
-        import keras
-        keras.layers.Dropout.call = lambda self, inputs, training=None: inputs
-    if name == "attention_tensorflow":
-        import tensorflow as tf
-        tf.nn.dropout = lambda x, *args, **kwargs: x
-    if name == "attention_jax":
-        from flax import nnx
-        nnx.Dropout.__call__ = lambda self, x, **kw: x
-        call = nnx.MultiHeadAttention.__call__
-        nnx.MultiHeadAttention.__call__ = lambda self, *a, **kw: call(self, *a, **dict(kw, deterministic=True))
-    if name == "attention_caffe2":
-        from caffe2.python import brew
-        brew.dropout = lambda model, blob_in, blob_out, ratio=0.5, **kw: blob_in
-    if name == "attention_cntk":
-        import cntk
-        cntk.layers.Dropout = lambda dropout_rate=None, **kw: cntk.layers.identity
-    if name == "attention_chainer":
-        import chainer.functions
-        chainer.functions.dropout = lambda x, ratio=0.5, **kw: x
-    if name == "attention_mxnet":
-        from mxnet.gluon import nn
-        nn.Dropout.hybrid_forward = lambda self, F, x: F.identity(x)
-    if name == "attention_pytorch":
+def no_dropout(tab):
+    """The parity runs' switch (lab.parity.no_dropout), and the two attention layers that apply their
+    dropout as a function, not through the framework's dropout layer: PyTorch's MultiheadAttention (its
+    rate handed to the attention function) and Flax's (asked to be deterministic)."""
+    parity.no_dropout(tab)
+    if tab == "pytorch":
         import torch
-        torch.nn.Dropout.forward = lambda self, x: x
         call = torch.nn.MultiheadAttention.forward
 
         def without(self, *args, **kwargs):
-            self.dropout = 0.0  # a rate its forward hands to a function, not an nn.Dropout
+            self.dropout = 0.0
             return call(self, *args, **kwargs)
         torch.nn.MultiheadAttention.forward = without
-
-
-def module_of(name):
-    return sys.modules[name]
-
-
-def logits_of(name, model, trainer, x):
-    if name == "attention_pytorch":
-        import torch
-        model.eval()
-        with torch.no_grad():
-            return model(torch.from_numpy(x).long()).numpy()
-    if name == "attention_jax":
-        model.eval()
-        return np.asarray(model(x))
-    if name == "attention_tensorflow":
-        return model(x).numpy()
-    if name == "attention_mxnet":
-        import mxnet as mx
-        return model(mx.nd.array(x)).asnumpy()
-    if name in ("attention_cntk", "attention_caffe2"):
-        return module_of(name).logits_of_batch(trainer, x)
-    if name == "attention_chainer":
-        import chainer
-        with chainer.using_config("train", False), chainer.no_backprop_mode():
-            return model(x).array
-    return np.asarray(trainer.predict_on_batch(x))
+    if tab == "jax":
+        from flax import nnx
+        attend = nnx.MultiHeadAttention.__call__
+        nnx.MultiHeadAttention.__call__ = lambda self, *a, **kw: attend(self, *a, **dict(kw, deterministic=True))
 
 
 def main(name, out):
-    no_dropout(name)
+    tab = name[len("attention_"):]  # the module's framework tab: attention_keras2 -> keras2
+    no_dropout(tab)
     module = __import__(name)
     model = module.create_model()
     trainer = module.init_model(model)
@@ -97,7 +56,7 @@ def main(name, out):
     module.set_weights(model, weights)
     back = module.get_weights(model)
     batches = [batch(s) for s in range(3)]
-    arrays = dict(logits=logits_of(name, model, trainer, batches[0][0]),
+    arrays = dict(logits=parity.logits(tab, module, trainer, batches[0][0]),
                   losses=np.array([module.train_epoch(trainer, [b]) for b in batches]),
                   params=np.array(module.count_params(model)),
                   round_trip=np.array(all(np.array_equal(a, b) for g, h in zip(weights, back) for a, b in zip(g, h))))

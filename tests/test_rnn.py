@@ -160,9 +160,9 @@ ROWS = common.implemented_frameworks(model="rnn")
 
 @pytest.fixture(scope="module")
 def table():
-    """Part II's parity, measured now: every row in its own environment on the same 3 batches of the
-    synthetic corpus (64 reviews of 150 ids, each padded after its words), from the same weights;
-    measured unless today's code made it on a machine of this kind (as test_parity's)."""
+    """Part II's parity: every row in its own environment on the same 3 batches of the synthetic corpus
+    (64 reviews of 150 ids, each padded after its words), from the same weights; measured unless
+    today's code made it on a machine of this kind (as test_parity's)."""
     return parity.table(ROWS, root=COMMITTED)["table"]
 
 

@@ -1,8 +1,8 @@
 """Keras 2.2.4 on the CNTK backend, which has no attention, no layer normalization and no GELU: layers of
 its own written in the backend's operations (a position table, a layer norm, multi-head self-attention
-head by head with K.batch_dot, -1e9 added to the padding's keys before the softmax), Dense with GELU by
-an erf to float32's precision (Abramowitz and Stegun 7.1.26: no backend of Keras 2 has erf), the mean
-over each review's own words, Dense; Adam."""
+head by head with K.batch_dot, -1e9 added to the padding's keys before the softmax), Dense with the
+CNTK row's GELU (its erf to float32's precision: no backend of Keras 2 has erf), the mean over each
+review's own words, Dense; Adam."""
 import os
 
 import numpy as np
@@ -22,13 +22,6 @@ GLOROT = keras.initializers.glorot_uniform()
 
 def load_data(dataset, profile):
     return reviews_for_library(dataset, profile)
-
-
-def gelu(x):
-    t = 1.0 / (1.0 + 0.3275911 * K.abs(x) / np.sqrt(2.0))
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    erf = K.sign(x) * (1 - poly * K.exp(-x * x / 2))  # erf(x / sqrt(2))
-    return 0.5 * x * (1 + erf)
 
 
 class Positions(Layer):
@@ -91,7 +84,7 @@ def create_model():
     for b in range(BLOCKS):
         h = SelfAttention(name="block{}_attention".format(b))([LayerNorm(name="block{}_norm1".format(b))(x), ids])
         x = Add()([x, Dropout(DROPOUT)(h)])
-        h = Dense(FF, activation=gelu, kernel_initializer=GLOROT, name="block{}_ff1".format(b))(
+        h = Dense(FF, activation=attention_cntk.gelu, kernel_initializer=GLOROT, name="block{}_ff1".format(b))(
             LayerNorm(name="block{}_norm2".format(b))(x))
         x = Add()([x, Dropout(DROPOUT)(Dense(EMBED, kernel_initializer=GLOROT, name="block{}_ff2".format(b))(h))])
     pooled = Lambda(masked_mean, output_shape=(EMBED,))([LayerNorm(name="final_norm")(x), ids])

@@ -113,9 +113,9 @@ def equivalence(framework, timeout=300):
 
 def table(frameworks, fresh=False, root=None):
     """{"measured": when, "machine": where, "table": {framework: equivalence's row}}: measured now if
-    `fresh` (the tests), else the one this code, these environments and a machine of this kind
-    measured, cached or committed (runs.checked_table), so a book built after `make test` does not
-    launch every row again."""
+    `fresh`, else the one this code, these environments and a machine of this kind measured, cached or
+    committed (runs.checked_table, under `root`'s reference runs), so neither the tests nor a book built
+    after them launch every row again."""
     from lab import digest, envs, results, runs
 
     def measure():
