@@ -1,9 +1,10 @@
 """CNTK 2.7, which has no multi-head attention (its AttentionModel is additive), no GELU and no erf: each
 review its MAXLEN padded ids (no sequence axis: attention reads every position at once), the attention
 written out head by head (times_transpose, -1e9 added to the padding's keys, softmax over the keys),
-layer norm written out (CNTK's LayerNormalization adds its epsilon to the standard deviation and has one
-scalar scale and bias), GELU by an erf to float32's precision (Abramowitz and Stegun 7.1.26, within
-1.5e-7), the mean over each review's own words, a dense layer; Adam."""
+layer norm written out (CNTK's LayerNormalization adds its epsilon to the standard deviation and, given a
+(MAXLEN, EMBED) review, normalizes it whole, not word by word; measured), GELU by an erf to float32's
+precision (Abramowitz and Stegun 7.1.26, within 1.5e-7), the mean over each review's own words, a dense
+layer; Adam."""
 import cntk as C
 import numpy as np
 
