@@ -29,14 +29,14 @@ export FRESH
 LEGACY_ENVS := $(foreach env,mxnet chainer cntk caffe2,.envs/$(env)/.installed)
 SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
-.PHONY: html plan book bench bench-rnn reference-rnn bench-resnet reference-resnet bench-defaults bench-tuning bench-inference bench-breakdown reference-breakdown reference reference-rows reference-tables reference-defaults \
+.PHONY: html plan book bench bench-rnn reference-rnn bench-resnet reference-resnet bench-attention reference-attention bench-defaults bench-tuning bench-inference bench-breakdown reference-breakdown reference reference-rows reference-tables reference-defaults \
 	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets test-gpu-tools test-cpu-kinds \
-	gpu-builds envs test test-slow test-onnx-rnn test-programs-cnn test-programs-rnn test-programs-resnet test-fidelity serve clean
+	gpu-builds envs test test-slow test-onnx-rnn test-programs-cnn test-programs-rnn test-programs-resnet test-programs-attention test-fidelity serve clean
 .DELETE_ON_ERROR:
 
 # Ends with its own duration: what a build costs on this machine (the README asks for a GPU's).
 html:
-	@start=$$(date +%s); $(MAKE) --no-print-directory plan bench bench-rnn bench-resnet book; echo "make html took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) --no-print-directory plan bench bench-rnn bench-resnet bench-attention book; echo "make html took $$(( $$(date +%s) - start )) s"
 
 # What make html will run: every part's rows with their estimates, and the book's check tables.
 plan: $(SETUP)
@@ -70,6 +70,14 @@ reference-resnet: $(SETUP)
 	$(PY) code/bench.py --model resnet --reference --resume --profile quick --dataset $(DATASET)
 	$(PY) code/bench.py --model resnet --reference --book-tables
 
+# Part IV's rows, the Transformer encoder (code/attention/), on part II's reviews (RNN_DATASET as there).
+bench-attention: $(SETUP)
+	$(PY) code/bench.py --model attention --resume $(BENCH_ARGS:--dataset $(DATASET)=--dataset $(RNN_DATASET))
+
+reference-attention: $(SETUP)
+	$(PY) code/bench.py --model attention --reference --resume --profile quick --dataset $(RNN_DATASET)
+	$(PY) code/bench.py --model attention --reference --book-tables
+
 # What the frameworks' own weight init costs (defaults chapter): the frameworks whose default is not
 # Glorot-uniform, trained with each, on INIT_PROFILE (fidelity: 4 epochs of 6,400 images, about
 # 90 min on 2 cores); a pair made by the same code and environments is kept, not run again.
@@ -80,7 +88,7 @@ bench-defaults: $(SETUP)
 # row's quick run (about 30 min on 2 cores), the defaults, parity, ONNX and scale-out equivalence
 # tables, the own-init pair (fidelity, about 1 h), the tuning ablation (1 to 2 h), inference, the
 # scale-out runs, part II's rows and tables, and the breakdown. Each part can be run alone.
-reference: reference-rows reference-tables reference-defaults reference-tuning reference-inference reference-scale-out reference-rnn reference-resnet \
+reference: reference-rows reference-tables reference-defaults reference-tuning reference-inference reference-scale-out reference-rnn reference-resnet reference-attention \
 	reference-breakdown
 
 reference-tables: $(SETUP)
@@ -162,10 +170,10 @@ book/_static/vendor/VERSIONS: tools/vendor-js.sh
 	tools/make-env.sh $* || echo "environment $* was not created: its frameworks will be reported as skipped"
 
 test: $(SETUP)
-	$(PYTEST) -m "not slow and not onnx_rnn and not programs_cnn and not programs_rnn and not programs_resnet" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow and not onnx_rnn and not programs_cnn and not programs_rnn and not programs_resnet and not programs_attention" $(PYTEST_ARGS)
 
 test-slow: $(SETUP)
-	$(PYTEST) -m "slow and not fidelity and not registry and not gpu_tools and not programs_cnn and not programs_rnn and not programs_resnet" $(PYTEST_ARGS)
+	$(PYTEST) -m "slow and not fidelity and not registry and not gpu_tools and not programs_cnn and not programs_rnn and not programs_resnet and not programs_attention" $(PYTEST_ARGS)
 
 # Not in CI: the tests whose outcome depends on the CPU (which tuned changes are on, which references
 # apply, the peak) with the CPU read as each kind of machine this project runs on (tests/cpuinfo/, by
@@ -174,7 +182,7 @@ CPU_KINDS := $(notdir $(wildcard tests/cpuinfo/*))
 CPU_KIND_TESTS := tests/test_tuned.py tests/test_reference.py tests/test_bench.py tests/test_report.py tests/test_defaults.py
 test-cpu-kinds: $(SETUP)
 	@start=$$(date +%s); for kind in $(CPU_KINDS); do echo "== the CPU read as $$kind"; \
-		ROSETTA_CPUINFO=tests/cpuinfo/$$kind $(PYTEST) -m "not slow and not onnx_rnn and not programs_cnn and not programs_rnn and not programs_resnet" \
+		ROSETTA_CPUINFO=tests/cpuinfo/$$kind $(PYTEST) -m "not slow and not onnx_rnn and not programs_cnn and not programs_rnn and not programs_resnet and not programs_attention" \
 		$(CPU_KIND_TESTS) $(PYTEST_ARGS) || exit 1; done; echo "make test-cpu-kinds took $$(( $$(date +%s) - start )) s"
 
 # Not in CI: tools/gpu-reference.sh, the GPU machine's command, tried here on the CPU with the smoke
@@ -201,6 +209,9 @@ test-programs-rnn: $(SETUP)
 # of 64 images outside the repository. Run it when programs.py or code/resnet/ change.
 test-programs-resnet: $(SETUP)
 	$(PYTEST) -m programs_resnet $(PYTEST_ARGS)
+
+test-programs-attention: $(SETUP)
+	$(PYTEST) -m programs_attention $(PYTEST_ARGS)
 
 # Not in CI: the parity tests of `make test` prove the rows equal in seconds; this proves they learn.
 test-fidelity: $(SETUP)

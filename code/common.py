@@ -46,7 +46,9 @@ PROFILES = OrderedDict([
 # tables; book_checks: the check tables its pages measure when the book is built (where none made by
 # this code on a machine of this kind is cached or committed); other_form: the other function its
 # reference computes, whose distance parity records; dropout: the rate of each dropout, in the
-# order the model applies them (parity reads each framework's);
+# order the model applies them (parity reads each framework's); update: "norm" where parity measures
+# each array's update by its whole change, not its largest entry's (part IV: Adam's step is about lr
+# wherever a gradient is near zero, so float32's rounding of a near-zero gradient moves one entry by it);
 # has: what it has beyond its rows and their checks: bench.py's other runs (tuning, init-cost, own-init,
 # inference, scale-out, breakdown) and a training step's FLOPs counted (flops, in its reference module);
 # task: "features" where its rows train nothing (the harness runs lab/features.py's steps instead);
@@ -85,6 +87,18 @@ MODELS = OrderedDict([
                                      about="512 images, batches of 32"),
                        smoke=dict(epochs=0, n_train=0, n_test=64, timeout=300,
                                   about="two batches of 32, for tests")))),
+    # Part IV (book/attention.md): part II's reviews through a Transformer encoder, Adam as part II's.
+    ("attention", dict(folder="attention", label="the Transformer encoder on IMDB reviews", data="reviews",
+                      weights="attention_weights", reference="attention_reference", inputs="reviews",
+                      prefix="attention-", reference_data=("reviews_for_library", {}), init="glorot",
+                      purpose="attention", book_tables="attention", book_checks=("parity",),
+                      dropout=(0.1,) * 6, update="norm", has=("flops",), dataset_names=("auto", "imdb", "synthetic"), profiles=dict(
+                          full=dict(epochs=3, n_train=25000, n_test=25000, timeout=3600),
+                          quick=dict(epochs=3, n_train=512, n_test=512, timeout=900,
+                                     about="a CPU-sized run: 3 epochs over 512 reviews"),
+                          fidelity=dict(epochs=3, n_train=25000, n_test=5000, timeout=3600,
+                                        about="the seed's training set: 3 epochs over the 25,000 training reviews"),
+                          smoke=dict(epochs=2, n_train=128, n_test=128, timeout=300)))),
 ])
 
 # name -> model, its module in the model's folder, environment (envs/<env>/), tab label, extra
@@ -126,8 +140,11 @@ RECURRENT = OrderedDict(("rnn-" + name, dict(spec, model="rnn", module="rnn" + s
 # Part III's rows, ResNet-50's features: one per framework again, in code/resnet/.
 FEATURES = OrderedDict(("resnet-" + name, dict(spec, model="resnet", module="resnet" + spec["module"][len("cnn"):]))
                        for name, spec in FRAMEWORKS.items())
+# Part IV's rows, the Transformer encoder: one per framework, in code/attention/.
+ATTENTION = OrderedDict(("attention-" + name, dict(spec, model="attention", module="attention" + spec["module"][len("cnn"):]))
+                        for name, spec in FRAMEWORKS.items())
 ROWS = OrderedDict(list(FRAMEWORKS.items()) + list(TUNED.items()) + list(RECURRENT.items())
-                   + list(FEATURES.items()))  # every row
+                   + list(FEATURES.items()) + list(ATTENTION.items()))  # every row
 
 # The data-parallel rows ("Scale out"): each framework's module on its own distributed engine, in its
 # model's folder (only the functions that change), and the launcher that starts its processes.

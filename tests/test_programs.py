@@ -143,21 +143,21 @@ def test_downloaded_notebook_trains_and_prints_an_accuracy(tab, tmp_path, monkey
     assert (work / "data" / "cache" / "synthetic" / "x_train.npy").exists()
 
 
-RNN_TABS = programs.tab_frameworks("rnn")
+REVIEW_TABS = {model: programs.tab_frameworks(model) for model in ("rnn", "attention")}
 
 
-@pytest.mark.parametrize("tab", [pytest.param(t, marks=pytest.mark.slow if t == "pytorch" else pytest.mark.programs_rnn)
-                                 for t in RNN_TABS])
-def test_downloaded_rnn_notebook_trains_and_prints_an_accuracy(tab, tmp_path, monkeypatch):
-    """Part II's programs: PyTorch's in CI (make test-slow), the others in make test-programs-rnn (2.5
-    min). PyTorch's makes the synthetic corpus itself; the others are given its cache, which they
-    would make the same way (20 s each)."""
+@pytest.mark.parametrize("model, tab", [pytest.param(m, t, marks=pytest.mark.slow if t == "pytorch" else getattr(
+    pytest.mark, "programs_" + m)) for m, tabs in REVIEW_TABS.items() for t in tabs])
+def test_downloaded_reviews_notebook_trains_and_prints_an_accuracy(model, tab, tmp_path, monkeypatch):
+    """Part II's and part IV's programs: PyTorch's in CI (make test-slow), the others in make
+    test-programs-rnn (2.5 min) and test-programs-attention. PyTorch's makes the synthetic corpus
+    itself; the others are given its cache, which they would make the same way (20 s each)."""
     nbclient = pytest.importorskip("nbclient")
-    reviews = common.model_module("rnn", "data")
-    framework = RNN_TABS[tab]
+    reviews = common.model_module(model, "data")
+    framework = REVIEW_TABS[model][tab]
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     name = kernel_spec(str(tmp_path / "jupyter"), framework)
-    notebook = programs.notebook(tab, dataset="synthetic", profile="smoke", model="rnn")
+    notebook = programs.notebook(tab, dataset="synthetic", profile="smoke", model=model)
     work = tmp_path / "outside"
     cache = work / "data" / "cache" / os.path.basename(reviews.cache_dir("synthetic"))
     if tab != "pytorch":
@@ -169,9 +169,9 @@ def test_downloaded_rnn_notebook_trains_and_prints_an_accuracy(tab, tmp_path, mo
                             resources={"metadata": {"path": str(work)}}).execute()
     out = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     losses = [float(x) for x in re.findall(r"^epoch \d+: loss ([0-9.]+)", out, re.M)]
-    assert len(losses) == common.profile("smoke", "rnn")["epochs"] and all(0 < x < 10 for x in losses), out
+    assert len(losses) == common.profile("smoke", model)["epochs"] and all(0 < x < 10 for x in losses), out
     accuracy = float(re.search(r"^accuracy: ([0-9.]+) on 128 test reviews$", out, re.M).group(1))
-    assert 0 <= accuracy <= 1 and "3,818,302 parameters" in out, out
+    assert 0 <= accuracy <= 1 and "{:,} parameters".format(common.n_params(model)) in out, out
     assert (cache / "x_train.npy").exists()
 
 

@@ -6,7 +6,7 @@ import re
 
 from pages import base, results as results_page
 from pages import weights as report_weights
-from lab import results
+from lab import digest, results
 
 HOSTILE = '<script>alert("pwned")</script></script><img src=x onerror=alert(1)>'
 
@@ -413,3 +413,14 @@ def test_a_check_table_shown_from_a_reference_says_which_and_one_measured_here_s
         assert source.startswith(said) and (said or source == "")
         assert ("Measured 2026-12-07 on a CPU" + said) in html.unescape(weights.parity_table(
             measured["table"], measured["measured"], measured["machine"], source))
+
+
+def test_a_scale_out_digest_reads_the_other_rows_parallel_module_it_imports(monkeypatch):
+    """Keras 2's data-parallel module takes the CNTK row's per-process dropout seeds: a change to that
+    function must mark Keras 2's scale-out results stale too."""
+    seen = {}
+    monkeypatch.setattr(digest, "beside_row", lambda framework, names: seen.setdefault(framework, names))
+    digest.scale_out_code("keras-cntk")
+    digest.scale_out_code("cntk")
+    assert seen["keras-cntk"] == ("cnn_keras2_parallel", "cnn_cntk_parallel", "scale_out", "launch")
+    assert seen["cntk"] == ("cnn_cntk_parallel", "scale_out", "launch")

@@ -38,6 +38,14 @@ PARTS = {
                 sizes="the epochs and reviews (the seed's run: 3 epochs of 25,000)",
                 shared="the tokenizer and loader of the reviews (`code/reviews.py`), the check of a weight list "
                        "(`code/rnn/rnn_weights.py`), the minibatches"),
+    "attention": dict(library=["common", "reviews", "attention_weights", "datasets"], dataset="imdb",
+                      others="Keras' imdb.npz, downloaded; or \"synthetic\", made here",
+                      title=" (part IV, the Transformer encoder)",
+                      what="The Rosetta Stone's Transformer encoder on IMDB reviews (part IV)",
+                      about="the seed's RNN's: 3 epochs of 25,000",
+                      sizes="the epochs and reviews (3 epochs of 25,000, as the seed's RNN)",
+                      shared="the tokenizer and loader of the reviews (`code/reviews.py`), the weight layout and "
+                             "hyperparameters (`code/attention/attention_weights.py`), the minibatches"),
     "resnet": dict(library=["common", "images", "resnet_weights", "datasets", "onnx_graph"], dataset="cifar10",
                    others="or \"fashion-mnist\" (Debian's dataset-fashion-mnist), or \"synthetic\"",
                    title=" (part III, ResNet-50 features)", what="The Rosetta Stone's ResNet-50 features (part III)",

@@ -14,7 +14,7 @@ from collections import OrderedDict
 import numpy as np
 from scipy.special import erf
 
-from attention_weights import ADAM, BLOCKS, EPS, HEAD, HEADS
+from attention_weights import ADAM, BLOCKS, CLASSES, EMBED, EPS, FF, HEAD, HEADS, MAXLEN
 
 # Where Adam adds epsilon, as part II measured the frameworks: each row's parity run says which.
 OPTIMIZER_FORMS = OrderedDict([("epsilon after the bias correction", dict(eps_hat=False)),
@@ -178,3 +178,15 @@ def train(weights, batches, eps_hat=False, first_step=1, rows_apart=False, lr=AD
                 root = np.sqrt(v_hat) + (eps / np.sqrt(1 - beta2 ** step) if eps_hat else eps)
                 group[i] = group[i] - lr * m_hat / root
     return np.array(losses), weights
+
+
+def flops(batch, length=MAXLEN):
+    """The floating-point operations of one training step on `batch` reviews, two per multiply-add of
+    the matrix products, over every position of the padded reviews (the frameworks compute the padding,
+    masked, as they compute the words); the element-wise work (norms, GELU, softmax, Adam) left out.
+    Forward, per block: the four projections, the scores and the weighted values (length x length per
+    head), the feed-forward's two layers. Backward, two products per forward one (the embeddings are
+    looked up, but their gradient needs the first block's input gradient): {"forward", "train"}."""
+    block = 4 * length * EMBED * EMBED + 2 * length * length * EMBED + 2 * length * EMBED * FF
+    forward = 2 * batch * (BLOCKS * block + EMBED * CLASSES)
+    return dict(forward=forward, train=3 * forward)

@@ -4,18 +4,14 @@ takes its share of every batch; the distributed learner sums the processes' grad
 share's mean loss), so the optimizer divides them by the number of processes: the mean over the
 whole batch, at the same learning rate. Nothing is broadcast: every process must start from the same
 weights. The rest is cnn_keras2's."""
-import atexit
-
 import cntk as C
 from cntk.train.distributed import Communicator, data_parallel_distributed_learner
 
 import cnn_keras2 as faithful
+# The CNTK row's per-process dropout seeds; importing its module registers MPI_Finalize at exit.
+from cnn_cntk_parallel import own_dropout
 from cnn_keras2 import (count_params, create_model, get_weights, load_data, predict,  # noqa: F401
                         set_weights)  # unchanged
-from common import SEED
-
-# MPI_Finalize, after the last all-reduce: without it Open MPI reports the processes as failed.
-atexit.register(Communicator.finalize)
 
 
 def init_model(model):
@@ -30,14 +26,6 @@ def init_model(model):
                                                 distributed_after=0)
     f.trainer = C.Trainer(f.loss, (f.loss,), [learner])
     return model
-
-
-def own_dropout(graph):
-    """Dropout: each process its own masks, as the halves of one process's batch have. With a fixed
-    seed CNTK gives every Dropout that seed, in every process."""
-    primitive = lambda f: isinstance(f, C.Function) and f.op_name == "Dropout" and not f.is_block  # noqa: E731
-    for f in C.logging.graph.depth_first_search(graph, primitive, depth=-1):
-        f.set_attribute("rngSeed", SEED + Communicator.rank())
 
 
 def train_epoch(trainer, batches):

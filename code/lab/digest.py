@@ -152,9 +152,14 @@ def inference_code(framework):
 
 
 def scale_out_code(framework):
-    """What a scale-out result depends on beyond the row's digest: its data-parallel module, the
-    rank's steps and the launch (scale_out.py, launch.py)."""
-    return beside_row(framework, (common.PARALLEL[framework]["module"], "scale_out", "launch"))
+    """What a scale-out result depends on beyond the row's digest: its data-parallel module (and another
+    row's that it imports, as Keras 2's takes CNTK's dropout seeds), the rank's steps and the launch
+    (scale_out.py, launch.py)."""
+    module = common.PARALLEL[framework]["module"]
+    parallel = {spec["module"] for spec in common.PARALLEL.values()}
+    tree = ast.parse(open(source_path(module, common.ROWS[framework]["model"])).read())
+    imported = sorted({node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} & parallel)
+    return beside_row(framework, tuple([module] + imported) + ("scale_out", "launch"))
 
 
 # A run's purpose -> the digest its results record, where it is not the row's.

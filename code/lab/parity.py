@@ -33,6 +33,7 @@ STEPS = 3
 WEIGHT_SEED = 7
 PROFILE = dict(epochs=1, n_train=STEPS * common.BATCH_SIZE, n_test=common.BATCH_SIZE)
 TOLERANCE = 1e-4  # logits, losses and weights, absolute, float32 against float64
+STILL = 1e-9  # an array the reference moves less than this in float64 has no gradient to follow
 PREDICT_MARGIN = 1e-3  # a row's predicted class must be the reference's where its top two logits are this far apart
 # A tuned row's losses with bf16 forced on: about 1e-4 from the float32 reference's, measured on a CPU with
 # AMX (bf16's 8 bits of mantissa round each product by up to 0.4%, the loss is summed in float32); a
@@ -57,6 +58,16 @@ def no_dropout(tab):
     if tab == "pytorch":
         import torch.nn
         torch.nn.Dropout.forward = lambda self, x: rate(self.p) or x
+        attend = torch.nn.MultiheadAttention.forward  # its rate handed to the attention function, not a layer
+
+        def without(self, *args, **kwargs):
+            rate(self.dropout)
+            kept, self.dropout = self.dropout, 0.0
+            try:
+                return attend(self, *args, **kwargs)
+            finally:
+                self.dropout = kept
+        torch.nn.MultiheadAttention.forward = without
     elif tab == "tensorflow":
         import tensorflow as tf
         tf.nn.dropout = lambda x, *args, **kw: rate(args[0] if args else kw.get("rate")) or x
@@ -66,6 +77,9 @@ def no_dropout(tab):
     elif tab == "jax":
         from flax import nnx
         nnx.Dropout.__call__ = lambda self, x, **kw: rate(self.rate) or x
+        attend = nnx.MultiHeadAttention.__call__  # its dropout a function of the attention, asked for none
+        nnx.MultiHeadAttention.__call__ = lambda self, *a, **kw: rate(self.dropout_rate) or attend(
+            self, *a, **dict(kw, deterministic=True))
     elif tab == "mxnet":
         from mxnet.gluon import nn
         nn.Dropout.hybrid_forward = lambda self, F, x: rate(self._rate) or F.identity(x)
@@ -129,7 +143,7 @@ def oracle(model):
 def framework_run(framework, out_dir, import_from=None, bf16=False):
     spec = common.ROWS[framework]
     tab = common.tab(framework)
-    neutral = oracle(spec["model"])[0]
+    neutral = common.model_module(spec["model"], "weights")  # the reference may need what this environment lacks
     for key, value in spec.get("vars", {}).items():
         os.environ[key] = value
     if "twin" in spec:  # a tuned row: parity is float32's, and a pass of its own checks bf16, loosely
@@ -242,14 +256,21 @@ def source_logits(own_dir, framework):
         return f["logits_own"]
 
 
-def after_steps(trained, ref_trained, shared):
+def after_steps(trained, ref_trained, shared, norm=np.max):
     """How far trained weights are from the reference's after the same steps from `shared`: the
-    largest difference of any weight, and of any array's change relative to the reference's change."""
-    update = max(max_diff(t - w, r - w) / np.max(np.abs(r - w))
-                 for (t_pair, r_pair, w_pair) in zip(trained, ref_trained, shared)
-                 for t, r, w in zip(t_pair, r_pair, w_pair))
-    return dict(weights=max(max_diff(t, r) for tp, rp in zip(trained, ref_trained) for t, r in zip(tp, rp)),
-                update=float(update))
+    largest difference of any weight, and of any array's change relative to the reference's change
+    (its largest entry's, or with norm=np.linalg.norm the whole array's). An array the reference
+    leaves where it was (part IV's key bias, which has no gradient) is apart: `still`, the most a
+    row moved one."""
+    update, weights, still = [], [], [0.0]
+    for t_pair, r_pair, w_pair in zip(trained, ref_trained, shared):
+        for t, r, w in zip(t_pair, r_pair, w_pair):
+            if np.max(np.abs(np.float64(r) - w)) < STILL:
+                still.append(max_diff(t, w))
+                continue
+            update.append(norm(np.abs(np.float64(t) - r)) / norm(np.abs(np.float64(r) - w)))
+            weights.append(max_diff(t, r))
+    return dict(weights=max(weights), update=float(max(update)), still=max(still))
 
 
 def compare(frameworks, out_dir, found):
@@ -264,6 +285,9 @@ def compare(frameworks, out_dir, found):
     # each row is compared with the one its weights land nearest, and the others' distance is kept.
     forms = OrderedDict((name, (reference.train(shared, batches, **kw), reference.train(shared, batches[:1], **kw)[1]))
                         for name, kw in getattr(reference, "OPTIMIZER_FORMS", {None: {}}).items())
+    norm = np.linalg.norm if common.MODELS[model].get("update") == "norm" else np.max
+    # Adam moves a weight by about its learning rate a step at most, whatever the gradient's size.
+    still_bound = STEPS * getattr(reference, "ADAM", {}).get("lr", common.LR)
     own_dir, import_dir = os.path.join(out_dir, "own"), os.path.join(out_dir, "imported")
     own_logits = {}  # the reference's logits for each framework's own initial weights
     for name in frameworks:
@@ -278,14 +302,16 @@ def compare(frameworks, out_dir, found):
         with np.load(os.path.join(own_dir, name + ".npz")) as f:
             got = dict(f)
         trained = neutral.load(os.path.join(own_dir, name + ".trained.npz"))
-        steps = OrderedDict((form, after_steps(trained, ref[0][1], shared)) for form, ref in forms.items())
+        steps = OrderedDict((form, after_steps(trained, ref[0][1], shared, norm)) for form, ref in forms.items())
         form = min(steps, key=lambda f: steps[f]["update"])
         (ref_losses, _), ref_one_step = forms[form]
         row = dict(logits=max_diff(got["logits"], ref_logits),
                    own_logits=max_diff(got["logits_own"], own_logits[name]),
                    losses=max_diff(got["losses"], ref_losses), round_trip_exact=found[name]["round_trip_exact"],
                    device=found[name]["info"].get("device"), losses_seen=[float(v) for v in got["losses"]],
-                   reference_losses=[float(v) for v in ref_losses], **steps[form])
+                   reference_losses=[float(v) for v in ref_losses], still_bound=still_bound, **steps[form])
+        if norm is not np.max:
+            row["update_measure"] = "norm"
         if len(forms) > 1:
             row.update(optimizer_form=form, other_forms={f: steps[f]["update"] for f in steps if f != form})
         other = common.MODELS[model].get("other_form")  # part II: form A's distance from the other GRU
@@ -330,9 +356,14 @@ def mismatches(predicted, ref_logits, margin=PREDICT_MARGIN):
 
 
 def passes(row):
-    """Whether one framework's row of `compare` meets the tolerances."""
+    """Whether one framework's row of `compare` meets the tolerances. Where each array's update is
+    measured whole (update_measure "norm"), one weight may be off by Adam's step: a gradient near zero
+    in float64 and in float32 alike (a rare word's entry) is a step of about lr either way, its sign
+    float32's rounding's, so the whole arrays' updates are the check, not the largest weight's."""
+    weights = 0.0 if row.get("update_measure") == "norm" else row.get("weights", 0.0)
     return ("error" not in row and row["round_trip_exact"] and row["update"] < UPDATE_TOLERANCE
-            and max(row["logits"], row["own_logits"], row["losses"], row["weights"]) < TOLERANCE
+            and row.get("still", 0) <= row.get("still_bound", 0)
+            and max(row["logits"], row["own_logits"], row["losses"], weights) < TOLERANCE
             and bool(row.get("imported")) and max(row["imported"].values()) < TOLERANCE
             and max(row["as_source"].values()) < TOLERANCE
             and row["dropout_as_declared"] and row["predicted"][0] == 0

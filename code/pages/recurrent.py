@@ -48,18 +48,19 @@ HOW = {
 }
 
 
-def rows_of_model():
-    return common.implemented_frameworks(model=MODEL)
+def rows_of_model(model=MODEL):
+    return common.implemented_frameworks(model=model)
 
 
-def measured_parity(results_dir=None):
-    """parity.table's dict for part II's rows: cached where the tests measured it with this code,
-    else measured now in every row's environment (about three minutes on two cores); where some
-    environment is missing (make book creates only the main one), the committed reference's."""
-    names = rows_of_model()
+def measured_parity(results_dir=None, model=MODEL):
+    """parity.table's dict for a part's rows (part II's, or part IV's, which share this page's
+    machinery): cached where the tests measured it with this code, else measured now in every row's
+    environment (about three minutes on two cores); where some environment is missing (make book
+    creates only the main one), the committed reference's."""
+    names = rows_of_model(model)
     if all(envs.python_for(n)[0] for n in names):
         return parity.table(names)
-    path = newest_reference(results_dir)
+    path = newest_reference(results_dir, model)
     committed = results.read_object(os.path.join(path, "parity.json"))[0] if path else None
     return committed or parity.table([n for n in names if envs.python_for(n)[0]])
 
@@ -80,9 +81,9 @@ def measured_onnx(results_dir=None):
         os.path.basename(path), (meta.get("commit") or "unrecorded")[:7], export.older(committed, names, "make reference-rnn"))
 
 
-def newest_reference(results_dir=None):
+def newest_reference(results_dir=None, model=MODEL):
     return next((p for p, m in results.local_runs(results_dir or common.RESULTS_DIR, "reference")
-                 if m.get("purpose") == MODEL and m.get("status") == "complete"), None)
+                 if m.get("purpose") == model and m.get("status") == "complete"), None)
 
 
 def write_reference(results_dir=None):
@@ -194,15 +195,16 @@ def baseline_html(baseline, dataset, accuracies=()):
         baseline["l2"], baseline["accuracy"], baseline["n_test"], baseline["n_train"], grus, html.escape(synthetic))
 
 
-def runs_html(results_dir=None):
-    path, reference = purpose_run(MODEL, results_dir)
+def runs_html(results_dir=None, model=MODEL, target="bench-rnn", part="part II"):
+    path, reference = purpose_run(model, results_dir)
     if path is None:
-        return apart(MODEL, "bench-rnn", "No run of part II's rows yet", results_dir)[1]
+        return apart(model, target, "No run of {}'s rows yet".format(part), results_dir)[1]
     run = Run(path, "reference" if reference else "this machine", reference)
     baseline = baseline_of(run)
     drawn = chart(run, baseline)
     parts = ["<h3>{}</h3>".format(html.escape(run.caption)),
-             reference_note(run, "<code>make bench-rnn</code> measures it here", "<code>make bench-rnn</code> measures {} again"),
+             reference_note(run, "<code>make {}</code> measures it here".format(target),
+                            "<code>make {}</code> measures {{}} again".format(target)),
              embed(drawn) if drawn is not None else "<p>This run has no results.</p>",
              baseline_html(baseline, run.meta.get("dataset"), [d["accuracy"] for d in rows(run) if d["status"] == "ok"]),
              flags_note(rows(run)), results_table(run)]

@@ -1,0 +1,100 @@
+"""Part IV's page: the encoder's translation table, its parity table against the NumPy encoder (the
+machinery of part II's page, for this model) and its benchmark runs."""
+import html
+import os
+
+import common
+from lab import parity, results
+from pages import recurrent
+from pages.base import html_table
+from pages.defaults import reused
+from pages.weights import predicted
+
+MODEL = "attention"
+
+# What each module calls for the attention, how it holds the query, key and value projections, what
+# its padding mask means, and how it asks for this model's norm and GELU: what its code does
+# (code/attention/), which the parity run proves by computing the reference's logits.
+HOW = {
+    "pytorch": ("nn.TransformerEncoderLayer(norm_first=True, activation=\"gelu\", batch_first=True)",
+                "one packed in_proj_weight (3E, E): q, k, v stacked", "src_key_padding_mask, True = ignore",
+                "layer_norm_eps=1e-5 (its default); \"gelu\" is the exact one"),
+    "tensorflow": ("written out: tf.matmul, tf.nn.softmax", "a (E, E) variable each, input first",
+                   "-inf added where a key is padding", "tf.nn.moments + 1e-5; tf.nn.gelu(approximate=False)"),
+    "keras": ("layers.MultiHeadAttention(4, 32)", "a kernel each, (E, heads, head size)", "attention_mask, True = attend",
+              "LayerNormalization(epsilon=1e-5): its default is 1e-3; activation \"gelu\", the exact one"),
+    "jax": ("nnx.MultiHeadAttention(4, 128, broadcast_dropout=False)", "a kernel each, (E, heads, head size)",
+            "mask, True = attend", "nnx.LayerNorm(epsilon=1e-5): its default is 1e-6; "
+            "jax.nn.gelu(approximate=False): its default is the tanh one"),
+    "mxnet": ("written out: batch_dot, softmax", "a Dense each, (E, E) output first", "-1e9 added where a key is padding",
+              "nn.LayerNorm (1e-5, its default); nn.GELU, the exact one"),
+    "chainer": ("written out: F.matmul, F.softmax(axis=-1)", "an L.Linear each, (E, E) output first",
+                "-inf where a key is padding", "L.LayerNormalization(eps=1e-5): its default is 1e-6; GELU by F.erf"),
+    "cntk": ("written out: times_transpose, softmax", "a (E, E) parameter each, input first",
+             "-1e9 added where a key is padding", "layer norm written out (its LayerNormalization adds epsilon to the "
+             "standard deviation); GELU by an erf written out"),
+    "keras2": ("a layer of its own: K.batch_dot, K.softmax", "a kernel each, (E, E) input first",
+               "-1e9 added where a key is padding", "a LayerNorm layer of its own; the CNTK row's GELU"),
+    "caffe2": ("operators: FC, BatchMatMul, Softmax", "an FC each, (E, E) output first", "-1e9 added where a key is padding",
+               "LayerNorm(epsilon=1e-5): its default is 1e-3; Gelu(fast_gelu=0)"),
+}
+
+
+def rows_of_model():
+    return recurrent.rows_of_model(MODEL)
+
+
+def write_reference(results_dir=None):
+    """Part IV's parity table, measured now, into its newest committed run (make reference-attention)."""
+    path = recurrent.newest_reference(results_dir, MODEL)
+    if not path:
+        raise common.UsageError("no committed run of part IV to add its table to: make reference-attention")
+    results.write_json(os.path.join(path, "parity.json"), parity.table(rows_of_model(), fresh=True))
+    results.write_manifest(path)
+    return path
+
+
+def translation_html():
+    head = ["framework", "its attention", "q, k, v held as", "the padding mask", "norm and GELU, as asked for"]
+    body = [([recurrent.label_of(name)] + list(HOW[common.tab(name)]), [], []) for name in rows_of_model()]
+    return html_table(head, body, "rosetta-translation")
+
+
+def parity_html(measured):
+    """Each row against the reference: its logits, the Adam its weights landed on and how far off that
+    one's update it is, the key bias the reference leaves, and the weights of every other row moved in."""
+    head = ["framework", "logits vs reference", "Adam (measured)", "update off", "key bias moved",
+            "weights from all", "its own predict"]
+    body = []
+    for name in rows_of_model():
+        row = (measured or {}).get("table", {}).get(name)
+        if not row or "error" in row:
+            why = (row or {}).get("error") or "not measured"
+            body.append(([recurrent.label_of(name)] + ["-"] * (len(head) - 1), [("not measured", why)], []))
+            continue
+        moved = max(list(row["imported"].values()) + list(row["as_source"].values()))
+        cells = [recurrent.label_of(name), "{:.1e}".format(row["logits"]), row["optimizer_form"],
+                 "{:.2%}".format(row["update"]), "{:.1e}".format(row["still"]),
+                 "{:.1e} ({})".format(moved, len(row["imported"])), predicted(row["predicted"])]
+        notes = [] if parity.passes(row) else [("outside the tolerances", "the largest differences are above")]
+        others = "; ".join("{}: {:.0%}".format(k, v) for k, v in row["other_forms"].items())
+        body.append((cells, notes, [("device", row["device"]), ("update off the other forms of Adam", others)]))
+    caption = ("" if not measured else "Measured {} on {}{}: three Adam steps from the same weights on the synthetic "
+               "corpus's first three shuffled batches of {} reviews, float32 in the frameworks, float64 in the "
+               "reference.".format(measured["measured"][:10], measured["machine"], reused(measured), common.BATCH_SIZE))
+    return "<p>{}</p>{}".format(html.escape(caption), html_table(head, body, "rosetta-parity"))
+
+
+def show_translation():
+    from IPython.display import HTML, display
+    display(HTML(translation_html()))
+
+
+def show_parity():
+    from IPython.display import HTML, display
+    display(HTML(parity_html(recurrent.measured_parity(model=MODEL))))
+
+
+def show_runs():
+    from IPython.display import HTML, display
+    display(HTML(recurrent.runs_html(model=MODEL, target="bench-attention", part="part IV")))
