@@ -91,7 +91,7 @@ MODELS = OrderedDict([
     ("attention", dict(folder="attention", label="the Transformer encoder on IMDB reviews", data="reviews",
                       weights="attention_weights", reference="attention_reference", inputs="reviews",
                       prefix="attention-", reference_data=("reviews_for_library", {}), init="glorot",
-                      purpose="attention", book_tables="attention", book_checks=("parity",),
+                      purpose="attention", book_tables="attention", book_checks=("parity", "defaults"),
                       dropout=(0.1,) * 6, update="norm", has=("flops",), dataset_names=("auto", "imdb", "synthetic"), profiles=dict(
                           full=dict(epochs=3, n_train=25000, n_test=25000, timeout=3600),
                           quick=dict(epochs=3, n_train=512, n_test=512, timeout=900,

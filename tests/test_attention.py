@@ -163,3 +163,84 @@ def test_weights_move_from_every_framework_with_the_same_predictions(table, fram
     assert worst[1] < parity.TOLERANCE, "weights from {}: logits differ by {:.2e}".format(*worst)
     assert max(row["as_source"].values()) < parity.TOLERANCE
 
+
+
+@pytest.fixture(scope="module")
+def defaults():
+    """The defaults table of part IV's page, as the book shows it: measured unless today's probe made it on
+    a machine of this kind (cached or committed)."""
+    from pages import attention
+    return attention.defaults_table(root=COMMITTED)["table"]
+
+
+def value(found, tab, topic):
+    if not isinstance(found.get(tab), dict):
+        pytest.skip("{}: {}".format(tab, found.get(tab)))
+    return next(r["value"] for r in found[tab]["rows"] if r["topic"] == topic)
+
+
+def test_the_pages_sentences_on_the_defaults_are_what_the_frameworks_report(defaults):
+    """The page's paragraph on the traps, against the installed frameworks' own answers."""
+    assert value(defaults, "keras", "layer norm's epsilon") == "LayerNormalization: 0.001"
+    assert value(defaults, "jax", "layer norm's epsilon") == "nnx.LayerNorm: 1e-06"
+    assert value(defaults, "chainer", "layer norm's epsilon") == "L.LayerNormalization: 1e-06; F.layer_normalization: 1e-05"
+    assert value(defaults, "cntk", "where epsilon enters") == "the standard deviation"
+    for tab in ("pytorch", "keras", "jax", "mxnet", "chainer"):
+        assert value(defaults, tab, "where epsilon enters") == "the variance"
+    assert "jax.nn.gelu: tanh approximation" in value(defaults, "jax", "GELU's default form")
+    assert "keras.ops.gelu: tanh approximation" in value(defaults, "keras", "GELU's default form")
+    assert "keras.activations.gelu: exact (erf)" in value(defaults, "keras", "GELU's default form")
+    for tab in ("pytorch", "tensorflow", "mxnet", "caffe2"):
+        assert ": exact (erf)" in value(defaults, tab, "GELU's default form")
+    assert value(defaults, "pytorch", "a True mask entry means").startswith("ignore in MultiheadAttention's key_padding_mask; attend")
+    assert value(defaults, "keras", "a True mask entry means").startswith("attend")
+    assert value(defaults, "jax", "a True mask entry means").startswith("attend")
+    assert value(defaults, "pytorch", "encoder layer's defaults") == "norm_first=False, activation=relu, batch_first=False"
+    assert value(defaults, "jax", "attention dropout's mask").startswith("broadcast_dropout=True")
+    assert value(defaults, "chainer", "softmax's axis") == "F.softmax: axis=1"
+    assert value(defaults, "caffe2", "layer norm's epsilon") == "LayerNorm: 1e-05"
+    assert "0.001" in value(defaults, "caffe2", "what its schema says of epsilon")
+    assert value(defaults, "caffe2", "where epsilon enters") == "the variance"
+
+
+def test_each_kept_default_moves_the_logits_beyond_the_parity_tolerance(defaults):
+    """What a default costs is measured, and each is a different function: further from the reference than
+    the row as its module asks, by more than parity's tolerance."""
+    for tab, found in defaults.items():
+        assert isinstance(found, dict), (tab, found)
+        assert found["asked"]["max"] < parity.TOLERANCE and not found["asked"]["nan"], (tab, found["asked"])
+        for trap, cost in zip(found["traps"], found["costs"]):
+            assert cost["nan"] or cost["max"] > parity.TOLERANCE, (tab, trap, cost)
+    assert len([t for found in defaults.values() for t in found["traps"]]) == 8
+
+
+@pytest.mark.parametrize("option", ["--scale-out", "--inference", "--tuning", "--init-cost", "--init=own"])
+def test_part_four_refuses_the_cnns_other_modes_before_anything_runs(option, capsys):
+    import bench
+    assert bench.main(["--model", "attention", option]) == 2
+    assert "--model attention (the Transformer encoder on IMDB reviews) has the benchmark's rows only" in capsys.readouterr().err
+
+
+def test_bad_reviews_give_the_references_logits_or_say_what_is_wrong():
+    """Part II's tokenizer on what a user may hand part IV: an empty review (its start mark alone, one word
+    to attend to and average), one longer than 150 words (its last 150), words past the vocabulary (id 2),
+    each run through the PyTorch row from shared weights against the reference; a word rank below 1 is
+    refused with what ranks are."""
+    reviews = common.model_module("attention", "data")
+    ids, lengths = reviews.pad([[], list(range(1, 400)), [5, 40000, 29998, 7]])
+    assert list(lengths) == [1, 150, 5] and ids[2, 2] == ids[2, 3] == 2
+    import attention_pytorch as row
+    import torch
+    model = row.create_model()
+    weights = aw.random_weights(7)
+    row.set_weights(model, weights)
+    with torch.no_grad():
+        got = model.eval()(torch.from_numpy(ids).long()).numpy()
+    assert np.all(np.isfinite(got)) and np.max(np.abs(got - ref.forward(weights, ids)[0])) < parity.TOLERANCE
+    with pytest.raises(reviews.DatasetError, match="ranks start at 1"):
+        reviews.pad([[3, 0, 4]])
+
+
+def test_the_translation_table_has_a_line_for_every_tab():
+    from pages import attention
+    assert set(attention.HOW) == {common.tab(n) for n in ROWS}

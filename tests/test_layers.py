@@ -13,7 +13,7 @@ from conftest import CODE, env_python, run
 # Floor of every module of code/ (a model's folder is floor 0, as the shared pieces are).
 FLOORS = {"common": 0, "datasets": 0, "reviews": 0, "tuning": 0, "onnx_graph": 0,
           "lab.results": 1, "lab.envs": 1, "lab.runs": 1, "lab.digest": 1,
-          "lab.harness": 2, "lab.introspect": 2, "lab.own_init": 2, "lab.runner": 2, "lab.plan": 2,
+          "lab.harness": 2, "lab.introspect": 2, "lab.attention_defaults": 2, "lab.own_init": 2, "lab.runner": 2, "lab.plan": 2,
           "lab.modes": 2, "lab.parity": 2, "lab.features": 2, "lab.onnx_check": 2, "lab.launch": 2, "lab.scale_out": 2, "lab.breakdown": 2,
           "bench": 3}
 MODEL_FOLDERS = ["cnn", "rnn", "resnet", "attention"]  # attention: part IV, being built (not yet registered)
@@ -103,7 +103,7 @@ def test_a_readers_modules_import_nothing_of_the_lab():
 def test_what_runs_in_a_legacy_environment_imports_on_its_python(framework):
     """Python 3.6 (CNTK), 3.7 (Caffe2), 3.8 (MXNet, Chainer): the workers the lab starts there."""
     from lab import envs
-    workers = "lab.harness, lab.introspect, lab.own_init, lab.parity, lab.onnx_check, lab.scale_out"
+    workers = "lab.harness, lab.introspect, lab.own_init, lab.parity, lab.onnx_check, lab.scale_out, lab.attention_defaults"
     out = run([env_python(framework), "-c", "import {}; print('ok')".format(workers)], env=envs.row_env(framework))
     assert out.returncode == 0 and out.stdout.split()[-1] == "ok", out.stderr[-2000:]
 

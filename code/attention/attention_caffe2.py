@@ -1,6 +1,6 @@
 """Caffe2 (inside PyTorch 1.8.1), which has no attention operator: Gather from the word embedding plus a
-position table, two pre-norm blocks of LayerNorm (epsilon 1e-5: its default is 1e-3, which its schema
-says is added to the standard deviation; measured, its kernel adds it to the variance), the attention in
+position table, two pre-norm blocks of LayerNorm (epsilon 1e-5, asked for: its schema documents a default
+of 0.001 added to the standard deviation; measured, the kernel's default is 1e-5, added to the variance), the attention in
 operators (FC projections, the heads a Reshape and Transpose, BatchMatMul, -1e9 added to the padding's
 keys, Softmax on the last axis), FC with Gelu (exact: fast_gelu=0), a final norm, the mean over each
 review's own words, FC; Adam."""

@@ -29,7 +29,9 @@ NOT_RUN = {"onnx_check": ("code_digest", "table"), "scale_out": ("table",), "par
 CHECKS = {"parity": dict(code=("parity", "reference", "tuning")),
           "onnx": dict(code=("onnx_check", "onnx_graph", "parity"), whole=True),
           "scale-out": dict(code=("launch", "parity", "reference", "scale_out"), parallel=True),
-          "features": dict(code=("features", "reference"), whole=True)}
+          "features": dict(code=("features", "reference"), whole=True),
+          # part IV's defaults, read in each framework and what keeping one costs against its reference
+          "defaults": dict(code=("attention_defaults", "parity", "reference"), whole=True)}
 
 
 def source_path(name, model=None):

@@ -86,7 +86,8 @@ def print_plan(names, profile, dataset, device, estimates, how, skip):
 CHECK_ROWS = {"parity": lambda model: common.implemented_frameworks(tuned=True, model=model),
               "onnx": lambda model: common.implemented_frameworks(model=model),
               "scale-out": lambda model: list(common.PARALLEL),
-              "features": lambda model: common.implemented_frameworks(model=model)}
+              "features": lambda model: common.implemented_frameworks(model=model),
+              "defaults": lambda model: common.implemented_frameworks(model=model)}
 
 
 def whole(profile, dataset):

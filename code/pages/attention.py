@@ -2,10 +2,13 @@
 machinery of part II's page, for this model) and its benchmark runs."""
 import html
 import os
+import tempfile
+
+import numpy as np
 
 import common
 from lab import parity, results
-from pages import recurrent
+from pages import defaults, recurrent
 from pages.base import html_table
 from pages.defaults import reused
 from pages.weights import predicted
@@ -36,7 +39,7 @@ HOW = {
     "keras2": ("a layer of its own: K.batch_dot, K.softmax", "a kernel each, (E, E) input first",
                "-1e9 added where a key is padding", "a LayerNorm layer of its own; the CNTK row's GELU"),
     "caffe2": ("operators: FC, BatchMatMul, Softmax", "an FC each, (E, E) output first", "-1e9 added where a key is padding",
-               "LayerNorm(epsilon=1e-5): its default is 1e-3; Gelu(fast_gelu=0)"),
+               "LayerNorm(epsilon=1e-5), asked for: its schema says 0.001; Gelu(fast_gelu=0)"),
 }
 
 
@@ -45,13 +48,59 @@ def rows_of_model():
 
 
 def write_reference(results_dir=None):
-    """Part IV's parity table, measured now, into its newest committed run (make reference-attention)."""
+    """Part IV's parity and defaults tables, measured now, into its newest committed run (make reference-attention)."""
     path = recurrent.newest_reference(results_dir, MODEL)
     if not path:
-        raise common.UsageError("no committed run of part IV to add its table to: make reference-attention")
+        raise common.UsageError("no committed run of part IV to add its tables to: make reference-attention")
     results.write_json(os.path.join(path, "parity.json"), parity.table(rows_of_model(), fresh=True))
+    results.write_json(os.path.join(path, "defaults.json"), defaults_table(fresh=True))
     results.write_manifest(path)
     return path
+
+
+def cost(logits, want):
+    """How far a default's logits are from the reference's: the largest difference over the reviews
+    whose logits are numbers, and how many reviews got none (NaN: every key masked, say)."""
+    finite = np.all(np.isfinite(logits), axis=1)
+    return dict(max=float(np.max(np.abs(logits[finite] - want[finite]))) if finite.any() else None,
+                nan=int(np.sum(~finite)), reviews=len(logits))
+
+
+def defaults_table(fresh=False, root=None):
+    """{"measured", "machine", "table": {tab: the probe's rows and each kept default's cost, or why not}}:
+    lab/attention_defaults.py in each framework's environment (one row per tab), each trap's
+    logits against the NumPy reference's; cached or committed where this code made it on a machine of
+    this kind (runs.checked_table), else measured (about two minutes on two cores)."""
+    from lab import digest, envs, runs
+    names = rows_of_model()
+
+    def measure():
+        reference, found = common.model_module(MODEL, "reference"), {}
+        weights = common.model_module(MODEL, "weights").random_weights(parity.WEIGHT_SEED)
+        for name in names:
+            tab = common.tab(name)
+            if tab in found:
+                continue
+            with tempfile.TemporaryDirectory(prefix="rosetta-defaults-") as out:
+                got = envs.run_script(name, "attention_defaults", [tab, os.path.join(out, "logits.npz")], 600)
+                if isinstance(got, dict):
+                    with np.load(os.path.join(out, "logits.npz")) as f:
+                        want = reference.forward(weights, f["x"])[0]
+                        got.update(asked=cost(f["asked"], want), costs=[
+                            cost(f["trap{}".format(i)], want) for i in range(len(got["traps"]))])
+            found[tab] = got
+        return (dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(), table=found),
+                all(isinstance(v, dict) for v in found.values()))
+    return runs.checked_table("defaults", digest.check_key(names, "defaults"), measure, fresh, root=root)
+
+
+def measured_defaults(results_dir=None):
+    """defaults_table's dict, or the committed reference's where an environment is missing here."""
+    from lab import envs
+    if all(envs.python_for(n)[0] for n in rows_of_model()):
+        return defaults_table()
+    path = recurrent.newest_reference(results_dir, MODEL)
+    return (results.read_object(os.path.join(path, "defaults.json"))[0] if path else None) or defaults_table()
 
 
 def translation_html():
@@ -83,6 +132,37 @@ def parity_html(measured):
                "corpus's first three shuffled batches of {} reviews, float32 in the frameworks, float64 in the "
                "reference.".format(measured["measured"][:10], measured["machine"], reused(measured), common.BATCH_SIZE))
     return "<p>{}</p>{}".format(html.escape(caption), html_table(head, body, "rosetta-parity"))
+
+
+def defaults_html(measured):
+    """The defaults, topics as rows and frameworks as columns (the defaults chapter's table), and what
+    keeping each default the module overrides does to the logits."""
+    table = (measured or {}).get("table", {})
+    found = {tab: got["rows"] if isinstance(got, dict) else got for tab, got in table.items()}
+    labels = {}
+    for name in rows_of_model():  # the probe's row of each tab: Keras 3's on TensorFlow
+        labels.setdefault(common.tab(name), recurrent.label_of(name))
+    body = []
+    for tab, got in table.items():
+        if not isinstance(got, dict):
+            continue
+        for trap, c in zip(got["traps"], got["costs"]):
+            off = "-" if c["max"] is None else "{:.1e}".format(c["max"])
+            if c["nan"]:
+                off += " (NaN for {} of {} reviews)".format(c["nan"], c["reviews"])
+            body.append(([labels[tab], trap, off, "{:.1e}".format(got["asked"]["max"])], [], []))
+    caption = ("Read and measured {} on {}{}, each framework in its own environment; the logits on the parity "
+               "check's first batch of {} reviews, from its shared weights, against the NumPy encoder's.".format(
+                   measured["measured"][:10], measured["machine"], reused(measured), common.BATCH_SIZE) if measured else "")
+    return "<p>{}</p>{}<h4>What keeping a default costs</h4>{}".format(
+        html.escape(caption), defaults.defaults_table(found),
+        html_table(["framework", "the default kept", "logits off the reference by", "as the module asks"], body,
+                   "rosetta-parity"))
+
+
+def show_defaults():
+    from IPython.display import HTML, display
+    display(HTML(defaults_html(measured_defaults())))
 
 
 def show_translation():
