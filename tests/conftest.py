@@ -26,6 +26,14 @@ def env_python(framework):
     return python
 
 
+def row_of(table, framework):
+    """A check table's row of `framework`: skipped where its environment is missing, failed on its error."""
+    env_python(framework)
+    row = table[framework]
+    assert "error" not in row, row.get("error")
+    return row
+
+
 def run(cmd, timeout=600, **kwargs):
     kwargs.setdefault("cwd", ROOT)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import COMMITTED
+from conftest import COMMITTED, row_of
 
 from lab import envs
 import common
@@ -21,13 +21,6 @@ def table():
     """Measured once per code and environments (the book's chapter reads the same cache)."""
     return onnx_check.table(FRAMEWORKS, root=COMMITTED)["table"]
 
-
-def row_of(table, framework):
-    if envs.python_for(framework)[0] is None:
-        pytest.skip(envs.python_for(framework)[1])
-    row = table[framework]
-    assert "error" not in row, row["error"]
-    return row
 
 
 EXPORTING = [f for f in FRAMEWORKS if f not in onnx_check.CANNOT]

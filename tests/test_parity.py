@@ -8,7 +8,7 @@ framework, give the logits the reference gives for them.
 import numpy as np
 import pytest
 
-from conftest import COMMITTED
+from conftest import COMMITTED, row_of
 
 from lab import envs
 import common
@@ -24,13 +24,6 @@ def table():
     key); FRESH=all measures it anyway. The book shows the same one (base.show_parity)."""
     return parity.table(common.implemented_frameworks(tuned=True), root=COMMITTED)["table"]
 
-
-def row_of(table, framework):
-    if envs.python_for(framework)[0] is None:
-        pytest.skip(envs.python_for(framework)[1])
-    row = table[framework]
-    assert "error" not in row, row.get("error")
-    return row
 
 
 @pytest.mark.parametrize("framework", common.implemented_frameworks(tuned=True))

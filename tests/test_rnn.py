@@ -7,7 +7,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from conftest import COMMITTED, CODE
+from conftest import CODE, COMMITTED, row_of
 
 sys.path.insert(0, os.path.join(CODE, "rnn"))
 import common  # noqa: E402
@@ -165,12 +165,6 @@ def table():
     today's code made it on a machine of this kind (as test_parity's)."""
     return parity.table(ROWS, root=COMMITTED)["table"]
 
-
-def row_of(table, framework):
-    if envs.python_for(framework)[0] is None:
-        pytest.skip(envs.python_for(framework)[1])
-    assert "error" not in table[framework], table[framework]["error"]
-    return table[framework]
 
 
 def test_every_framework_has_a_gru_row():

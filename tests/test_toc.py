@@ -15,6 +15,7 @@ PARTS = {  # caption: its chapters, in the book's order
     "What the CNN shows further": ["book/07-weights", "book/08-export", "book/09-scale-out"],
     "Part II: the GRU": ["book/rnn", "book/rnn-compare"],
     "Part III: ResNet-50 features": ["book/resnet", "book/resnet-compare"],
+    "Part IV: a Transformer encoder": ["book/attention", "book/attention-compare"],
     "Across the book": ["book/compare", "book/results", "book/fast", "book/defaults"],
 }
 
@@ -44,7 +45,8 @@ def test_the_introduction_presents_each_part_and_each_compare_page_says_which_pa
     for caption in PARTS:
         assert "**{}.**".format(caption) in intro, caption
     assert re.search(r"\| DenseNet-121 [^\n]*\| chapter 9, on the CNN, not DenseNet-121", intro)
-    for page, part, other in [("compare", "part I, the CNN", "rnn-compare"), ("rnn-compare", "part II, the GRU", "compare")]:
+    for page, part, other in [("compare", "part I, the CNN", "rnn-compare"), ("rnn-compare", "part II, the GRU", "compare"),
+                                ("attention-compare", "part IV, the Transformer encoder", "compare")]:
         with open(os.path.join(ROOT, "book", page + ".md")) as f:
             first = f.read().split("\n\n")[1]  # the paragraph under the title
         assert "This page compares {}".format(part) in first and "<{}>`".format(other) in first, page

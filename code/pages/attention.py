@@ -114,24 +114,13 @@ def parity_html(measured):
     one's update it is, the key bias the reference leaves, and the weights of every other row moved in."""
     head = ["framework", "logits vs reference", "Adam (measured)", "update off", "key bias moved",
             "weights from all", "its own predict"]
-    body = []
-    for name in rows_of_model():
-        row = (measured or {}).get("table", {}).get(name)
-        if not row or "error" in row:
-            why = (row or {}).get("error") or "not measured"
-            body.append(([recurrent.label_of(name)] + ["-"] * (len(head) - 1), [("not measured", why)], []))
-            continue
-        moved = max(list(row["imported"].values()) + list(row["as_source"].values()))
-        cells = [recurrent.label_of(name), "{:.1e}".format(row["logits"]), row["optimizer_form"],
-                 "{:.2%}".format(row["update"]), "{:.1e}".format(row["still"]),
-                 "{:.1e} ({})".format(moved, len(row["imported"])), predicted(row["predicted"])]
-        notes = [] if parity.passes(row) else [("outside the tolerances", "the largest differences are above")]
-        others = "; ".join("{}: {:.0%}".format(k, v) for k, v in row["other_forms"].items())
-        body.append((cells, notes, [("device", row["device"]), ("update off the other forms of Adam", others)]))
-    caption = ("" if not measured else "Measured {} on {}{}: three Adam steps from the same weights on the synthetic "
-               "corpus's first three shuffled batches of {} reviews, float32 in the frameworks, float64 in the "
-               "reference.".format(measured["measured"][:10], measured["machine"], reused(measured), common.BATCH_SIZE))
-    return "<p>{}</p>{}".format(html.escape(caption), html_table(head, body, "rosetta-parity"))
+
+    def cells(name, row, moved):
+        return head if row is None else [
+            recurrent.label_of(name), "{:.1e}".format(row["logits"]), row["optimizer_form"], "{:.2%}".format(row["update"]),
+            "{:.1e}".format(row["still"]), "{:.1e} ({})".format(moved, len(row["imported"])), predicted(row["predicted"])]
+    return "<p>{}</p>{}".format(html.escape(recurrent.parity_caption(measured)),
+                                html_table(head, recurrent.parity_body(measured, rows_of_model(), cells), "rosetta-parity"))
 
 
 def defaults_html(measured):

@@ -111,29 +111,42 @@ def translation_html():
     return html_table(head, body, "rosetta-translation")
 
 
+def parity_body(measured, names, cells):
+    """html_table's body of a parity table: a line per row, `cells(name, row, moved)` its cells (moved:
+    the largest difference of another row's weights moved in), a note where it is outside the
+    tolerances, and where it ran and how far the other forms of Adam are beneath it."""
+    body = []
+    for name in names:
+        row = (measured or {}).get("table", {}).get(name)
+        if not row or "error" in row:
+            why = (row or {}).get("error") or envs.python_for(name)[1] or "not measured"
+            body.append(([label_of(name)] + ["-"] * (len(cells(None, None, None)) - 1), [("not measured", why)], []))
+            continue
+        moved = max(list(row["imported"].values()) + list(row["as_source"].values()))
+        notes = [] if parity.passes(row) else [("outside the tolerances", "the largest differences are above")]
+        others = "; ".join("{}: {:.0%}".format(k, v) for k, v in row["other_forms"].items())
+        body.append((cells(name, row, moved), notes, [("device", row["device"]), ("update off the other forms of Adam", others)]))
+    return body
+
+
+def parity_caption(measured):
+    return ("" if not measured else "Measured {} on {}{}: three Adam steps from the same weights on the synthetic "
+            "corpus's first three shuffled batches of {} reviews, float32 in the frameworks, float64 in the "
+            "reference.".format(measured["measured"][:10], measured["machine"], reused(measured), common.BATCH_SIZE))
+
+
 def parity_html(measured):
     """Each row against the reference: its logits, the other GRU's distance, the Adam its weights
     landed on, and the weights of every other row moved into it."""
     head = ["framework", "logits vs reference", "vs form B", "Adam (measured)", "update off", "weights from all",
             "its own predict"]
-    body = []
-    for name in rows_of_model():
-        row = (measured or {}).get("table", {}).get(name)
-        if not row or "error" in row:
-            why = (row or {}).get("error") or envs.python_for(name)[1] or "not measured"
-            body.append(([label_of(name)] + ["-"] * (len(head) - 1), [("not measured", why)], []))
-            continue
-        moved = max(list(row["imported"].values()) + list(row["as_source"].values()))
-        cells = [label_of(name), "{:.1e}".format(row["logits"]), "{:.2f}".format(row["logits_form_b"]),
-                 row["optimizer_form"], "{:.2%}".format(row["update"]), "{:.1e} ({})".format(moved, len(row["imported"])),
-                 predicted(row["predicted"])]
-        notes = [] if parity.passes(row) else [("outside the tolerances", "the largest differences are above")]
-        others = "; ".join("{}: {:.0%}".format(k, v) for k, v in row["other_forms"].items())
-        body.append((cells, notes, [("device", row["device"]), ("update off the other forms of Adam", others)]))
-    caption = ("" if not measured else "Measured {} on {}{}: three Adam steps from the same weights on the synthetic "
-               "corpus's first three shuffled batches of {} reviews, float32 in the frameworks, float64 in the "
-               "reference.".format(measured["measured"][:10], measured["machine"], reused(measured), common.BATCH_SIZE))
-    return "<p>{}</p>{}".format(html.escape(caption), html_table(head, body, "rosetta-parity"))
+
+    def cells(name, row, moved):
+        return head if row is None else [
+            label_of(name), "{:.1e}".format(row["logits"]), "{:.2f}".format(row["logits_form_b"]), row["optimizer_form"],
+            "{:.2%}".format(row["update"]), "{:.1e} ({})".format(moved, len(row["imported"])), predicted(row["predicted"])]
+    return "<p>{}</p>{}".format(html.escape(parity_caption(measured)),
+                                html_table(head, parity_body(measured, rows_of_model(), cells), "rosetta-parity"))
 
 
 def show_translation():
