@@ -31,7 +31,7 @@ SETUP := .envs/main/.installed book/_static/vendor/VERSIONS $(LEGACY_ENVS)
 
 .PHONY: html plan book bench bench-rnn reference-rnn bench-resnet reference-resnet bench-attention reference-attention bench-defaults bench-tuning bench-inference bench-breakdown reference-breakdown reference reference-rows reference-tables reference-defaults \
 	reference-tuning reference-inference scale-out reference-scale-out test-gpu-sets test-gpu-tools test-cpu-kinds \
-	gpu-builds envs test test-slow test-onnx-rnn test-programs-cnn test-programs-rnn test-programs-resnet test-programs-attention test-fidelity serve clean
+	gpu-builds envs test test-slow test-onnx-rnn test-onnx-attention test-programs-cnn test-programs-rnn test-programs-resnet test-programs-attention test-fidelity serve clean
 .DELETE_ON_ERROR:
 
 # Ends with its own duration: what a build costs on this machine (the README asks for a GPU's).
@@ -170,7 +170,7 @@ book/_static/vendor/VERSIONS: tools/vendor-js.sh
 	tools/make-env.sh $* || echo "environment $* was not created: its frameworks will be reported as skipped"
 
 test: $(SETUP)
-	$(PYTEST) -m "not slow and not onnx_rnn and not programs_cnn and not programs_rnn and not programs_resnet and not programs_attention" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow and not onnx_rnn and not onnx_attention and not programs_cnn and not programs_rnn and not programs_resnet and not programs_attention" $(PYTEST_ARGS)
 
 test-slow: $(SETUP)
 	$(PYTEST) -m "slow and not fidelity and not registry and not gpu_tools and not programs_cnn and not programs_rnn and not programs_resnet and not programs_attention" $(PYTEST_ARGS)
@@ -182,7 +182,7 @@ CPU_KINDS := $(notdir $(wildcard tests/cpuinfo/*))
 CPU_KIND_TESTS := tests/test_tuned.py tests/test_reference.py tests/test_bench.py tests/test_report.py tests/test_defaults.py
 test-cpu-kinds: $(SETUP)
 	@start=$$(date +%s); for kind in $(CPU_KINDS); do echo "== the CPU read as $$kind"; \
-		ROSETTA_CPUINFO=tests/cpuinfo/$$kind $(PYTEST) -m "not slow and not onnx_rnn and not programs_cnn and not programs_rnn and not programs_resnet and not programs_attention" \
+		ROSETTA_CPUINFO=tests/cpuinfo/$$kind $(PYTEST) -m "not slow and not onnx_rnn and not onnx_attention and not programs_cnn and not programs_rnn and not programs_resnet and not programs_attention" \
 		$(CPU_KIND_TESTS) $(PYTEST_ARGS) || exit 1; done; echo "make test-cpu-kinds took $$(( $$(date +%s) - start )) s"
 
 # Not in CI: tools/gpu-reference.sh, the GPU machine's command, tried here on the CPU with the smoke
@@ -194,6 +194,10 @@ test-gpu-tools: $(SETUP)
 # table, which make test checks is today's). Run it when an export_onnx in code/rnn/ changes.
 test-onnx-rnn: $(SETUP)
 	$(PYTEST) -m onnx_rnn $(PYTEST_ARGS)
+
+# Part IV's exports, as make test-onnx-rnn's (about 4 min on 2 cores; not in CI): make reference-attention commits the table.
+test-onnx-attention: $(SETUP)
+	$(PYTEST) -m onnx_attention $(PYTEST_ARGS)
 
 # Not in CI: part I's notebooks but PyTorch's (which make test-slow runs), each training the smoke profile
 # outside the repository. Run it when programs.py or a module of code/cnn/ changes.

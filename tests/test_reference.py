@@ -100,6 +100,24 @@ def test_the_reference_has_every_part_three_row_ok_beside_onnx_runtime_and_made_
     assert peer and peer["framework"] == "onnxruntime" and peer["n_images"] == found["resnet-pytorch"]["n_images"]
 
 
+def test_the_reference_has_every_part_four_row_ok_and_its_tables_made_by_todays_code():
+    from lab import onnx_check
+    from test_onnx_attention import CANNOT
+    path = purpose_reference("attention")
+    assert path, "no reference run of part IV: make reference-attention makes one"
+    found = {r["framework"]: r for r in results.load_run(path)[1]}
+    names = common.implemented_frameworks(model="attention")
+    assert sorted(found) == sorted(names)
+    for name, r in found.items():
+        assert r["status"] == "ok" and r["profile"] == "quick", (name, r["error"])
+        assert not digest.older_code(r), "{}: its module changed since: make reference-attention".format(name)
+    measured = results.read_object(os.path.join(path, "onnx.json"))[0]
+    assert measured and measured["code"] == onnx_check.code_digest(names), "export code changed: make reference-attention"
+    for name in names:
+        row = measured["table"][name]
+        assert onnx_check.passes(row) != (name in CANNOT), (name, row.get("error") or row.get("export"))
+
+
 def test_the_reference_has_part_twos_onnx_table_by_todays_exporters():
     """make test-onnx-rnn measures it (four minutes); the committed one must be today's."""
     from lab import onnx_check
@@ -191,22 +209,25 @@ def key_of(check, table_of, frameworks, machine, monkeypatch):
 
 
 @pytest.mark.parametrize("model,check", [("cnn", "parity"), ("cnn", "onnx"), ("cnn", "scale-out"),
-                                         ("rnn", "parity"), ("rnn", "onnx"), ("resnet", "features")])
+                                         ("rnn", "parity"), ("rnn", "onnx"), ("resnet", "features"),
+                                         ("attention", "parity"), ("attention", "onnx"), ("attention", "defaults")])
 def test_the_committed_check_tables_are_keyed_by_todays_code(model, check, monkeypatch):
     """A fresh clone on a machine of the reference's kind shows these instead of measuring them (the
     book's build spends its time on the benchmarks); a change to what they prove makes them stale:
     make reference-tables (part I) or make reference-rnn (part II) measures them again."""
     from lab import features, onnx_check, parity, scale_out
-    from pages import defaults as report_defaults
+    from pages import attention, defaults as report_defaults
     path, meta = (report_defaults.reference_tables(os.path.dirname(REFERENCE)) if model == "cnn"
                   else (purpose_reference(model), None))
     meta = meta or results.read_object(os.path.join(path, "run.json"))[0]
     table_of, names = {"parity": (parity.table, common.implemented_frameworks(tuned=True, model=model)),
                        "onnx": (onnx_check.table, common.implemented_frameworks(model=model)),
                        "scale-out": (scale_out.table, list(common.PARALLEL)),
-                       "features": (features.table, common.implemented_frameworks(model=model))}[check]
+                       "features": (features.table, common.implemented_frameworks(model=model)),
+                       "defaults": (lambda names: attention.defaults_table(), common.implemented_frameworks(model=model))}[check]
     committed = results.read_object(os.path.join(path, check + ".json"))[0]
-    assert committed and sorted(committed["table"]) == sorted(names)
+    rows = sorted({common.tab(n) for n in names}) if check == "defaults" else sorted(names)  # one probe per tab
+    assert committed and sorted(committed["table"]) == rows
     machine = committed.get("kind") or meta["machine"]  # a table added to a run of another machine says its own
     assert committed.get("key") == key_of(check, table_of, names, machine, monkeypatch), \
         "{}'s {} table was measured by older code: make {}".format(

@@ -157,6 +157,20 @@ def set_weights(model, weights):
             workspace.FeedBlob(name, np.ascontiguousarray(value), DEVICE)
 
 
+def export_onnx(model, path):
+    import onnx
+    from caffe2.python.onnx import frontend
+    net = model_helper.ModelHelper(name="export", init_params=False)
+    net.net.AddExternalOutput(add_layers(net, forward_only=True))  # the inference net, its output the logits
+    init = caffe2_pb2.NetDef()  # the weights: one fill operator per blob, as the frontend takes them
+    for name in list(map(str, model.params)) + ["zero", "one"]:  # and the two constants the net is fed
+        value = workspace.FetchBlob(name)
+        fill = "GivenTensorIntFill" if value.dtype == np.int32 else "GivenTensorFill"
+        init.op.extend([core.CreateOperator(fill, [], [name], values=value, shape=value.shape)])
+    inputs = {"ids": (onnx.TensorProto.INT32, (1, MAXLEN))}
+    onnx.save(frontend.caffe2_net_to_onnx_model(net.net.Proto(), init, inputs), path)
+
+
 def runtime_info():
     import torch
     return dict(version="caffe2 in torch {}".format(torch.__version__), device="gpu" if GPU else "cpu")

@@ -129,5 +129,14 @@ def set_weights(model, weights):
             p.array[...] = DEVICE.send(value)
 
 
+def export_onnx(model, path):
+    import onnx_chainer  # ships with Chainer 7; it needs the onnx package
+    from onnx_graph import any_batch
+    import onnx
+    proto = onnx_chainer.export(model, np.ones((1, MAXLEN), np.int32), input_names=["ids"], output_names=["logits"],
+                                train=False)
+    onnx.save(any_batch(proto), path)
+
+
 def runtime_info():
     return dict(version=chainer.__version__, device="gpu" if GPU else "cpu")

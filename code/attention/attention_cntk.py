@@ -132,5 +132,9 @@ def set_weights(model, weights):
             model.find_by_name(name).value = np.ascontiguousarray(stored(name, value))
 
 
+def export_onnx(model, path):
+    model.save(path, format=C.ModelFormat.ONNX)  # CNTK's own exporter
+
+
 def runtime_info():
     return dict(version=C.__version__, device="gpu" if GPU else "cpu")

@@ -140,6 +140,22 @@ def set_weights(model, weights):
         param[...] = jnp.asarray(value)  # in place: the optimizer holds the same variables
 
 
+def export_onnx(model, path):
+    from unittest import mock
+    import onnx
+    from jax2onnx import to_onnx  # traces the JAX operations into ONNX
+    from jax2onnx.plugins.flax.nnx.linear_general import LinearGeneralPlugin
+    from onnx_graph import BATCH, without_dropout
+    model.eval()  # dropout off; jax2onnx still writes Dropout nodes, told not to drop
+    # jax2onnx 0.13 puts its own LinearGeneral call in Flax's place during the trace, without the
+    # out_sharding argument that Flax 0.12's MultiHeadAttention passes to it (None, here): it is taken away.
+    make = LinearGeneralPlugin._make_patch
+    no_sharding = staticmethod(lambda call: lambda self, x, out_sharding=None: make(call)(self, x))
+    ids = jax.ShapeDtypeStruct((BATCH, MAXLEN), jnp.int32)  # a symbolic batch size
+    with mock.patch.object(LinearGeneralPlugin, "_make_patch", no_sharding):
+        onnx.save(without_dropout(to_onnx(model, [ids], input_names=["ids"], output_names=["logits"])), path)
+
+
 def runtime_info():
     dev = jax.devices()[0]
     return dict(version="jax {}, flax {}".format(jax.__version__, flax.__version__),

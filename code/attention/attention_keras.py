@@ -120,5 +120,23 @@ def set_weights(model, weights):
     model.get_layer("dense").set_weights([weights[2 + BLOCKS][0].T, weights[2 + BLOCKS][1]])
 
 
+def export_onnx(model, path):
+    # The backend's exporter: tf2onnx (TensorFlow), jax2onnx (JAX), torch.onnx (torch).
+    from unittest import mock
+    spec = keras.InputSpec(shape=(None, MAXLEN), dtype="int32", name="ids")  # None: any batch
+    if keras.backend.backend() == "tensorflow":  # tf.nn.gelu's Erfc, which tf2onnx leaves: the same GELU by Erf
+        import tensorflow as tf
+        erf = lambda x, approximate=False: 0.5 * x * (1.0 + tf.math.erf(x * np.float32(np.sqrt(0.5))))  # noqa: E731
+        with mock.patch.object(tf.nn, "gelu", erf):
+            model.export(path, format="onnx", verbose=False, input_signature=[spec])
+    else:
+        model.export(path, format="onnx", verbose=False, input_signature=[spec])
+    if keras.backend.backend() == "jax":  # jax2onnx wrote each tensor over 1 MB (the embedding) beside it
+        import os
+        import onnx
+        onnx.save(onnx.load(path), path)  # into the one file
+        os.remove(path + ".data")
+
+
 def runtime_info():
     return dict(version="keras {} on {}".format(keras.__version__, keras.backend.backend()), device=DEVICE)

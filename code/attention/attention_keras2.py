@@ -138,6 +138,11 @@ def set_weights(model, weights):
             layer.set_weights([taken[0].T, taken[1]] if isinstance(layer, Dense) else taken)
 
 
+def export_onnx(model, path):
+    import cntk as C
+    C.combine(model.outputs).save(path, format=C.ModelFormat.ONNX)  # the CNTK graph Keras built
+
+
 def runtime_info():
     return dict(version="keras {} on cntk {}".format(keras.__version__, attention_cntk.C.__version__),
                 device="gpu" if attention_cntk.GPU else "cpu")

@@ -123,5 +123,22 @@ def set_weights(model, weights):
             p.set_data(nd.array(v, ctx=CTX))
 
 
+def export_onnx(model, path):
+    import os
+    import tempfile
+    import onnx
+    from onnx_graph import BATCH
+    with tempfile.TemporaryDirectory() as folder:
+        prefix = os.path.join(folder, "attention")
+        model.export(prefix)  # the hybridized graph and its weights
+        mx.onnx.export_model(prefix + "-symbol.json", prefix + "-0000.params", in_shapes=[(1, MAXLEN)],
+                             in_types=[np.float32], onnx_file_path=path, dynamic=True,
+                             dynamic_input_shapes=[(None, MAXLEN)])
+    proto = onnx.load(path)
+    for value in (proto.graph.input[0], proto.graph.output[0]):
+        value.type.tensor_type.shape.dim[0].dim_param = BATCH
+    onnx.save(proto, path)
+
+
 def runtime_info():
     return dict(version=mx.__version__, device="gpu" if CTX.device_type == "gpu" else "cpu")

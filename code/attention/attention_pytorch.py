@@ -121,6 +121,17 @@ def set_weights(model, weights):
             p.copy_(torch.from_numpy(np.ascontiguousarray(v)))
 
 
+def export_onnx(model, path):
+    model.eval()
+    example = torch.ones(2, MAXLEN, dtype=torch.long, device=DEVICE)
+    # torch.export traces the layer's own path (in eval mode, with no gradient, the layer may take a fused
+    # kernel instead, which no ONNX converter knows); the batch stays free.
+    with torch.enable_grad():
+        program = torch.export.export(model, (example,), dynamic_shapes=[{0: torch.export.Dim("batch")}], strict=True)
+    torch.onnx.export(program, (example,), path, input_names=["ids"], output_names=["logits"],
+                      dynamic_shapes=[{0: "batch"}], external_data=False)
+
+
 def runtime_info():
     return dict(version=torch.__version__, device="cuda" if GPU else "cpu",
                 gpu=torch.cuda.get_device_name(0) if GPU else None, device_note=WHY_CPU)

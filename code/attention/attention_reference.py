@@ -12,8 +12,6 @@ neutral layout of attention_weights.py.
 from collections import OrderedDict
 
 import numpy as np
-from scipy.special import erf
-
 from attention_weights import ADAM, BLOCKS, CLASSES, EMBED, EPS, FF, HEAD, HEADS, MAXLEN
 
 # Where Adam adds epsilon, as part II measured the frameworks: each row's parity run says which.
@@ -39,12 +37,19 @@ def layer_norm_back(d_out, saved):
     return d_x, (d_out * normed).reshape(-1, normed.shape[-1]).sum(axis=0), d_out.reshape(-1, d_out.shape[-1]).sum(axis=0)
 
 
+def phi(u):
+    """The normal's CDF, by SciPy's erf: imported here, since the frameworks' processes import this module
+    (parity's and the ONNX check's layout) where their environments have no SciPy, and never call it."""
+    from scipy.special import erf
+    return 0.5 * (1.0 + erf(u / np.sqrt(2.0)))
+
+
 def gelu(u):
-    return 0.5 * u * (1.0 + erf(u / np.sqrt(2.0)))
+    return u * phi(u)
 
 
 def gelu_grad(u):
-    return 0.5 * (1.0 + erf(u / np.sqrt(2.0))) + u * np.exp(-0.5 * u * u) / np.sqrt(2.0 * np.pi)
+    return phi(u) + u * np.exp(-0.5 * u * u) / np.sqrt(2.0 * np.pi)
 
 
 def linear(x, weight, bias):

@@ -134,6 +134,18 @@ def set_weights(model, weights):
             variable.assign(value)
 
 
+def export_onnx(model, path):
+    import tf2onnx  # the ONNX project's converter of TensorFlow graphs
+    # None: any batch size. The ids are the only input: the graph finds the padding itself.
+    from unittest import mock
+    spec = [tf.TensorSpec([None, MAXLEN], tf.int32, name="ids")]
+    # tf.nn.gelu writes the exact GELU with Erfc, which tf2onnx 1.17 leaves unconverted (ONNX has no
+    # Erfc): the trace for the file takes the same function with Erf, which ONNX has.
+    erf = lambda x, approximate=False: 0.5 * x * (1.0 + tf.math.erf(x / np.sqrt(2.0).astype(np.float32)))  # noqa: E731
+    with mock.patch.object(tf.nn, "gelu", erf):
+        tf2onnx.convert.from_function(tf.function(lambda ids: model(ids)), input_signature=spec, output_path=path)
+
+
 def runtime_info():
     gpus = tf.config.list_physical_devices("GPU")
     return dict(version=tf.__version__, device="gpu" if gpus else "cpu")

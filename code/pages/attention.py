@@ -7,8 +7,8 @@ import tempfile
 import numpy as np
 
 import common
-from lab import parity, results
-from pages import defaults, recurrent
+from lab import onnx_check, parity, results
+from pages import defaults, export, recurrent
 from pages.base import html_table
 from pages.defaults import reused
 from pages.weights import predicted
@@ -48,12 +48,13 @@ def rows_of_model():
 
 
 def write_reference(results_dir=None):
-    """Part IV's parity and defaults tables, measured now, into its newest committed run (make reference-attention)."""
+    """Part IV's parity, defaults and ONNX tables, measured now, into its newest committed run (make reference-attention)."""
     path = recurrent.newest_reference(results_dir, MODEL)
     if not path:
         raise common.UsageError("no committed run of part IV to add its tables to: make reference-attention")
     results.write_json(os.path.join(path, "parity.json"), parity.table(rows_of_model(), fresh=True))
     results.write_json(os.path.join(path, "defaults.json"), defaults_table(fresh=True))
+    results.write_json(os.path.join(path, "onnx.json"), onnx_check.table(rows_of_model(), fresh=True))
     results.write_manifest(path)
     return path
 
@@ -167,3 +168,9 @@ def show_parity():
 def show_runs():
     from IPython.display import HTML, display
     display(HTML(recurrent.runs_html(model=MODEL, target="bench-attention", part="part IV")))
+
+
+def show_onnx():
+    from IPython.display import HTML, display
+    measured, source = recurrent.measured_onnx(model=MODEL, target="make reference-attention")
+    display(HTML(export.onnx_table(measured, source, MODEL)))

@@ -65,20 +65,20 @@ def measured_parity(results_dir=None, model=MODEL):
     return committed or parity.table([n for n in names if envs.python_for(n)[0]])
 
 
-def measured_onnx(results_dir=None):
-    """(onnx_check.table's dict, where it comes from) for part II's rows: as make test-onnx-rnn measured
-    it here with this code and these environments, else the committed reference's (measuring it takes
-    four minutes on two cores, which the book's build does not spend)."""
-    names = rows_of_model()
+def measured_onnx(results_dir=None, model=MODEL, target="make reference-rnn"):
+    """(onnx_check.table's dict, where it comes from) for part II's rows (or part IV's): as make
+    test-onnx-rnn measured it here with this code and these environments, else the committed reference's
+    (measuring it takes four minutes on two cores, which the book's build does not spend)."""
+    names = rows_of_model(model)
     here = onnx_check.table(names, cached_only=True) if all(envs.python_for(n)[0] for n in names) else None
-    path = newest_reference(results_dir)
+    path = newest_reference(results_dir, model)
     if here or not path:
         here = here or onnx_check.table(names)
         return here, reused(here)
     meta = results.read_object(os.path.join(path, "run.json"))[0] or {}
     committed = results.read_object(os.path.join(path, "onnx.json"))[0]
     return committed, ", the committed reference run {} (at commit {}){}".format(
-        os.path.basename(path), (meta.get("commit") or "unrecorded")[:7], export.older(committed, names, "make reference-rnn"))
+        os.path.basename(path), (meta.get("commit") or "unrecorded")[:7], export.older(committed, names, target))
 
 
 def newest_reference(results_dir=None, model=MODEL):
