@@ -78,7 +78,8 @@ def parse_notes(lines):
     return notes
 
 
-COMPARE = {"cnn": "book/compare", "rnn": "book/rnn-compare", "resnet": "book/resnet-compare"}  # the pages of book/_ext/compare.py
+COMPARE = {"cnn": "book/compare", "rnn": "book/rnn-compare", "resnet": "book/resnet-compare",
+           "attention": "book/attention-compare"}  # the pages of book/_ext/compare.py
 LINKS = ("```{{container}} rosetta-tab-links\n"
          "The whole program: {{download}}`{module}.py <{program}.py>` · "
          "{{download}}`{module}.ipynb <{program}.ipynb>` · "
@@ -115,7 +116,7 @@ def steps(model=MODEL):
 
 class FrameworkTabs(SphinxDirective):
     required_arguments = 1
-    optional_arguments = 16
+    optional_arguments = 32  # part IV's model step names 21: each framework's own pieces
     has_content = True
     option_spec = {"missing": directives.unchanged, "model": directives.unchanged}
 

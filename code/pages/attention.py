@@ -127,7 +127,9 @@ def parity_html(measured):
 def defaults_html(measured):
     """The defaults, topics as rows and frameworks as columns (the defaults chapter's table), and what
     keeping each default the module overrides does to the logits."""
-    table = (measured or {}).get("table", {})
+    stored = (measured or {}).get("table", {})
+    tabs = list(dict.fromkeys(common.tab(n) for n in rows_of_model()))
+    table = {tab: stored[tab] for tab in tabs if tab in stored}  # the book's order of tabs, PyTorch's topics first
     found = {tab: got["rows"] if isinstance(got, dict) else got for tab, got in table.items()}
     labels = {}
     for name in rows_of_model():  # the probe's row of each tab: Keras 3's on TensorFlow
