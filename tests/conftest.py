@@ -34,6 +34,16 @@ def row_of(table, framework):
     return row
 
 
+def assert_weights_move(row, rows):
+    """A parity row's import pass: the weights of every row with an environment here moved into this one
+    give the logits they give their own framework and the reference's."""
+    from lab import envs, parity
+    assert sorted(row["imported"]) == sorted(f for f in rows if envs.python_for(f)[0])
+    worst = max(row["imported"].items(), key=lambda kv: kv[1])
+    assert worst[1] < parity.TOLERANCE, "weights from {}: logits differ by {:.2e}".format(*worst)
+    assert max(row["as_source"].values()) < parity.TOLERANCE
+
+
 def run(cmd, timeout=600, **kwargs):
     kwargs.setdefault("cwd", ROOT)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)

@@ -2,14 +2,15 @@
 its padding, Adam, and the one neutral layout with its conversions (PyTorch's packed projections,
 Keras' and Flax's heads)."""
 import os
+import re
 import sys
 
 import numpy as np
 import pytest
 
 import common
-from conftest import CODE, COMMITTED, ROOT, row_of
-from lab import envs, parity
+from conftest import CODE, COMMITTED, ROOT, assert_weights_move, row_of
+from lab import parity
 
 sys.path[:0] = [os.path.join(CODE, "attention"), os.path.join(ROOT, "tests")]
 import attention_reference as ref  # noqa: E402
@@ -151,11 +152,7 @@ def test_the_rows_own_predict_gives_the_references_classes_and_its_dropouts_are_
 
 @pytest.mark.parametrize("framework", ROWS)
 def test_weights_move_from_every_framework_with_the_same_predictions(table, framework):
-    row = row_of(table, framework)
-    assert sorted(row["imported"]) == sorted(f for f in ROWS if envs.python_for(f)[0])
-    worst = max(row["imported"].items(), key=lambda kv: kv[1])
-    assert worst[1] < parity.TOLERANCE, "weights from {}: logits differ by {:.2e}".format(*worst)
-    assert max(row["as_source"].values()) < parity.TOLERANCE
+    assert_weights_move(row_of(table, framework), ROWS)
 
 
 
@@ -195,6 +192,19 @@ def test_the_pages_sentences_on_the_defaults_are_what_the_frameworks_report(defa
     assert value(defaults, "caffe2", "layer norm's epsilon") == "LayerNorm: 1e-05"
     assert "0.001" in value(defaults, "caffe2", "what its schema says of epsilon")
     assert value(defaults, "caffe2", "where epsilon enters") == "the variance"
+    # each default kernel's form and spread against Glorot-uniform's for 128 x 128 (its draw unseeded: near)
+    kernels = {(tab, call): (form, float(ratio)) for tab in defaults if isinstance(defaults[tab], dict)
+               for call, form, ratio in re.findall(r"([^;:]+): (uniform|normal), std [0-9.]+, ([0-9.]+)x Glorot's",
+                                                   value(defaults, tab, "default kernel init") if any(
+                                                       r["topic"] == "default kernel init" for r in defaults[tab]["rows"]) else "")}
+    expected = {("keras", "Dense"): ("uniform", 1.0), ("keras", " MultiHeadAttention's query kernel"): ("uniform", 1.0),
+                ("cntk", "layers.Dense"): ("uniform", 1.0), ("pytorch", "nn.Linear"): ("uniform", np.sqrt(1 / 3)),
+                ("jax", "nnx.Linear"): ("normal", 1.0), ("chainer", "L.Linear"): ("normal", 1.0),
+                ("mxnet", "nn.Dense with initialize()"): ("uniform", 0.07 / np.sqrt(3) / np.sqrt(2 / 256))}
+    for key, (form, ratio) in expected.items():
+        assert kernels[key][0] == form and kernels[key][1] == pytest.approx(ratio, rel=0.05), (key, kernels.get(key))
+    for tab in ("pytorch", "keras", "jax"):
+        assert "0.500 for a head of 4 (1/sqrt(head size))" in value(defaults, tab, "the scores' scale")
 
 
 def test_each_kept_default_moves_the_logits_beyond_the_parity_tolerance(defaults):

@@ -7,7 +7,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from conftest import CODE, COMMITTED, row_of
+from conftest import CODE, COMMITTED, assert_weights_move, row_of
 
 sys.path.insert(0, os.path.join(CODE, "rnn"))
 import common  # noqa: E402
@@ -200,11 +200,7 @@ def test_the_rows_own_predict_gives_the_references_classes_and_it_has_no_dropout
 
 @pytest.mark.parametrize("framework", ROWS)
 def test_weights_move_from_every_framework_with_the_same_predictions(table, framework):
-    row = row_of(table, framework)
-    assert sorted(row["imported"]) == sorted(f for f in ROWS if envs.python_for(f)[0])
-    worst = max(row["imported"].items(), key=lambda kv: kv[1])
-    assert worst[1] < parity.TOLERANCE, "weights from {}: logits differ by {:.2e}".format(*worst)
-    assert max(row["as_source"].values()) < parity.TOLERANCE
+    assert_weights_move(row_of(table, framework), ROWS)
 
 
 def test_flax_nnx_gru_cell_drops_the_recurrent_candidate_bias():

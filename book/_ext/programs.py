@@ -38,14 +38,20 @@ PARTS = {
                 sizes="the epochs and reviews (the seed's run: 3 epochs of 25,000)",
                 shared="the tokenizer and loader of the reviews (`code/reviews.py`), the check of a weight list "
                        "(`code/rnn/rnn_weights.py`), the minibatches"),
-    "attention": dict(library=["common", "reviews", "attention_weights", "datasets"], dataset="imdb",
+    "attention": dict(library=["common", "reviews", "attention_weights", "datasets", "onnx_graph"], dataset="imdb",
                       others="Keras' imdb.npz, downloaded; or \"synthetic\", made here",
                       title=" (part IV, the Transformer encoder)",
                       what="The Rosetta Stone's Transformer encoder on IMDB reviews (part IV)",
                       about="the seed's RNN's: 3 epochs of 25,000",
                       sizes="the epochs and reviews (3 epochs of 25,000, as the seed's RNN)",
                       shared="the tokenizer and loader of the reviews (`code/reviews.py`), the weight layout and "
-                             "hyperparameters (`code/attention/attention_weights.py`), the minibatches"),
+                             "hyperparameters (`code/attention/attention_weights.py`), the minibatches",
+                      calls={"Export": (
+                          "try:\n"
+                          "    export_onnx(model, \"attention.onnx\")\n"
+                          "    print(\"attention.onnx: {:,} bytes\".format(os.path.getsize(\"attention.onnx\")))\n"
+                          "except Exception as e:  # its packages missing, or an exporter that cannot (the chapter's table says which)\n"
+                          "    print(\"not exported: {}: {}\".format(type(e).__name__, str(e).strip().splitlines()[0]))")}),
     "resnet": dict(library=["common", "images", "resnet_weights", "datasets", "onnx_graph"], dataset="cifar10",
                    others="or \"fashion-mnist\" (Debian's dataset-fashion-mnist), or \"synthetic\"",
                    title=" (part III, ResNet-50 features)", what="The Rosetta Stone's ResNet-50 features (part III)",
@@ -286,7 +292,10 @@ def cells(tab, dataset=None, profile="full", model=framework_tabs.MODEL):
     for src in local:
         top = [s for s in src.stmts if not isinstance(s, DEFS) and not is_local_import(s)]
         defs = {s.name: s for s in src.stmts if isinstance(s, DEFS)}
-        called = set().union(*[uses(s) for s in top]) & set(defs)
+        # what its setup calls, and what the module takes from it by name (attention_cntk.gelu: gelu)
+        taken = {n.attr for stmt in module.stmts for n in ast.walk(stmt) if isinstance(n, ast.Attribute)
+                 and isinstance(n.value, ast.Name) and n.value.id == src.name}
+        called = (set().union(*[uses(s) for s in top]) | taken) & set(defs)
         while True:  # and what those call (cnn_cntk's device check calls its probe)
             more = set().union(*[uses(defs[name]) for name in called]) & set(defs)
             if more <= called:

@@ -64,6 +64,27 @@ def attends(out, values):
         "neither ({:.4f})".format(float(out)))
 
 
+def init_row(*calls):
+    """(call, weights) of each default kernel the framework has: uniform or normal (by the weights'
+    kurtosis: 1.8 uniform, 3 normal), their spread, and that against Glorot-uniform's for a 128 x 128
+    projection, the model's (std sqrt(2 / 256))."""
+    found = []
+    for call, w in calls:
+        w = np.asarray(w, np.float64).ravel()
+        kurtosis = np.mean((w - w.mean()) ** 4) / w.var() ** 2
+        found.append("{}: {}, std {:.3f}, {:.2f}x Glorot's".format(
+            call, "uniform" if kurtosis < 2.1 else "normal", w.std(), w.std() / np.sqrt(2.0 / (2 * aw.EMBED))))
+    return row("default kernel init", "; ".join(found), "measured")
+
+
+def scale_row(call, weight_of_first):
+    """The scores' scale, from an attention of a query [1, 1, 1, 1] over itself and a zero key: its weight
+    on the first is sigmoid(4 * scale), so 1 / sqrt(4) gives 0.881 and no scale 0.982."""
+    scale = np.log(weight_of_first / (1 - weight_of_first)) / 4
+    return row("the scores' scale", "{}: {:.3f} for a head of 4 ({})".format(
+        call, scale, "1/sqrt(head size)" if abs(scale - 0.5) < 1e-4 else "not 1/sqrt(head size)"), "measured")
+
+
 def pytorch(module, logits):
     import torch
     import torch.nn as nn
@@ -83,6 +104,10 @@ def pytorch(module, logits):
             "attn_mask".format(attends(padding, [0, 1]), attends(sdpa, [0, 1])), "measured"),
         row("q, k, v stored as", "one packed in_proj_weight {}".format(tuple(nn.MultiheadAttention(128, 4).in_proj_weight.shape)),
             "read"),
+        init_row(("nn.Linear", nn.Linear(128, 128).weight.detach().numpy()),
+                 ("MultiheadAttention's in_proj_weight", nn.MultiheadAttention(128, 4).in_proj_weight.detach().numpy())),
+        scale_row("scaled_dot_product_attention", F.scaled_dot_product_attention(
+            torch.ones(1, 1, 4), torch.tensor([[[1.0] * 4, [0.0] * 4]]), torch.tensor([[[1.0], [0.0]]]))[0, 0, 0].item()),
         row("encoder layer's defaults", "norm_first={}, activation={}, batch_first={}".format(
             default(layer, "norm_first"), named(default(layer, "activation")), default(layer, "batch_first")), "read"),
         row("AdamW's weight decay", default(torch.optim.AdamW.__init__, "weight_decay"), "read")]
@@ -119,9 +144,20 @@ def keras(module, logits):
                  ("keras.ops.gelu", float(keras.ops.gelu(np.float32(1.0))), "approximate=False")),
         row("a True mask entry means", attention_mask(layers), "measured"),
         row("q, k, v stored as", "a kernel each, query {}".format(tuple(mha.query_dense.kernel.shape)), "read"),
+        init_row(("Dense", keras.ops.convert_to_numpy(dense_kernel(layers))),
+                 ("MultiHeadAttention's query kernel", keras.ops.convert_to_numpy(mha.query_dense.kernel))),
+        scale_row("ops.dot_product_attention", float(keras.ops.convert_to_numpy(keras.ops.dot_product_attention(
+            np.ones((1, 1, 1, 4), np.float32), np.array([[[[1.0] * 4], [[0.0] * 4]]], np.float32),
+            np.array([[[[1.0]], [[0.0]]]], np.float32)))[0, 0, 0, 0])),
         row("AdamW's weight decay", default(keras.optimizers.AdamW.__init__, "weight_decay"), "read")]
     module.EPS = eps
     return rows, {"LayerNormalization's epsilon {}".format(eps): logits(logits.build(module)[1])}
+
+
+def dense_kernel(layers):
+    dense = layers.Dense(128)
+    dense.build((None, 128))
+    return dense.kernel
 
 
 def attention_mask(layers):
@@ -150,6 +186,11 @@ def jax(module, logits):
         row("a True mask entry means", "{} in dot_product_attention's and MultiHeadAttention's mask".format(
             attends(out[0, 0, 0, 0], [0, 1])), "measured"),
         row("q, k, v stored as", "a kernel each, query {}".format(tuple(mha.query.kernel.shape)), "read"),
+        init_row(("nnx.Linear", np.asarray(nnx.Linear(128, 128, rngs=nnx.Rngs(0)).kernel[...])),
+                 ("MultiHeadAttention's query kernel", np.asarray(mha.query.kernel[...]))),
+        scale_row("dot_product_attention", float(nnx.dot_product_attention(  # its values as wide as its keys
+            np.ones((1, 1, 1, 4), np.float32), np.array([[[[1.0] * 4], [[0.0] * 4]]], np.float32),
+            np.array([[[[1.0] * 4], [[0.0] * 4]]], np.float32))[0, 0, 0, 0])),
         row("attention dropout's mask", "broadcast_dropout={}: one mask for every review and head".format(
             default(nnx.MultiHeadAttention.__init__, "broadcast_dropout")), "read"),
         row("AdamW's weight decay", default(optax.adamw, "weight_decay"), "read")]
@@ -174,7 +215,9 @@ def mxnet(module, logits):
     norm.initialize()
     wide = nn.LayerNorm(in_channels=128)
     gelu = nn.GELU()
-    return norm_rows("nn.LayerNorm", default(nn.LayerNorm.__init__, "epsilon"), norm(mx.nd.array([[-1.0, 1.0]]))[0, 1].asscalar(),
+    dense = nn.Dense(128, in_units=128)
+    dense.initialize()
+    return [init_row(("nn.Dense with initialize()", dense.weight.data().asnumpy()))] + norm_rows("nn.LayerNorm", default(nn.LayerNorm.__init__, "epsilon"), norm(mx.nd.array([[-1.0, 1.0]]))[0, 1].asscalar(),
                      wide.gamma.shape) + [gelu_row(("nn.GELU", gelu(mx.nd.array([1.0]))[0].asscalar(), "nn.GELU()"))], {}
 
 
@@ -188,6 +231,7 @@ def chainer(module, logits):
     rows = norm_rows("L.LayerNormalization", eps, at, L.LayerNormalization(128).gamma.shape)
     rows[0]["value"] += "; F.layer_normalization: {}".format(default(F.layer_normalization, "eps"))
     rows += [
+        init_row(("L.Linear", L.Linear(128, 128).W.array)),
         row("softmax's axis", "F.softmax: axis={}".format(softmax_axis), "read"),
         row("AdamW's weight decay", "optimizers.AdamW: weight_decay_rate={}".format(
             default(ch.optimizers.AdamW.__init__, "weight_decay_rate")), "read")]
@@ -206,9 +250,10 @@ def cntk(module, logits):
     x = C.input_variable(2)
     at = C.layers.LayerNormalization(epsilon=0.5)(x).eval({x: np.array([[-1.0, 1.0]], np.float32)})[0, 1]
     wide = C.layers.LayerNormalization()(C.input_variable(128))
+    dense = C.layers.Dense(128)(C.input_variable(128))
     eps = default(C.layers.LayerNormalization, "epsilon")
     return norm_rows("layers.LayerNormalization", getattr(eps, "value", eps), at,  # a default_override_or
-                     [p.shape for p in wide.parameters][0]), {}
+                     [p.shape for p in wide.parameters][0]) + [init_row(("layers.Dense", dense.W.value))], {}
 
 
 def keras2(module, logits):
