@@ -5,7 +5,7 @@
 # FRAMEWORKS=pytorch,jax  PROFILE=full|quick|fidelity|smoke  DATASET=auto|cifar10|fashion-mnist|synthetic
 # make bench-tuning: what each change of the tuned rows costs or saves (Make it fast chapter)
 # INIT_PROFILE: the profile of the own-init comparison (default: PROFILE if given, else fidelity)
-# FRESH=all (or FRESH=parity,onnx,scale-out,features): measure the checks' tables again, even where a table
+# FRESH=all (or FRESH=parity,onnx,scale-out,features,defaults): measure the checks' tables again, even where a table
 # made by the same code and environments on a machine of this kind is cached or committed (make html shows
 # that one, and make test's parity, ONNX, scale-out and features tests assert on it)
 SHELL := bash
