@@ -215,7 +215,8 @@ def test_each_kept_default_moves_the_logits_beyond_the_parity_tolerance(defaults
         assert found["asked"]["max"] < parity.TOLERANCE and not found["asked"]["nan"], (tab, found["asked"])
         for trap, cost in zip(found["traps"], found["costs"]):
             assert cost["nan"] or cost["max"] > parity.TOLERANCE, (tab, trap, cost)
-    assert len([t for found in defaults.values() for t in found["traps"]]) == 8
+    assert len([t for found in defaults.values() for t in found["traps"]]) == 9
+    assert value(defaults, "pytorch", "batch_first=False on batch-first reviews").startswith("AssertionError")
 
 
 @pytest.mark.parametrize("option", ["--scale-out", "--inference", "--tuning", "--init-cost", "--init=own"])

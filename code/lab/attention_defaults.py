@@ -125,6 +125,13 @@ def pytorch(module, logits):
         self, x, src_key_padding_mask=~src_key_padding_mask)
     traps["the mask as scaled_dot_product_attention reads it (True = attend)"] = logits(trainer)
     nn.TransformerEncoderLayer.forward = forward
+    for block in model.blocks:  # the reviews batch first, read as the layer's default reads them: time first
+        block.self_attn.batch_first = default(layer, "batch_first")
+    try:
+        traps["batch_first={}, its default".format(default(layer, "batch_first"))] = logits(trainer)
+    except Exception as e:  # the padding mask's shape no longer fits: an error, not a silent difference
+        rows.append(row("batch_first={} on batch-first reviews".format(default(layer, "batch_first")),
+                        "{}: {}".format(type(e).__name__, str(e).strip().splitlines()[0][:160]), "measured"))
     return rows, traps
 
 
@@ -151,7 +158,14 @@ def keras(module, logits):
             np.array([[[[1.0]], [[0.0]]]], np.float32)))[0, 0, 0, 0])),
         row("AdamW's weight decay", default(keras.optimizers.AdamW.__init__, "weight_decay"), "read")]
     module.EPS = eps
-    return rows, {"LayerNormalization's epsilon {}".format(eps): logits(logits.build(module)[1])}
+    traps = {"LayerNormalization's epsilon {}".format(eps): logits(logits.build(module)[1])}
+    module.EPS = aw.EPS
+    model, trainer = logits.build(module)
+    for layer in model.layers:
+        if layer.name.endswith("_ff1"):
+            layer.activation = keras.ops.gelu  # the call as a translation writes it: keras.ops.gelu(x)
+    traps["keras.ops.gelu's default (tanh)"] = logits(trainer)
+    return rows, traps
 
 
 def dense_kernel(layers):
