@@ -224,7 +224,7 @@ def test_the_committed_check_tables_are_keyed_by_todays_code(model, check, monke
                        "onnx": (onnx_check.table, common.implemented_frameworks(model=model)),
                        "scale-out": (scale_out.table, list(common.PARALLEL)),
                        "features": (features.table, common.implemented_frameworks(model=model)),
-                       "defaults": (lambda names: attention.defaults_table(), common.implemented_frameworks(model=model))}[check]
+                       "defaults": (attention.defaults_table, common.implemented_frameworks(model=model))}[check]
     committed = results.read_object(os.path.join(path, check + ".json"))[0]
     rows = sorted({common.tab(n) for n in names}) if check == "defaults" else sorted(names)  # one probe per tab
     assert committed and sorted(committed["table"]) == rows

@@ -10,7 +10,6 @@ weights, as the module computes them and with each default the module overrides 
 translation that left the argument out). The page compares each with the NumPy reference's logits.
 Python 3.6 compatible.
 """
-import inspect
 import json
 import sys
 
@@ -18,6 +17,7 @@ import numpy as np
 
 import common
 from lab import parity
+from lab.introspect import default, row
 
 MODEL = "attention"
 aw = common.model_module(MODEL, "weights")
@@ -28,16 +28,8 @@ WHERE_EPS = {"the variance": 1 / np.sqrt(1.5), "the standard deviation": 1 / 1.5
 GELU_AT_1 = {"exact (erf)": 0.8413447460685429, "tanh approximation": 0.8411919906082768}
 
 
-def row(topic, value, how):
-    return dict(topic=topic, value=str(value), how=how)
-
-
 def named(value):
     return getattr(value, "__name__", value)
-
-
-def default(fn, name):
-    return inspect.signature(fn).parameters[name].default
 
 
 def nearest(value, forms):

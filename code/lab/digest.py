@@ -31,7 +31,7 @@ CHECKS = {"parity": dict(code=("parity", "reference", "tuning")),
           "scale-out": dict(code=("launch", "parity", "reference", "scale_out"), parallel=True),
           "features": dict(code=("features", "reference"), whole=True),
           # part IV's defaults, read in each framework and what keeping one costs against its reference
-          "defaults": dict(code=("attention_defaults", "parity", "reference"), whole=True)}
+          "defaults": dict(code=("attention_defaults", "introspect", "parity", "reference"), whole=True)}
 
 
 def source_path(name, model=None):
@@ -159,7 +159,8 @@ def scale_out_code(framework):
     (scale_out.py, launch.py)."""
     module = common.PARALLEL[framework]["module"]
     parallel = {spec["module"] for spec in common.PARALLEL.values()}
-    tree = ast.parse(open(source_path(module, common.ROWS[framework]["model"])).read())
+    with open(source_path(module, common.ROWS[framework]["model"])) as f:
+        tree = ast.parse(f.read())
     imported = sorted({node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} & parallel)
     return beside_row(framework, tuple([module] + imported) + ("scale_out", "launch"))
 

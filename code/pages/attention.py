@@ -67,13 +67,13 @@ def cost(logits, want):
                 nan=int(np.sum(~finite)), reviews=len(logits))
 
 
-def defaults_table(fresh=False, root=None):
+def defaults_table(names=None, fresh=False, root=None):
     """{"measured", "machine", "table": {tab: the probe's rows and each kept default's cost, or why not}}:
     lab/attention_defaults.py in each framework's environment (one row per tab), each trap's
     logits against the NumPy reference's; cached or committed where this code made it on a machine of
     this kind (runs.checked_table), else measured (about two minutes on two cores)."""
     from lab import digest, envs, runs
-    names = rows_of_model()
+    names = names or rows_of_model()
 
     def measure():
         reference, found = common.model_module(MODEL, "reference"), {}
@@ -93,15 +93,6 @@ def defaults_table(fresh=False, root=None):
         return (dict(measured=results.now(), machine=envs.gpu_name() or results.cpu_name(), table=found),
                 all(isinstance(v, dict) for v in found.values()))
     return runs.checked_table("defaults", digest.check_key(names, "defaults"), measure, fresh, root=root)
-
-
-def measured_defaults(results_dir=None):
-    """defaults_table's dict, or the committed reference's where an environment is missing here."""
-    from lab import envs
-    if all(envs.python_for(n)[0] for n in rows_of_model()):
-        return defaults_table()
-    path = recurrent.newest_reference(results_dir, MODEL)
-    return (results.read_object(os.path.join(path, "defaults.json"))[0] if path else None) or defaults_table()
 
 
 def translation_html():
@@ -154,7 +145,7 @@ def defaults_html(measured):
 
 def show_defaults():
     from IPython.display import HTML, display
-    display(HTML(defaults_html(measured_defaults())))
+    display(HTML(defaults_html(recurrent.here_or_committed(defaults_table, "defaults.json", model=MODEL))))
 
 
 def show_translation():

@@ -52,17 +52,23 @@ def rows_of_model(model=MODEL):
     return common.implemented_frameworks(model=model)
 
 
+def here_or_committed(table, filename, results_dir=None, model=MODEL):
+    """`table(rows)`'s dict for a part's rows: the one cached where the tests measured it with this code,
+    else measured now in every row's environment; where some environment is missing (make book creates
+    only the main one), the committed reference's `filename`, else measured on the rows that have one."""
+    names = rows_of_model(model)
+    here = [n for n in names if envs.python_for(n)[0]]
+    if here == names:
+        return table(names)
+    path = newest_reference(results_dir, model)
+    committed = results.read_object(os.path.join(path, filename))[0] if path else None
+    return committed or table(here)
+
+
 def measured_parity(results_dir=None, model=MODEL):
     """parity.table's dict for a part's rows (part II's, or part IV's, which share this page's
-    machinery): cached where the tests measured it with this code, else measured now in every row's
-    environment (about three minutes on two cores); where some environment is missing (make book
-    creates only the main one), the committed reference's."""
-    names = rows_of_model(model)
-    if all(envs.python_for(n)[0] for n in names):
-        return parity.table(names)
-    path = newest_reference(results_dir, model)
-    committed = results.read_object(os.path.join(path, "parity.json"))[0] if path else None
-    return committed or parity.table([n for n in names if envs.python_for(n)[0]])
+    machinery; measuring it takes about three minutes on two cores)."""
+    return here_or_committed(parity.table, "parity.json", results_dir, model)
 
 
 def measured_onnx(results_dir=None, model=MODEL, target="make reference-rnn"):
