@@ -75,16 +75,16 @@ def command(python, module, args=()):
     return [python, "-m", "lab." + module] + [str(a) for a in args]
 
 
-def run_script(framework, module, args, timeout=300):
-    """Run lab.<module> (or, with module None, python with `args`) in the framework's environment:
-    its last stdout line parsed as JSON, or a sentence that says why not (no environment, a failure
-    with its last line, a time-out)."""
+def run_script(framework, module, args, timeout=300, extra=None):
+    """Run lab.<module> (or, with module None, python with `args`) in the framework's environment
+    (with the variables `extra`): its last stdout line parsed as JSON, or a sentence that says why not
+    (no environment, a failure with its last line, a time-out)."""
     python, why_not = python_for(framework)
     if python is None:
         return why_not
     cmd = command(python, module, args) if module else [python] + list(args)
     try:
-        out = subprocess.run(cmd, env=row_env(framework), cwd=common.ROOT,
+        out = subprocess.run(cmd, env=row_env(framework, extra), cwd=common.ROOT,
                              capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return "timed out after {:.0f} s".format(timeout)
@@ -95,3 +95,16 @@ def run_script(framework, module, args, timeout=300):
         return json.loads(out.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return "printed no JSON result"
+
+
+def run_scripts(jobs, timeout=300):
+    """run_script for each (framework, module, args) of `jobs`, for a check's table: the results in the
+    jobs' order. Two run at once where there is no GPU: a check's process spends much of its time
+    importing and compiling on one core (measured: part IV's eleven parity processes 110 s one at a
+    time, 86 s two at a time). One at a time on a GPU, where each framework takes the memory it finds.
+    They share a JAX compilation cache, as nothing of a check is timed."""
+    from concurrent.futures import ThreadPoolExecutor
+    cache = dict(JAX_COMPILATION_CACHE_DIR=os.path.join(common.DATA_DIR, "cache", "jax-checks"),
+                 JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    with ThreadPoolExecutor(1 if gpu_name() else 2) as pool:
+        return list(pool.map(lambda job: run_script(*job, timeout=timeout, extra=cache), jobs))

@@ -213,21 +213,19 @@ def run_all(frameworks, out_dir, timeout=600):
     common.model_module(common.model_of(frameworks), "data").prepare("synthetic")
     own_dir = os.path.join(out_dir, "own")
     os.makedirs(own_dir, exist_ok=True)
-    found = {}
-    for name in frameworks:
-        found[name] = envs.run_script(name, "parity", [name, own_dir], timeout)
+    found = dict(zip(frameworks, envs.run_scripts([(n, "parity", [n, own_dir]) for n in frameworks], timeout)))
     import_dir = os.path.join(out_dir, "imported")
     os.makedirs(import_dir, exist_ok=True)
-    for name in frameworks:
-        if isinstance(found[name], dict):
-            got = envs.run_script(name, "parity", [name, import_dir, "--import-from", own_dir], timeout)
-            if not isinstance(got, dict):
-                found[name] = "importing the others' weights failed: " + got
-            else:
-                found[name]["predicted"] = got["predicted"]
-    for name in frameworks:  # a tuned row's bf16, forced on: every kind of CPU can run it (emulated where it must)
-        if isinstance(found[name], dict) and "twin" in common.ROWS[name]:
-            found[name]["bf16"] = envs.run_script(name, "parity", [name, out_dir, "--bf16"], timeout)
+    ran = [n for n in frameworks if isinstance(found[n], dict)]
+    for name, got in zip(ran, envs.run_scripts([(n, "parity", [n, import_dir, "--import-from", own_dir]) for n in ran], timeout)):
+        if not isinstance(got, dict):
+            found[name] = "importing the others' weights failed: " + got
+        else:
+            found[name]["predicted"] = got["predicted"]
+    # a tuned row's bf16, forced on: every kind of CPU can run it (emulated where it must)
+    tuned = [n for n in frameworks if isinstance(found[n], dict) and "twin" in common.ROWS[n]]
+    for name, got in zip(tuned, envs.run_scripts([(n, "parity", [n, out_dir, "--bf16"]) for n in tuned], timeout)):
+        found[name]["bf16"] = got
     return found
 
 
