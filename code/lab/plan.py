@@ -120,12 +120,23 @@ def table_source(check, rows):
     if missing:
         return "from the committed reference ({} without an environment here)".format(", ".join(missing))
     if runs.fresh_wanted(check):
-        return "measured again (FRESH)"
+        return "measured again (FRESH)" + took(check, rows)
     found = runs.checked_found(check, digest.check_key(rows, check))
     if not found:
-        return "measured while the book builds"
+        return "measured while the book builds" + took(check, rows)
     return "as {} made it with this code (not measured again)".format(
         "the reference run " + found["reference"]["run"] if "reference" in found else "this machine")
+
+
+def took(check, rows):
+    """How long the newest committed table of `check` for `rows` (or their tabs) took to measure, and
+    where: what measuring it here should take, roughly."""
+    for run, _ in results.local_runs(kind="reference"):
+        found = results.read_object(os.path.join(run, check + ".json"))[0] or {}
+        keys = set(found.get("table") or ())
+        if found.get("seconds") and (set(rows) <= keys or {common.tab(n) for n in rows} <= keys):
+            return ": about {:.1f} min, as on {} ({})".format(found["seconds"] / 60, found.get("machine"), os.path.basename(run))
+    return ""
 
 
 def stale_first(frameworks):
