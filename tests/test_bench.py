@@ -406,7 +406,12 @@ def test_a_checks_table_is_measured_once_per_key_and_a_committed_one_of_the_same
     runs.checked_table("parity", "other code", measure)  # ... and this one was
     assert len(measured) == 2
     monkeypatch.setenv("FRESH", "onnx,parity")
+    monkeypatch.setattr(runs, "MEASURED", {})
     assert "reference" not in runs.checked_table("parity", "committed", measure) and len(measured) == 3
+    runs.checked_table("parity", "committed", measure)  # FRESH measures it once: chapter 9 asks twice
+    assert len(measured) == 3
+    runs.checked_table("parity", "committed", measure, fresh=True)  # fresh (make reference-tables): always
+    assert len(measured) == 4
 
 
 def test_a_checks_key_follows_the_code_and_the_kind_of_machine_not_its_name_cores_or_path(monkeypatch):
@@ -448,3 +453,27 @@ def test_make_htmls_plan_covers_every_part_and_says_which_check_tables_it_measur
     assert "parity table (cnn): as the reference run 20261207-000000-parity-book-tables made it" in said
     assert "onnx table (cnn): measured while the book builds: about 1.5 min, as on a Xeon (20261207-000000" in said
     assert "parity table (rnn): measured while the book builds" in said
+
+
+WAIT_FOR_OTHER = """
+import json, os, sys, time
+folder, me, other, wait = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+open(os.path.join(folder, me), "w").close()
+start = time.monotonic()
+while not os.path.exists(os.path.join(folder, other)) and time.monotonic() - start < wait:
+    time.sleep(0.05)
+print(json.dumps(dict(me=me, met=os.path.exists(os.path.join(folder, other)),
+                      cache=os.environ.get("JAX_COMPILATION_CACHE_DIR"))))
+"""
+
+
+@pytest.mark.parametrize("gpu", [None, "NVIDIA H200"])
+def test_a_checks_processes_run_two_at_once_without_a_gpu_one_at_a_time_with_one(tmp_path, monkeypatch, gpu):
+    monkeypatch.setattr(envs, "gpu_name", lambda: gpu)
+    wait = "20" if gpu is None else "2"  # two at once meet at once; one at a time, the first waits in vain
+    jobs = [("pytorch", None, ["-c", WAIT_FOR_OTHER, str(tmp_path), me, other, seconds])
+            for me, other, seconds in (("a", "b", wait), ("b", "a", wait), ("c", "none", "0"))]
+    got = envs.run_scripts(jobs, timeout=60)
+    assert [g["me"] for g in got] == ["a", "b", "c"]  # in the jobs' order
+    assert [g["met"] for g in got] == ([True, True, False] if gpu is None else [False, True, False])
+    assert all(g["cache"].endswith(os.path.join("cache", "jax-checks")) for g in got)

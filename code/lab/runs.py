@@ -105,6 +105,9 @@ def checked_found(check, key, root=None):
     return None
 
 
+MEASURED = {}  # (check, key) -> the complete table this process measured
+
+
 def checked_table(check, key, measure, fresh=False, cached_only=False, root=None):
     """A check's table (parity, onnx, scale-out: a proof about code, not a benchmark): the one cached
     here or committed in a reference run (its <check>.json) under the same `key` (digest.check_key),
@@ -113,7 +116,10 @@ def checked_table(check, key, measure, fresh=False, cached_only=False, root=None
     the results folder whose reference runs count (default common.RESULTS_DIR; the tests, which run
     with a results folder of their own, name the repository's)."""
     from lab import digest
-    found = None if fresh or fresh_wanted(check) else checked_found(check, key, root)
+    if fresh or fresh_wanted(check):  # FRESH measures a table once: a page may ask for it twice
+        found = None if fresh else MEASURED.get((check, key))
+    else:
+        found = checked_found(check, key, root)
     if found or cached_only:
         return found
     start = time.perf_counter()
@@ -122,6 +128,7 @@ def checked_table(check, key, measure, fresh=False, cached_only=False, root=None
     measured.update(key=key, kind=digest.machine_kind(), commit=commit()[0], seconds=time.perf_counter() - start)
     if complete:
         results.write_json(os.path.join(datasets.CACHE_DIR, check, key + ".json"), measured)
+        MEASURED[(check, key)] = measured
     return measured
 
 
